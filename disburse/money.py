@@ -1,0 +1,105 @@
+"""Money in one representation: integer fen inside, yuan with two decimals at the edge.
+
+Rates are integer millionths (ppm): 50% is 500_000. ``fen × ppm`` stays below
+2^63 for any amount under 9.2 billion yuan, far above any subsidy base.
+"""
+
+from __future__ import annotations
+
+from decimal import ROUND_HALF_UP, Decimal
+
+import polars as pl
+
+PPM = 1_000_000
+MONEY_RE = r"^\d{1,13}(\.\d{1,2})?$"
+RATE_RE = r"^(0(\.\d{1,6})?|1(\.0{1,6})?)$"
+
+
+def yuan_to_fen(value: str | int | float | Decimal) -> int:
+    """Exact yuan (text, int or Decimal; a float is taken by its shortest text) to fen."""
+    d = Decimal(str(value))
+    fen = d * 100
+    if fen != fen.to_integral_value():
+        raise ValueError(f"{value} has more than 2 decimals")
+    return int(fen)
+
+
+def rate_to_ppm(value: str | float | Decimal) -> int:
+    d = Decimal(str(value)) * PPM
+    if d != d.to_integral_value():
+        raise ValueError(f"rate {value} has more than 6 decimals")
+    return int(d)
+
+
+def fen_to_decimal(fen: int) -> Decimal:
+    return (Decimal(fen) / 100).quantize(Decimal("0.01"))
+
+
+def fmt_fen(fen: int | None) -> str:
+    """1234567 -> '12,345.67' (for reports and messages)."""
+    if fen is None:
+        return ""
+    sign = "-" if fen < 0 else ""
+    fen = abs(fen)
+    return f"{sign}{fen // 100:,}.{fen % 100:02d}"
+
+
+def fmt_ppm(ppm: int | None) -> str:
+    """500000 -> '50%', 2000 -> '0.2%'."""
+    if ppm is None:
+        return ""
+    pct = (Decimal(ppm) / 10_000).normalize()
+    return f"{pct:f}%"
+
+
+# --- polars expressions -------------------------------------------------------
+
+def parse_money(col: str | pl.Expr) -> pl.Expr:
+    """Text yuan (already checked against MONEY_RE) to Int64 fen, exactly."""
+    e = pl.col(col) if isinstance(col, str) else col
+    whole = e.str.extract(r"^(\d+)", 1).cast(pl.Int64)
+    frac = e.str.extract(r"\.(\d{1,2})$", 1).str.pad_end(2, "0").cast(pl.Int64).fill_null(0)
+    return whole * 100 + frac
+
+
+def parse_rate(col: str | pl.Expr) -> pl.Expr:
+    """Text share 0..1 (checked against RATE_RE) to Int64 millionths, exactly."""
+    e = pl.col(col) if isinstance(col, str) else col
+    whole = e.str.extract(r"^(\d)", 1).cast(pl.Int64)
+    frac = e.str.extract(r"\.(\d{1,6})$", 1).str.pad_end(6, "0").cast(pl.Int64).fill_null(0)
+    return whole * PPM + frac
+
+
+def apply_rate(fen: pl.Expr, ppm: pl.Expr) -> pl.Expr:
+    """fen × rate, rounded half up to the fen (both operands non-negative)."""
+    return (fen * ppm + PPM // 2) // PPM
+
+
+def fen_to_yuan_expr(fen: pl.Expr) -> pl.Expr:
+    """Int64 fen to Decimal(18, 2) yuan, exactly (for the files finance reads)."""
+    return fen.cast(pl.Decimal(20, 0)).cast(pl.Decimal(18, 2)) / pl.lit(Decimal(100)).cast(pl.Decimal(18, 2))
+
+
+def fmt_fen_expr(fen: pl.Expr) -> pl.Expr:
+    """Int64 fen to '1,234,567.89' text, vectorised (non-negative amounts)."""
+    y = fen // 100
+    cents = (fen % 100).cast(pl.String).str.zfill(2)
+
+    def grp(div: int) -> pl.Expr:
+        return ((y // div) % 1000).cast(pl.String).str.zfill(3)
+
+    whole = (
+        pl.when(y >= 10**12).then(pl.format("{},{},{},{},{}", y // 10**12, grp(10**9), grp(10**6), grp(10**3), grp(1)))
+        .when(y >= 10**9).then(pl.format("{},{},{},{}", y // 10**9, grp(10**6), grp(10**3), grp(1)))
+        .when(y >= 10**6).then(pl.format("{},{},{}", y // 10**6, grp(10**3), grp(1)))
+        .when(y >= 10**3).then(pl.format("{},{}", y // 10**3, grp(1)))
+        .otherwise(y.cast(pl.String))
+    )
+    return pl.format("{}.{}", whole, cents)
+
+
+def fmt_ppm_expr(ppm: pl.Expr) -> pl.Expr:
+    """Int64 millionths to '50%' / '0.2%' text, vectorised."""
+    whole = (ppm // 10_000).cast(pl.String)
+    frac = (ppm % 10_000).cast(pl.String).str.zfill(4).str.strip_chars_end("0")
+    return pl.when(frac == "").then(pl.format("{}%", whole)).otherwise(pl.format("{}.{}%", whole, frac))
