@@ -235,7 +235,7 @@ def read_raw(path: Path, ledger: Ledger) -> pl.DataFrame:
             df = pl.read_parquet(path)
             df = df.with_columns(pl.all().cast(pl.String))
         else:
-            df = pl.read_csv(path, infer_schema=False, encoding="utf8", missing_utf8_is_empty_string=True)
+            df = pl.read_csv(path, infer_schema=False, encoding="utf8")
     except Exception as exc:  # noqa: BLE001 - any reader failure is a file fault
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise InputError(f"{path}: unreadable {ledger.name} file ({first})") from None

@@ -6,6 +6,8 @@ the check character is 31 - (Σ weight_i × value_i mod 31), with 31 read as 0.
 
 from __future__ import annotations
 
+import polars as pl
+
 CHARSET = "0123456789ABCDEFGHJKLMNPQRTUWXY"
 WEIGHTS = (1, 3, 9, 27, 19, 26, 16, 17, 20, 29, 25, 13, 8, 24, 10, 30, 28)
 VALUE = {ch: i for i, ch in enumerate(CHARSET)}
@@ -27,3 +29,11 @@ def is_valid(code: str) -> bool:
 def make(body: str) -> str:
     """A valid code from its first 17 characters (demo data and tests)."""
     return body + check_char(body)
+
+
+def valid_expr(col: str | pl.Expr) -> pl.Expr:
+    """``is_valid`` as a polars expression (null stays null)."""
+    e = pl.col(col) if isinstance(col, str) else col
+    values = [e.str.slice(i, 1).replace_strict(VALUE, default=None, return_dtype=pl.Int64) for i in range(18)]
+    total = pl.sum_horizontal([v * w for v, w in zip(values[:17], WEIGHTS, strict=True)])
+    return e.str.contains(f"^[{CHARSET}]{{18}}$") & (values[17] == (31 - total % 31) % 31)

@@ -1,0 +1,171 @@
+"""The stages of a yearly run as plain functions: ingest, check, compute, publish.
+
+``flows.annual`` runs them as Prefect tasks; tests call them directly. A stage
+that cannot proceed raises a ``JobError`` subclass whose message is one line.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from decimal import Decimal
+from dataclasses import dataclass
+from pathlib import Path
+
+import polars as pl
+
+from disburse import outputs, state
+from disburse.money import fen_to_decimal
+from disburse.ledgers import LEDGER_ORDER, InputError, read_ledgers
+from disburse.params import ParamError, Params, load_params, policy_windows
+from disburse.rules import Catalogue, RuleError, compile_tables, load_catalogue
+from disburse.state import StateError
+from transforms.region import RegionResult, compute_region
+from transforms.validate import Validated, validate
+
+JOB_ERRORS = (InputError, RuleError, ParamError, StateError)
+DEFAULT_RULES = Path(__file__).resolve().parent.parent / "rules"
+
+
+@dataclass
+class Inputs:
+    catalogue: Catalogue
+    tables: dict[str, pl.DataFrame]
+    params: Params
+    windows: dict
+    raw: dict[str, pl.DataFrame]
+    files: dict[str, Path | None]
+
+
+def ingest(ledgers_dir: Path, rules_dir: Path | None = None, params_file: Path | None = None) -> Inputs:
+    cat = load_catalogue(rules_dir or DEFAULT_RULES)
+    params = load_params(params_file, cat)
+    raw, files = read_ledgers(ledgers_dir)
+    return Inputs(cat, compile_tables(cat), params, policy_windows(cat, params), raw, files)
+
+
+def choose_regions(inputs: Inputs, region: str | None) -> list[str]:
+    if region is None:
+        return inputs.catalogue.regions
+    if region not in inputs.catalogue.policies:
+        raise InputError(f"--region {region}: unknown region (known: {', '.join(inputs.catalogue.regions)})")
+    return [region]
+
+
+def check(inputs: Inputs) -> Validated:
+    return validate(inputs.raw, inputs.catalogue.regions, inputs.catalogue.rules.keys())
+
+
+def compute(inputs: Inputs, checked: Validated, con, year: int, region: str) -> RegionResult:
+    history = state.history(con, checked.accepted["prior_payments"], year)
+    return compute_region(checked.accepted, inputs.catalogue, inputs.tables, inputs.params,
+                          inputs.windows[region], history, year, region)
+
+
+def rejected_by_region(inputs: Inputs, checked: Validated) -> pl.DataFrame:
+    """Each rejected line with the region of the applicant it names (null: no known applicant)."""
+    regions = (
+        inputs.raw["applicants"].filter(pl.col("region").is_in(inputs.catalogue.regions))
+        .group_by("applicant_id").agg(pl.col("region").first())
+    )
+    return checked.rejected.join(regions, on="applicant_id", how="left")
+
+
+def publish(inputs: Inputs, checked: Validated, results: list[RegionResult], con, *, year: int, out_dir: Path,
+            run_id: str, started: dt.datetime) -> dict:
+    """Write every file, then record state and move the files in, all or nothing."""
+    regions = [r.region for r in results]
+    staged = outputs.stage(out_dir, year, run_id, regions)
+    try:
+        rejected = rejected_by_region(inputs, checked)
+        counts = {}
+        for res in results:
+            mine = rejected.filter(pl.col("region") == res.region).drop("region", "applicant_id")
+            counts[res.region] = outputs.write_region(res, mine, year, staged.region_dir(res.region))
+        orphans = rejected.filter(pl.col("region").is_null()).drop("region", "applicant_id")
+        outputs.write_csv(orphans, staged.staging / "rejected.csv")
+        manifest = build_manifest(inputs, checked, results, counts, staged, year=year, run_id=run_id,
+                                  started=started, orphan_rows=orphans.height)
+        outputs.write_manifest(staged.staging / "manifest.json", manifest)
+        con.begin()
+        try:
+            for res in results:
+                state.record(con, year=year, region=res.region, run_id=run_id,
+                             rules_fp=inputs.catalogue.fingerprint, params_fp=inputs.params.fingerprint,
+                             lines=res.lines, clawbacks=res.clawbacks)
+            staged.swap_in()
+            con.commit()
+        except BaseException:
+            con.rollback()
+            staged.restore()
+            raise
+    finally:
+        staged.discard()
+    return manifest
+
+
+def build_manifest(inputs: Inputs, checked: Validated, results: list[RegionResult], counts: dict, staged,
+                   *, year: int, run_id: str, started: dt.datetime, orphan_rows: int) -> dict:
+    """Run id, fingerprints, every input and output file with sha256 and rows, totals.
+
+    A run for one region keeps the other regions' entries of the previous manifest.
+    """
+    previous = outputs.read_manifest(staged.year_dir / "manifest.json")
+    rejected_rows = checked.rejected.group_by("ledger").agg(pl.col("row").n_unique())
+    rejected_rows = dict(zip(rejected_rows["ledger"], rejected_rows["row"]))
+    inputs_doc = {}
+    for name in LEDGER_ORDER:
+        path = inputs.files[name]
+        acc, rej = checked.accepted[name].height, rejected_rows.get(name, 0)
+        inputs_doc[name] = {
+            "file": str(path) if path else None,
+            "sha256": outputs.sha256(path) if path else None,
+            "rows": inputs.raw[name].height, "accepted": acc, "rejected": rej,
+            "balanced": inputs.raw[name].height == acc + rej,
+        }
+    regions_doc = dict(previous.get("regions", {}))
+    for res in results:
+        d = staged.region_dir(res.region)
+        regions_doc[res.region] = {
+            "run_id": run_id,
+            "lines": res.lines.height,
+            "payable_lines": res.disbursements.height,
+            "total_payable": str(fen_to_decimal(int(res.lines["payable_fen"].sum() or 0))),
+            "total_clawback": str(fen_to_decimal(int(res.clawbacks["amount_fen"].sum() or 0))),
+            "outputs": {f"{res.region}/{name}": {"sha256": outputs.sha256(d / name), "rows": rows}
+                        for name, rows in sorted(counts[res.region].items())},
+        }
+    total = sum(Decimal(r["total_payable"]) for r in regions_doc.values())
+    return {
+        "run_id": run_id,
+        "year": year,
+        "started_at": started.isoformat(timespec="seconds"),
+        "finished_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "regions_in_this_run": [r.region for r in results],
+        "rules_fingerprint": inputs.catalogue.fingerprint,
+        "params_fingerprint": inputs.params.fingerprint,
+        "inputs": inputs_doc,
+        "rejected_without_region": {"file": "rejected.csv", "rows": orphan_rows},
+        "regions": dict(sorted(regions_doc.items())),
+        "total_payable": str(total),
+    }
+
+
+def new_run_id() -> str:
+    return dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ-") + uuid.uuid4().hex[:8]
+
+
+def run_year(ledgers_dir: Path, out_dir: Path, year: int, *, region: str | None = None, rules_dir: Path | None = None,
+             params_file: Path | None = None, state_file: Path | None = None) -> tuple[dict, list[RegionResult]]:
+    """The whole run without Prefect (tests, library use). Same stages, same order as the flow."""
+    started = dt.datetime.now(dt.timezone.utc)
+    inputs = ingest(ledgers_dir, rules_dir, params_file)
+    regions = choose_regions(inputs, region)
+    checked = check(inputs)
+    con = state.connect(state_file or out_dir / "state.duckdb")
+    try:
+        results = [compute(inputs, checked, con, year, r) for r in regions]
+        manifest = publish(inputs, checked, results, con, year=year, out_dir=out_dir, run_id=new_run_id(), started=started)
+    finally:
+        con.close()
+    return manifest, results

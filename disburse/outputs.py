@@ -1,0 +1,163 @@
+"""The files finance and auditors read (SPEC §4), written so no reader sees half a run.
+
+Everything is first written under ``OUT/Y/.staging-<run>/``; ``swap_in`` then
+moves each region directory into place (keeping the old one aside until the
+state transaction commits, so ``restore`` can put it back).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import polars as pl
+from jinja2 import Environment, PackageLoader, select_autoescape
+
+from disburse.money import fen_to_yuan_expr
+from transforms.region import RegionResult
+
+
+def yuan_text(fen: str | pl.Expr) -> pl.Expr:
+    """Int64 fen to '1234.56' (the text finance's spreadsheets parse)."""
+    e = pl.col(fen) if isinstance(fen, str) else fen
+    return pl.format("{}.{}", e // 100, (e % 100).cast(pl.String).str.zfill(2))
+
+
+def rate_text(ppm: str) -> pl.Expr:
+    """Int64 millionths to a decimal share: 500000 -> '0.5'."""
+    e = pl.col(ppm)
+    frac = (e % 1_000_000).cast(pl.String).str.zfill(6).str.strip_chars_end("0")
+    return pl.when(frac == "").then((e // 1_000_000).cast(pl.String)).otherwise(pl.format("{}.{}", e // 1_000_000, frac))
+
+
+def disbursement_frame(result: RegionResult, *, as_text: bool) -> pl.DataFrame:
+    money = yuan_text if as_text else (lambda c: fen_to_yuan_expr(pl.col(c)))
+    return result.disbursements.select(
+        "applicant_id", "applicant_name", "region", "year", "clause_id", "clause_title", "matter_id",
+        money("base_fen").alias("base_amount"),
+        rate_text("eff_rate_ppm").alias("rate"),
+        money("gross_fen").alias("gross_amount"),
+        money("payable_fen").alias("payable"),
+        "installment", "installments", "reasons", "article", "steps",
+    )
+
+
+def payments_frame(result: RegionResult) -> pl.DataFrame:
+    return result.payments.select("applicant_id", "applicant_name", yuan_text("total_payable_fen").alias("total_payable"))
+
+
+def clawbacks_frame(result: RegionResult) -> pl.DataFrame:
+    return result.clawbacks.select("applicant_id", "clause_id", "matter_id", yuan_text("amount_fen").alias("amount"), "reason")
+
+
+def write_csv(df: pl.DataFrame, path: Path) -> None:
+    df.write_csv(path, include_bom=True)
+
+
+def sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+_env = Environment(loader=PackageLoader("disburse", "templates"), autoescape=select_autoescape())
+
+
+def write_region(result: RegionResult, rejected: pl.DataFrame, year: int, directory: Path) -> dict[str, int]:
+    """All of one region's files into DIRECTORY; returns row counts by file name."""
+    directory.mkdir(parents=True)
+    frames = {
+        "disbursements.csv": disbursement_frame(result, as_text=True),
+        "payments.csv": payments_frame(result),
+        "clawbacks.csv": clawbacks_frame(result),
+        "rejected.csv": rejected,
+    }
+    for name, df in frames.items():
+        write_csv(df, directory / name)
+    disbursement_frame(result, as_text=False).write_parquet(directory / "disbursements.parquet")
+    result.lines.write_parquet(directory / "audit_lines.parquet")
+    (directory / "audit.html").write_text(render_audit(result, year), encoding="utf-8")
+    counts = {name: df.height for name, df in frames.items()}
+    counts |= {"disbursements.parquet": frames["disbursements.csv"].height, "audit_lines.parquet": result.lines.height}
+    return counts
+
+
+def clause_totals(lines: pl.DataFrame) -> pl.DataFrame:
+    return (
+        lines.group_by("clause_id", "clause_title", "article")
+        .agg(pl.len().alias("lines"), (pl.col("payable_fen") > 0).sum().alias("paid_lines"),
+             pl.col("gross_fen").sum().alias("gross_fen"), pl.col("payable_fen").sum().alias("payable_fen"))
+        .sort("clause_id")
+    )
+
+
+def render_audit(result: RegionResult, year: int) -> str:
+    from disburse.money import fmt_fen
+
+    lines = result.lines.sort("applicant_id", "clause_id", "matter_id", "installment")
+    return _env.get_template("audit.html.j2").render(
+        region=result.region, year=year, fmt=fmt_fen,
+        totals=clause_totals(result.lines).to_dicts(),
+        total_payable=int(result.lines["payable_fen"].sum() or 0),
+        total_clawback=int(result.clawbacks["amount_fen"].sum() or 0),
+        lines=lines.to_dicts(), clawbacks=result.clawbacks.to_dicts(),
+    )
+
+
+@dataclass
+class Staged:
+    """A run's files, written but not yet in place."""
+    year_dir: Path
+    staging: Path
+    regions: list[str]
+    moved: list[tuple[Path, Path | None]] = field(default_factory=list)  # (live dir, its old copy)
+
+    def region_dir(self, region: str) -> Path:
+        return self.staging / region
+
+    def swap_in(self) -> None:
+        """Move each staged region directory and year-level file into place, keeping the old aside."""
+        names = [*self.regions, *(n for n in ("rejected.csv", "manifest.json") if (self.staging / n).exists())]
+        for name in names:
+            live, old = self.year_dir / name, None
+            if live.exists():
+                old = self.staging / f".old-{name}"
+                os.replace(live, old)
+            self.moved.append((live, old))
+            os.replace(self.staging / name, live)
+
+    def restore(self) -> None:
+        """Undo swap_in (the run failed before its state committed)."""
+        for live, old in reversed(self.moved):
+            if live.is_dir():
+                shutil.rmtree(live)
+            elif live.exists():
+                live.unlink()
+            if old is not None:
+                os.replace(old, live)
+        self.moved.clear()
+
+    def discard(self) -> None:
+        shutil.rmtree(self.staging, ignore_errors=True)
+
+
+def stage(out_dir: Path, year: int, run_id: str, regions: list[str]) -> Staged:
+    year_dir = out_dir / str(year)
+    year_dir.mkdir(parents=True, exist_ok=True)
+    staging = year_dir / f".staging-{run_id}"
+    staging.mkdir()
+    return Staged(year_dir, staging, regions)
+
+
+def write_manifest(path: Path, manifest: dict) -> None:
+    path.write_text(json.dumps(manifest, ensure_ascii=False, indent=2, default=str) + "\n", encoding="utf-8")
+
+
+def read_manifest(path: Path) -> dict:
+    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}

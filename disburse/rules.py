@@ -1,0 +1,353 @@
+"""The rules catalogue: one YAML file per clause, strictly loaded, compiled to tables.
+
+Layout: ``rules/<region>/policy.yaml`` (the policy: source, window, provisions)
+and ``rules/<region>/<clause_id>.yaml`` (one paying clause each). Loading
+refuses unknown keys, bad dates, negative caps, rates outside 0..1 and
+duplicate clause ids, naming the file and the key in one line.
+
+The engine never reads these models row by row: ``compile_tables`` turns the
+catalogue into small polars tables (one row per clause, per tier, per level,
+per ladder step, per installment) that the transforms join to the lines.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import re
+from decimal import Decimal
+from pathlib import Path
+from typing import Literal
+
+import polars as pl
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from disburse.ledgers import LEDGERS
+from disburse.money import fmt_ppm, rate_to_ppm, yuan_to_fen
+
+Money = Decimal
+Rate = Decimal
+
+KINDS = (
+    "rate",         # rate × base
+    "progressive",  # tiers of rate over slices of the base
+    "fixed",        # a fixed amount
+    "level",        # a fixed amount by recognised level
+    "per_unit",     # unit amount × recognised quantity
+    "matching",     # rate × higher-level funding summed over a project's rows
+    "ladder",       # award for the highest threshold a yearly figure has exceeded
+    "first_reach",  # pays once, in the year a balance first reaches a threshold
+    "growth",       # share of the increase of a yearly figure after sustained growth
+    "approved",     # the recognised approved amount
+)
+Kind = Literal[
+    "rate", "progressive", "fixed", "level", "per_unit", "matching",
+    "ladder", "first_reach", "growth", "approved",
+]
+
+
+class RuleError(Exception):
+    """The catalogue cannot be loaded; the message is one line."""
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Base(Strict):
+    ledger: Literal["rent", "rd", "revenue", "compute", "projects", "events", "financing", "recognitions"]
+    amount: str | None = None  # the money column the clause pays on
+    where: dict[str, list[str | bool]] = Field(default_factory=dict)
+    per: Literal["row", "applicant_year"] = "row"
+
+    @model_validator(mode="after")
+    def _columns_exist(self):
+        cols = LEDGERS[self.ledger].column_names
+        for c in [self.amount, *self.where]:
+            if c is not None and c not in cols:
+                raise ValueError(f"base: ledger {self.ledger} has no column {c}")
+        return self
+
+
+class Tier(Strict):
+    up_to: Money | None = None  # upper bound of the slice (yuan); None: no bound
+    rate: Rate = Field(ge=0, le=1)
+
+
+class Step(Strict):
+    threshold: Money = Field(ge=0)
+    award: Money = Field(ge=0)
+
+
+class Ladder(Strict):
+    figure: str  # column of rd / revenue, or financing kind via base
+    steps: list[Step]
+    # 超过 is strictly greater; 达到 / 以上 include the threshold.
+    comparison: Literal["over", "at_least"]
+
+
+class Growth(Strict):
+    min_growth: Rate = Field(ge=0)        # each of the two years
+    years: int = Field(ge=1)              # consecutive years of growth
+    min_intensity: Rate = Field(ge=0)     # rd / main revenue in the paying year
+    min_increase: Money = Field(ge=0)     # rd increase over the year before
+
+
+class Period(Strict):
+    first_year_only: bool = False         # only the first year it is paid
+    consecutive_years: int | None = Field(default=None, ge=1)  # from the first paid year
+    max_years: int | None = Field(default=None, ge=1)          # paid in at most N years
+    scope: Literal["matter", "applicant"] = "matter"
+
+
+class Eligibility(Strict):
+    sector: list[str] | None = None
+    size: list[str] | None = None
+    above_scale: bool | None = None
+    credit_ok: bool | None = None
+    max_age_years: int | None = Field(default=None, ge=0)            # since established_on
+    max_years_since_move_in: int | None = Field(default=None, ge=0)  # since registered_in_region_on
+
+
+class Rule(Strict):
+    clause_id: str
+    title: str
+    title_en: str | None = None
+    article: str
+    text: str
+    kind: Kind
+    base: Base | None = None
+    recognition: bool = False
+    rate: Rate | None = Field(default=None, ge=0, le=1)
+    max_rate: Rate | None = Field(default=None, ge=0, le=1)
+    tiers: list[Tier] | None = None
+    levels: dict[str, Money] | None = None
+    ladder: Ladder | None = None
+    growth: Growth | None = None
+    amount: Money | None = Field(default=None, ge=0)
+    unit_amount: Money | None = Field(default=None, ge=0)
+    threshold: Money | None = Field(default=None, ge=0)
+    item_cap: Money | None = Field(default=None, ge=0)
+    level_caps: dict[str, Money] | None = None
+    annual_cap: Money | None = Field(default=None, ge=0)
+    annual_cap_group: str | None = None
+    cumulative_cap: Money | None = Field(default=None, ge=0)
+    cumulative_scope: Literal["matter", "applicant"] = "matter"
+    one_off: bool = False
+    one_off_scope: Literal["matter", "applicant"] = "matter"
+    level_up: bool = False
+    installments: list[Rate] | None = None
+    period: Period | None = None
+    paid_for: str = "matter"
+    params: list[Literal["rate", "annual_cap", "item_cap", "amount"]] = Field(default_factory=list)
+    eligibility: Eligibility = Field(default_factory=Eligibility)
+
+    @property
+    def region(self) -> str:
+        return self.clause_id.split(".", 1)[0]
+
+    @model_validator(mode="after")
+    def _kind_has_what_it_needs(self):
+        need = {
+            "rate": ("base",), "progressive": ("base", "tiers"), "fixed": ("amount",),
+            "level": ("levels",), "per_unit": ("unit_amount",), "matching": ("base", "rate"),
+            "ladder": ("ladder",), "first_reach": ("base", "threshold"), "growth": ("growth", "rate"),
+            "approved": (),
+        }[self.kind]
+        for attr in need:
+            if getattr(self, attr) is None:
+                raise ValueError(f"{attr}: required for kind {self.kind}")
+        if self.kind == "rate" and self.rate is None and "rate" not in self.params and not self.recognition:
+            raise ValueError("rate: a rate kind needs a rate, an administrator rate or an approved rate")
+        if self.installments is not None and sum(self.installments) != 1:
+            raise ValueError("installments: shares must add up to 1")
+        if self.tiers is not None:
+            bounds = [t.up_to for t in self.tiers]
+            if bounds[-1] is not None or any(b is None for b in bounds[:-1]) or bounds[:-1] != sorted(bounds[:-1]):
+                raise ValueError("tiers: ascending up_to bounds, the last tier without one")
+        return self
+
+
+class PolicyProvisions(Strict):
+    keep_highest: str                       # the article that says 就高不重复 (quoted)
+    clawback_on_relocation_years: int | None = Field(default=None, ge=1)
+    clawback_text: str | None = None
+    fraud_text: str | None = None
+
+
+class NonMonetary(Strict):
+    article: str
+    title: str
+    text: str | None = None
+
+
+class Policy(Strict):
+    region: str
+    source: str
+    title: str
+    valid_from: dt.date | None = None       # None: an administrator parameter (policies.<region>.effective_from)
+    valid_to: dt.date | None = None
+    valid_years: int | None = Field(default=None, ge=1)  # with a parameter start: window length
+    eligibility: Eligibility = Field(default_factory=Eligibility)
+    provisions: PolicyProvisions
+    non_monetary: list[NonMonetary] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _window(self):
+        if self.valid_from is not None and (self.valid_to is None or self.valid_to < self.valid_from):
+            raise ValueError("valid_to: must be given and not before valid_from")
+        if self.valid_from is None and self.valid_years is None:
+            raise ValueError("valid_years: needed when valid_from is an administrator parameter")
+        return self
+
+
+class Catalogue(Strict):
+    policies: dict[str, Policy]
+    rules: dict[str, Rule]
+    fingerprint: str
+
+    @property
+    def regions(self) -> list[str]:
+        return sorted(self.policies)
+
+    def rules_of(self, region: str) -> list[Rule]:
+        return [r for r in self.rules.values() if r.region == region]
+
+
+def _one_line(err: ValidationError) -> str:
+    e = err.errors()[0]
+    where = ".".join(str(p) for p in e["loc"]) or "(file)"
+    return f"{where}: {e['msg']}"
+
+
+def _load_yaml(path: Path) -> dict:
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        raise RuleError(f"{path}: not valid YAML ({str(exc).splitlines()[0]})") from None
+    if not isinstance(data, dict):
+        raise RuleError(f"{path}: expected a mapping of keys")
+    return data
+
+
+def load_catalogue(rules_dir: Path) -> Catalogue:
+    if not rules_dir.is_dir():
+        raise RuleError(f"{rules_dir}: rules directory not found")
+    policies: dict[str, Policy] = {}
+    rules: dict[str, Rule] = {}
+    digest = hashlib.sha256()
+    for region_dir in sorted(p for p in rules_dir.iterdir() if p.is_dir()):
+        policy_path = region_dir / "policy.yaml"
+        if not policy_path.is_file():
+            raise RuleError(f"{policy_path}: every region needs a policy.yaml")
+        for path in sorted(region_dir.glob("*.yaml")):
+            digest.update(path.relative_to(rules_dir).as_posix().encode() + b"\0" + path.read_bytes())
+            data = _load_yaml(path)
+            try:
+                if path.name == "policy.yaml":
+                    policy = Policy.model_validate(data)
+                    if policy.region != region_dir.name:
+                        raise RuleError(f"{path}: region: {policy.region} is not its folder {region_dir.name}")
+                    policies[policy.region] = policy
+                    continue
+                rule = Rule.model_validate(data)
+            except ValidationError as exc:
+                raise RuleError(f"{path}: {_one_line(exc)}") from None
+            if rule.region != region_dir.name or path.stem != rule.clause_id:
+                raise RuleError(f"{path}: clause_id: {rule.clause_id} must match its folder and file name")
+            if rule.clause_id in rules:
+                raise RuleError(f"{path}: clause_id: duplicate clause id {rule.clause_id}")
+            rules[rule.clause_id] = rule
+    if not policies:
+        raise RuleError(f"{rules_dir}: no policies found")
+    return Catalogue(policies=policies, rules=rules, fingerprint=digest.hexdigest())
+
+
+def natural_key(clause_id: str) -> tuple:
+    """lingang.9.2 sorts before lingang.10.1a."""
+    return tuple(int(p) if p.isdigit() else p for p in re.findall(r"\d+|[a-z_]+", clause_id))
+
+
+def _fen(v) -> int | None:
+    return None if v is None else yuan_to_fen(v)
+
+
+def _ppm(v) -> int | None:
+    return None if v is None else rate_to_ppm(v)
+
+
+S, I, B = pl.String, pl.Int64, pl.Boolean
+CLAUSE_SCHEMA = {
+    "clause_id": S, "region": S, "clause_order": I, "kind": S, "title": S, "article": S,
+    "rate_ppm": I, "max_rate_ppm": I, "fixed_fen": I, "unit_fen": I, "item_cap_fen": I, "annual_cap_fen": I,
+    "annual_group": S, "cumulative_cap_fen": I, "cumulative_scope": S, "one_off": B, "one_off_scope": S,
+    "level_up": B, "installments": I, "paid_for": S, "recognition": B, "first_year_only": B,
+    "consecutive_years": I, "max_years": I, "period_scope": S,
+    "elig_sector": pl.List(S), "elig_size": pl.List(S), "elig_above_scale": B, "elig_credit_ok": B,
+    "elig_max_age_years": I, "elig_max_years_since_move_in": I, "params": pl.List(S),
+    "tiers_text": S,
+}
+
+
+def compile_tables(cat: Catalogue) -> dict[str, pl.DataFrame]:
+    """The catalogue as tables keyed by clause_id (amounts in fen, rates in ppm)."""
+    order = {cid: i for i, cid in enumerate(sorted(cat.rules, key=natural_key))}
+    clauses, tiers, levels, steps, shares = [], [], [], [], []
+    for r in cat.rules.values():
+        pol = cat.policies[r.region].eligibility
+        elig = {f: getattr(r.eligibility, f) if getattr(r.eligibility, f) is not None else getattr(pol, f)
+                for f in Eligibility.model_fields}
+        clauses.append({
+            "clause_id": r.clause_id, "region": r.region, "clause_order": order[r.clause_id],
+            "kind": r.kind, "title": r.title, "article": r.article,
+            "rate_ppm": _ppm(r.rate), "max_rate_ppm": _ppm(r.max_rate),
+            "fixed_fen": _fen(r.amount), "unit_fen": _fen(r.unit_amount),
+            "item_cap_fen": _fen(r.item_cap), "annual_cap_fen": _fen(r.annual_cap),
+            "annual_group": r.annual_cap_group or r.clause_id,
+            "cumulative_cap_fen": _fen(r.cumulative_cap), "cumulative_scope": r.cumulative_scope,
+            "one_off": r.one_off, "one_off_scope": r.one_off_scope, "level_up": r.level_up,
+            "installments": len(r.installments) if r.installments else 1,
+            "paid_for": r.paid_for, "recognition": r.recognition,
+            "first_year_only": bool(r.period and r.period.first_year_only),
+            "consecutive_years": r.period.consecutive_years if r.period else None,
+            "max_years": r.period.max_years if r.period else None,
+            "period_scope": r.period.scope if r.period else "matter",
+            **{f"elig_{f}": v for f, v in elig.items()},
+            "params": list(r.params),
+            "tiers_text": ", ".join(
+                f"{fmt_ppm(_ppm(t.rate))} up to {t.up_to:,.2f}" if t.up_to is not None else f"{fmt_ppm(_ppm(t.rate))} above"
+                for t in r.tiers) if r.tiers else None,
+        })
+        if r.tiers:
+            lower = 0
+            for t in r.tiers:
+                upper = _fen(t.up_to)
+                tiers.append({"clause_id": r.clause_id, "lower_fen": lower, "upper_fen": upper, "rate_ppm": _ppm(t.rate)})
+                lower = upper
+        for rank, (lvl, amt) in enumerate(sorted((r.levels or {}).items(), key=lambda kv: kv[1])):
+            cap = (r.level_caps or {}).get(lvl)
+            levels.append({"clause_id": r.clause_id, "level": lvl, "level_rank": rank,
+                           "award_fen": _fen(amt), "level_cap_fen": _fen(cap)})
+        for rank, s in enumerate(r.ladder.steps if r.ladder else []):
+            steps.append({"clause_id": r.clause_id, "step_rank": rank, "threshold_fen": _fen(s.threshold),
+                          "award_fen": _fen(s.award)})
+        cum = 0
+        for k, share in enumerate(r.installments or [1], start=1):
+            shares.append({"clause_id": r.clause_id, "installment": k, "prev_cum_ppm": cum,
+                           "cum_ppm": cum + _ppm(share)})
+            cum += _ppm(share)
+    schemas = {
+        "tiers": {"clause_id": pl.String, "lower_fen": pl.Int64, "upper_fen": pl.Int64, "rate_ppm": pl.Int64},
+        "levels": {"clause_id": pl.String, "level": pl.String, "level_rank": pl.Int64,
+                   "award_fen": pl.Int64, "level_cap_fen": pl.Int64},
+        "steps": {"clause_id": pl.String, "step_rank": pl.Int64, "threshold_fen": pl.Int64, "award_fen": pl.Int64},
+        "shares": {"clause_id": pl.String, "installment": pl.Int64, "prev_cum_ppm": pl.Int64, "cum_ppm": pl.Int64},
+    }
+    return {
+        "clauses": pl.DataFrame(clauses, schema=CLAUSE_SCHEMA),
+        "tiers": pl.DataFrame(tiers, schema=schemas["tiers"]),
+        "levels": pl.DataFrame(levels, schema=schemas["levels"]),
+        "steps": pl.DataFrame(steps, schema=schemas["steps"]),
+        "shares": pl.DataFrame(shares, schema=schemas["shares"]),
+    }

@@ -1,0 +1,144 @@
+"""Scenario tests as data: a YAML file of ledgers and expected lines, run through the real job.
+
+    name: what the case shows, naming the article
+    params: {clauses: {changning.6.1c: {rate: 0.5}}}          # optional
+    applicants: [{id: A1, region: lingang, size: small}]       # other columns take defaults
+    ledgers: {compute: [{row_id: B1, applicant_id: A1, ...}]}
+    runs:                                                      # run in order, sharing one state
+      - year: 2021
+        region: lingang                                        # optional (--region)
+        lines:                                                 # each must exist; listed keys are compared
+          - {applicant_id: A1, clause_id: lingang.4, payable: "280000.00", reasons: [cap:annual]}
+        payments: {A1: "280000.00"}                            # the whole payments table, all regions run
+        clawbacks: [{applicant_id: A1, clause_id: lingang.4, amount: "280000.00"}]
+        error: "administrator parameter rate"                  # the run must fail with this in its message
+
+Short applicant ids (A1) become valid 统一社会信用代码 wherever they appear as
+an applicant_id or matter_id, in the ledgers and in the expectations alike.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+from decimal import Decimal
+from pathlib import Path
+
+import polars as pl
+import yaml
+
+from disburse import uscc
+from disburse.job import JOB_ERRORS, run_year
+from disburse.ledgers import LEDGERS
+
+APPLICANT_DEFAULTS = {
+    "name": None, "region": None, "established_on": "2019-01-01", "registered_in_region_on": "2019-01-01",
+    "size": "small", "above_scale": "true", "sector": "ai", "credit_ok": "true",
+    "relocated_out_on": "", "fraud_found_on": "",
+}
+
+
+def credit_code(alias: str) -> str:
+    if len(alias) == 18:
+        return alias
+    digits = int(hashlib.sha256(alias.encode()).hexdigest(), 16) % 10**9
+    return uscc.make(f"91310000{digits:09d}")
+
+
+def _text(v) -> str:
+    if v is None:
+        return ""
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, (dt.date, Decimal, int, float)):
+        return str(v)
+    return str(v)
+
+
+class Scenario:
+    def __init__(self, path: Path):
+        self.path = path
+        self.doc = yaml.safe_load(path.read_text(encoding="utf-8"))
+        self.aliases = {a["id"]: credit_code(a["id"]) for a in self.doc.get("applicants", [])}
+
+    def alias(self, value):
+        return self.aliases.get(value, value) if isinstance(value, str) else value
+
+    def write_ledgers(self, directory: Path) -> None:
+        directory.mkdir(parents=True, exist_ok=True)
+        rows = []
+        for a in self.doc["applicants"]:
+            row = {"applicant_id": self.aliases[a["id"]], **APPLICANT_DEFAULTS, "name": a["id"]}
+            row.update({k: v for k, v in a.items() if k != "id"})
+            rows.append({k: _text(v) for k, v in row.items()})
+        self._write(directory, "applicants", rows)
+        for name, ledger_rows in (self.doc.get("ledgers") or {}).items():
+            out = []
+            for r in ledger_rows:
+                r = {k: self.alias(v) if k in ("applicant_id", "matter_id") else v for k, v in r.items()}
+                out.append({c: _text(r.get(c)) for c in LEDGERS[name].column_names if c in r or LEDGERS[name].col(c).required})
+            self._write(directory, name, out)
+
+    @staticmethod
+    def _write(directory: Path, name: str, rows: list[dict]) -> None:
+        cols = list(dict.fromkeys(k for r in rows for k in r))
+        pl.DataFrame([{c: r.get(c, "") for c in cols} for r in rows], schema={c: pl.String for c in cols}) \
+            .write_csv(directory / f"{name}.csv")
+
+    def params_file(self, directory: Path) -> Path | None:
+        if "params" not in self.doc:
+            return None
+        path = directory / "params.yaml"
+        path.write_text(yaml.safe_dump(self.doc["params"], allow_unicode=True), encoding="utf-8")
+        return path
+
+    def run(self, tmp: Path) -> None:
+        ledgers, out = tmp / "ledgers", tmp / "out"
+        self.write_ledgers(ledgers)
+        params = self.params_file(tmp)
+        for run in self.doc["runs"]:
+            year = run["year"]
+            where = f"{self.path.name} year {year}"
+            if "error" in run:
+                try:
+                    run_year(ledgers, out, year, region=run.get("region"), params_file=params)
+                except JOB_ERRORS as exc:
+                    assert run["error"] in str(exc), f"{where}: error {exc!s} lacks {run['error']!r}"
+                    continue
+                raise AssertionError(f"{where}: expected the run to fail with {run['error']!r}")
+            _, results = run_year(ledgers, out, year, region=run.get("region"), params_file=params)
+            lines = pl.concat([r.lines for r in results])
+            for exp in run.get("lines", []):
+                self.check_line(lines, exp, where)
+            if "payments" in run:
+                got = {r["applicant_id"]: f"{Decimal(r['total_payable_fen']) / 100:.2f}"
+                       for res in results for r in res.payments.to_dicts()}
+                want = {self.alias(k): f"{Decimal(str(v)):.2f}" for k, v in (run["payments"] or {}).items()}
+                assert got == want, f"{where}: payments {got} != {want}"
+            if "clawbacks" in run:
+                got = sorted((r["applicant_id"], r["clause_id"], r["matter_id"], f"{Decimal(r['amount_fen']) / 100:.2f}")
+                             for res in results for r in res.clawbacks.to_dicts())
+                want = sorted((self.alias(c["applicant_id"]), c["clause_id"], self.alias(c.get("matter_id", c["applicant_id"])),
+                               f"{Decimal(str(c['amount'])):.2f}") for c in run["clawbacks"] or [])
+                assert got == want, f"{where}: clawbacks {got} != {want}"
+
+    def check_line(self, lines: pl.DataFrame, exp: dict, where: str) -> None:
+        key = {
+            "applicant_id": self.alias(exp["applicant_id"]),
+            "clause_id": exp["clause_id"],
+            "matter_id": self.alias(exp.get("matter_id", exp["applicant_id"])),
+            "installment": exp.get("installment", 1),
+        }
+        found = lines.filter(*(pl.col(k) == v for k, v in key.items()))
+        assert found.height == 1, f"{where}: expected one line {key}, found {found.height}"
+        line = found.row(0, named=True)
+        label = f"{where} {exp['clause_id']} {exp.get('matter_id', exp['applicant_id'])}"
+        for field, col in (("payable", "payable_fen"), ("gross", "gross_fen"), ("base", "base_fen")):
+            if field in exp:
+                got = f"{Decimal(line[col] or 0) / 100:.2f}"
+                assert got == f"{Decimal(str(exp[field])):.2f}", f"{label}: {field} {got} != {exp[field]}\n  {line['steps']}"
+        codes = line["reasons"].split(";") if line["reasons"] else []
+        for code in exp.get("reasons", []):
+            assert code in codes, f"{label}: reason {code} not in {codes}\n  {line['steps']}"
+        for text in exp.get("steps_include", []):
+            assert text in line["steps"], f"{label}: steps lack {text!r}: {line['steps']}"

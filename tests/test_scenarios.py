@@ -1,0 +1,14 @@
+"""Every scenario under tests/scenarios/ (one YAML file each) runs through the real job."""
+
+from pathlib import Path
+
+import pytest
+
+from tests.scenario import Scenario
+
+SCENARIOS = sorted((Path(__file__).parent / "scenarios").rglob("*.yaml"))
+
+
+@pytest.mark.parametrize("path", SCENARIOS, ids=[f"{p.parent.name}/{p.stem}" for p in SCENARIOS])
+def test_scenario(path: Path, tmp_path: Path) -> None:
+    Scenario(path).run(tmp_path)

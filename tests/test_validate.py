@@ -1,0 +1,168 @@
+import datetime as dt
+
+import polars as pl
+import pytest
+
+from disburse import uscc
+from disburse.ledgers import BOOL, DATE, INT, LEDGERS, MONEY, NUMBER, RATE, ROW, empty_raw
+from transforms.validate import REJECTED_SCHEMA, validate
+
+IDS = [uscc.make(f"91310000MA1FL{i:04d}") for i in range(5)]
+FLIPPED = IDS[1][:17] + ("0" if IDS[1][17] != "0" else "1")  # wrong check character
+REGIONS = ["xuhui", "lingang"]
+CLAUSES = ["xuhui.1", "lingang.2a"]
+GOOD = {DATE: "2021-03-01", BOOL: "true", MONEY: "100.50", RATE: "0.5", INT: "3", NUMBER: "120.5"}
+
+
+def good_row(ledger: str, i: int) -> dict[str, str]:
+    """A valid row of LEDGER; rows with different I have different keys."""
+    row = {}
+    for c in LEDGERS[ledger].columns:
+        if c.name == "applicant_id":
+            row[c.name] = IDS[i] if ledger == "applicants" else IDS[0]
+        elif c.name == "year":
+            row[c.name] = str(2021 + i)
+        elif c.enum:
+            row[c.name] = c.enum[0]
+        else:
+            row[c.name] = {"region": "xuhui", "clause_id": "xuhui.1"}.get(c.name) or GOOD.get(c.type, f"{c.name}-{i}")
+    return row
+
+
+def frame(ledger: str, rows: list[dict]) -> pl.DataFrame:
+    """What read_ledgers gives: text columns, nulls for empty cells, _row from 2."""
+    df = pl.DataFrame(rows, schema={c: pl.String for c in LEDGERS[ledger].column_names})
+    return df.with_row_index(ROW, offset=2).with_columns(pl.col(ROW).cast(pl.Int64)).select(ROW, *df.columns)
+
+
+def run(**ledgers: list[dict]):
+    raw = {n: empty_raw(l) for n, l in LEDGERS.items()}
+    raw["applicants"] = frame("applicants", [good_row("applicants", 0)])
+    raw.update({n: frame(n, rows) for n, rows in ledgers.items()})
+    return raw, validate(raw, REGIONS, CLAUSES)
+
+
+def with_bad(ledger: str, column: str, value: str | None) -> dict[str, list[dict]]:
+    """LEDGER with a good row 2 and row 3 whose COLUMN is VALUE."""
+    return {ledger: [good_row(ledger, 0), good_row(ledger, 1) | {column: value}]}
+
+
+@pytest.mark.parametrize(
+    "ledger, column, value, reason",
+    [
+        ("compute", "billed_on", None, "missing_value: billed_on is required"),
+        ("applicants", "name", None, "missing_value"),
+        ("compute", "amount", "12.345", "bad_money"),
+        ("compute", "amount", "1,000", "bad_money"),
+        ("compute", "amount", "-5", "negative_amount"),
+        ("rent", "area_m2", "big", "bad_number"),
+        ("rent", "area_m2", "-3", "negative_number"),
+        ("rd", "year", "20x1", "bad_int"),
+        ("rd", "year", "1989", "bad_year"),
+        ("revenue", "year", "2101", "bad_year"),
+        ("recognitions", "quantity", "1.5", "bad_int"),
+        ("recognitions", "quantity", "-1", "negative_number"),
+        ("compute", "billed_on", "2021-02-30", "bad_date"),
+        ("events", "held_on", "2021-3-1", "bad_date"),
+        ("applicants", "above_scale", "True", "bad_bool"),
+        ("rent", "self_use", "yes", "bad_bool"),
+        ("compute", "category", "gpu", "not_allowed: expected one of telecom, cloud"),
+        ("projects", "higher_level", "county", "not_allowed"),
+        ("recognitions", "approved_rate", "1.5", "bad_rate"),
+        ("recognitions", "approved_rate", "0.1234567", "bad_rate"),
+        ("applicants", "region", "mars", "unknown_region"),
+        ("recognitions", "clause_id", "mars.1", "unknown_clause"),
+        ("prior_payments", "clause_id", "mars.1", "unknown_clause"),
+        ("applicants", "applicant_id", FLIPPED, "bad_credit_code"),
+        ("applicants", "applicant_id", IDS[1][:16], "bad_credit_code"),
+        ("financing", "applicant_id", IDS[3], "unknown_applicant"),
+    ],
+)
+def test_bad_value_rejects_its_row(ledger, column, value, reason):
+    raw, v = run(**with_bad(ledger, column, value))
+    assert v.rejected.select("ledger", "row", "column", "value").rows() == [(ledger, 3, column, value)]
+    assert v.rejected["reason"][0].startswith(reason)
+    assert v.accepted[ledger][ROW].to_list() == [2]
+
+
+def test_good_rows_typed():
+    _, v = run(**{n: [good_row(n, 0)] for n in LEDGERS if n != "applicants"})
+    assert v.rejected.is_empty()
+    assert v.rejected.schema == pl.Schema(REJECTED_SCHEMA)
+    for name, ledger in LEDGERS.items():
+        assert v.accepted[name].columns == [ROW, *ledger.column_names]
+        assert v.accepted[name].height == 1
+    rent = v.accepted["rent"].row(0, named=True)
+    assert (rent["rent_paid"], rent["area_m2"], rent["year"], rent["self_use"]) == (10050, 120.5, 2021, True)
+    rec = v.accepted["recognitions"].row(0, named=True)
+    assert (rec["approved_rate"], rec["recognized_on"], rec["quantity"]) == (500_000, dt.date(2021, 3, 1), 3)
+    assert v.accepted["applicants"].schema["above_scale"] == pl.Boolean
+
+
+def test_optional_value_may_be_empty():
+    row = good_row("projects", 0) | {"total_investment": None, "higher_level": None, "accepted_on": None}
+    _, v = run(projects=[row])
+    assert v.rejected.is_empty()
+    assert v.accepted["projects"].row(0, named=True)["total_investment"] is None
+
+
+def test_every_row_is_accepted_or_rejected():
+    rows = {n: [good_row(n, i) for i in range(4)] for n in LEDGERS}
+    rows["applicants"][1]["region"] = "mars"          # applicant 1 rejected ...
+    rows["compute"][1]["applicant_id"] = IDS[1]       # ... so this row names no accepted applicant
+    rows["compute"][2] |= {"amount": "-1", "billed_on": "2021-13-01"}  # two faults, one row
+    rows["rd"][3]["year"] = rows["rd"][2]["year"]     # duplicate key
+    rows["events"][0]["kind"] = None
+    _, v = run(**rows)
+    for name in LEDGERS:
+        bad = v.rejected.filter(pl.col("ledger") == name)["row"].n_unique()
+        assert v.accepted[name].height + bad == 4, name
+    assert v.rejected.filter(ledger="compute", row=4).height == 2
+
+
+def test_duplicate_key_rejects_every_row_sharing_it():
+    rows = [good_row("rd", 0), good_row("rd", 1), good_row("rd", 0)]
+    _, v = run(rd=rows)
+    assert v.rejected.select("row", "column", "value").rows() == [
+        (2, "applicant_id|year", f"{IDS[0]}|2021"),
+        (4, "applicant_id|year", f"{IDS[0]}|2021"),
+    ]
+    assert set(v.rejected["reason"]) == {"duplicate_key: applicant_id, year repeats on rows 2, 4"}
+    assert v.accepted["rd"][ROW].to_list() == [3]
+
+
+def test_incomplete_key_takes_no_part_in_duplicates():
+    rows = [good_row("compute", 0) | {"row_id": None}, good_row("compute", 1) | {"row_id": None}]
+    _, v = run(compute=rows)
+    assert v.rejected["reason"].to_list() == ["missing_value: row_id is required"] * 2
+
+
+def test_unknown_applicant_includes_rejected_applicants():
+    applicants = [good_row("applicants", 0), good_row("applicants", 1) | {"sector": "mining"}]
+    rd = [good_row("rd", 0), good_row("rd", 1) | {"applicant_id": IDS[1]}, good_row("rd", 2) | {"applicant_id": "X"}]
+    _, v = run(applicants=applicants, rd=rd)
+    got = v.rejected.filter(ledger="rd").select("row", "reason", "applicant_id").rows()
+    assert got == [
+        (3, "unknown_applicant: no accepted applicant with this id", IDS[1]),
+        (4, "unknown_applicant: no accepted applicant with this id", "X"),
+    ]
+
+
+def test_rejected_line_carries_the_rows_applicant():
+    _, v = run(rd=[good_row("rd", 0) | {"rd_expense": "x"}, good_row("rd", 1) | {"applicant_id": None}])
+    assert v.rejected.select("row", "applicant_id").rows() == [(2, IDS[0]), (3, None)]
+
+
+def test_project_with_two_applicants_is_rejected():
+    applicants = [good_row("applicants", 0), good_row("applicants", 1)]
+    projects = [good_row("projects", 0), good_row("projects", 1) | {"project_id": "project_id-0", "applicant_id": IDS[1]}]
+    _, v = run(applicants=applicants, projects=projects)
+    assert v.rejected.select("row", "column").rows() == [(2, "applicant_id"), (3, "applicant_id")]
+    assert v.rejected["reason"][0].startswith("conflicting_applicant")
+    assert v.accepted["projects"].is_empty()
+
+
+def test_uscc_valid_expr_matches_is_valid():
+    codes = [*IDS, FLIPPED, "short", "I" * 18, None]
+    got = pl.select(uscc.valid_expr(pl.lit(pl.Series(codes)))).to_series().to_list()
+    assert got == [None if c is None else uscc.is_valid(c) for c in codes]

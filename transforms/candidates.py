@@ -1,0 +1,318 @@
+"""Candidate lines: what each clause could pay this year, before any modifier.
+
+Grain of the result: one row per applicant, clause and matter for the year.
+Each rule's base is read from its ledger with vectorised polars expressions;
+the only loop is over the rules of one region.
+
+Columns (CANDIDATE_SCHEMA): the line's key, its date (for fill order), the
+base amount, whether its dates fall in the policy window, what was left out
+for being outside it, the recognition that backs it (level, quantity, approved
+amount or rate) and, for kinds whose amount comes from history (ladder,
+level, first reach, growth), the ``target_fen`` worked out here.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import polars as pl
+
+from disburse.ledgers import LEDGERS, ROW
+from disburse.money import PPM, fmt_fen_expr
+from disburse.rules import Rule
+
+CANDIDATE_SCHEMA = {
+    "applicant_id": pl.String,
+    "clause_id": pl.String,
+    "matter_id": pl.String,
+    "line_date": pl.Date,
+    "base_fen": pl.Int64,
+    "in_window": pl.Boolean,
+    "excluded_fen": pl.Int64,
+    "source": pl.String,
+    "recognized": pl.Boolean,
+    "level": pl.String,
+    "quantity": pl.Int64,
+    "approved_fen": pl.Int64,
+    "approved_ppm": pl.Int64,
+    "target_fen": pl.Int64,
+    "condition_met": pl.Boolean,
+    "detail": pl.String,
+    "supersede_key": pl.String,
+}
+
+REC_COLUMNS = ["level", "quantity", "approved_amount", "approved_rate", "recognized_on"]
+
+
+class Context:
+    """What every extraction needs: the ledgers of one region's applicants, the year, the window."""
+
+    def __init__(self, ledgers: dict[str, pl.DataFrame], region_applicants: pl.DataFrame,
+                 year: int, window: tuple[dt.date, dt.date], levels: pl.DataFrame, steps: pl.DataFrame):
+        ids = region_applicants.select("applicant_id")
+        self.ledgers = {
+            name: df.join(ids, on="applicant_id", how="semi") if LEDGERS[name].has_applicant else df
+            for name, df in ledgers.items()
+        }
+        self.year = year
+        self.start, self.end = window
+        self.levels = levels
+        self.steps = steps
+
+    @property
+    def year_end(self) -> dt.date:
+        return dt.date(self.year, 12, 31)
+
+    def date_in_window(self, col: str | pl.Expr) -> pl.Expr:
+        e = pl.col(col) if isinstance(col, str) else col
+        return e.is_between(pl.lit(self.start), pl.lit(self.end)).fill_null(False)
+
+    def year_in_window(self, col: str = "year") -> pl.Expr:
+        return pl.col(col).is_between(self.start.year, self.end.year)
+
+    def recognitions(self, clause_id: str, *, upto: bool = False) -> pl.DataFrame:
+        rec = self.ledgers["recognitions"].filter(pl.col("clause_id") == clause_id)
+        return rec.filter(pl.col("year") <= self.year) if upto else rec.filter(pl.col("year") == self.year)
+
+
+def _where(rule: Rule) -> pl.Expr:
+    expr = pl.lit(True)
+    for col, values in rule.base.where.items():
+        expr = expr & pl.col(col).is_in(values)
+    return expr
+
+
+def _finish(df: pl.DataFrame, rule: Rule, supersede_key: pl.Expr | None = None) -> pl.DataFrame:
+    """Fill the columns an extraction did not set and order them as CANDIDATE_SCHEMA."""
+    df = df.with_columns(pl.lit(rule.clause_id).alias("clause_id"))
+    if "supersede_key" not in df.columns:
+        df = df.with_columns((supersede_key if supersede_key is not None else pl.col("matter_id")).alias("supersede_key"))
+    for col, dtype in CANDIDATE_SCHEMA.items():
+        if col not in df.columns:
+            default = {"in_window": True, "recognized": not rule.recognition, "condition_met": True,
+                       "excluded_fen": 0}.get(col)
+            df = df.with_columns(pl.lit(default, dtype).alias(col))
+    return df.select([pl.col(c).cast(t) for c, t in CANDIDATE_SCHEMA.items()])
+
+
+def _rows_text(ledger: str) -> pl.Expr:
+    return pl.format("{} row {}", pl.lit(ledger), pl.col(ROW))
+
+
+def _ledger_base(rule: Rule, ctx: Context) -> pl.DataFrame:
+    """Lines whose base is an amount in a ledger: per row, or per applicant and year."""
+    b = rule.base
+    led = LEDGERS[b.ledger]
+    df = ctx.ledgers[b.ledger].filter((pl.col("year") == ctx.year) & _where(rule))
+    date_col = led.date_column if led.date_column and not led.col(led.date_column).nullable else None
+    in_window = ctx.date_in_window(date_col) if date_col else ctx.year_in_window()
+    amount = pl.col(b.amount).fill_null(0) if b.amount else pl.lit(0, pl.Int64)
+    line_date = pl.col(date_col) if date_col else pl.lit(ctx.year_end)
+    if b.per == "row":
+        out = df.select(
+            "applicant_id",
+            pl.col(led.key[0]).alias("matter_id"),
+            line_date.alias("line_date"),
+            amount.alias("base_fen"),
+            in_window.alias("in_window"),
+            _rows_text(b.ledger).alias("source"),
+        )
+        return _finish(_join_recognition(out, rule, ctx), rule)
+    # A year's rows summed into one line; rows outside the window are left out of the base.
+    out = (
+        df.with_columns(in_window.alias("_in"), amount.alias("_amt"))
+        .group_by("applicant_id")
+        .agg(
+            pl.col("_amt").filter(pl.col("_in")).sum().alias("base_fen"),
+            pl.col("_amt").filter(~pl.col("_in")).sum().alias("excluded_fen"),
+            pl.col("_in").any().alias("in_window"),
+            pl.format("{} rows {}", pl.lit(b.ledger), pl.col(ROW).sort().cast(pl.String).str.join(", ")).alias("source"),
+        )
+        .with_columns(pl.col("applicant_id").alias("matter_id"), pl.lit(ctx.year_end).alias("line_date"))
+    )
+    out = _join_recognition(out, rule, ctx)
+    where = ",".join(f"{k}={'|'.join(map(str, v))}" for k, v in sorted(b.where.items()))
+    return _finish(out, rule, pl.format("{}:{}:{}:{}", pl.lit(b.ledger), pl.lit(b.amount), pl.lit(where), pl.col("matter_id")))
+
+
+def _join_recognition(lines: pl.DataFrame, rule: Rule, ctx: Context) -> pl.DataFrame:
+    if not rule.recognition:
+        return lines
+    rec = ctx.recognitions(rule.clause_id).select("applicant_id", "matter_id", *REC_COLUMNS)
+    out = lines.join(rec, on=["applicant_id", "matter_id"], how="left")
+    return out.with_columns(
+        pl.col("recognized_on").is_not_null().alias("recognized"),
+        (pl.col("in_window") & (pl.col("recognized_on").is_null() | ctx.date_in_window("recognized_on"))).alias("in_window"),
+        pl.col("approved_amount").alias("approved_fen"),
+        pl.col("approved_rate").alias("approved_ppm"),
+    )
+
+
+def _recognition_base(rule: Rule, ctx: Context) -> pl.DataFrame:
+    """Lines that exist only as a recognised matter (a lab, a paper, an approved amount)."""
+    rec = ctx.recognitions(rule.clause_id)
+    out = rec.select(
+        "applicant_id", "matter_id", "level", "quantity",
+        pl.col("recognized_on").alias("line_date"),
+        pl.col("approved_amount").alias("base_fen"),
+        pl.col("approved_amount").alias("approved_fen"),
+        pl.col("approved_rate").alias("approved_ppm"),
+        ctx.date_in_window("recognized_on").alias("in_window"),
+        pl.lit(True).alias("recognized"),
+        _rows_text("recognitions").alias("source"),
+    )
+    return _finish(out, rule)
+
+
+def _levels(rule: Rule, ctx: Context) -> pl.DataFrame:
+    """Level awards: the award of the highest level this matter has reached so far."""
+    lines = _recognition_base(rule, ctx)
+    levels = ctx.levels.filter(pl.col("clause_id") == rule.clause_id).drop("clause_id")
+    history = (
+        ctx.recognitions(rule.clause_id, upto=True)
+        .filter(ctx.date_in_window("recognized_on"))
+        .join(levels, on="level", how="inner")
+        .group_by("applicant_id", "matter_id")
+        .agg(pl.col("level_rank").max().alias("top_rank"))
+        .join(levels.rename({"level": "top_level"}), left_on="top_rank", right_on="level_rank")
+    )
+    return (
+        lines.join(history, on=["applicant_id", "matter_id"], how="left")
+        .with_columns(
+            pl.col("award_fen").alias("target_fen"),
+            pl.when(pl.col("top_level").is_not_null() & (pl.col("top_level") != pl.col("level")))
+            .then(pl.format("highest level reached: {}", pl.col("top_level")))
+            .otherwise(pl.format("level {}", pl.col("level"))).alias("detail"),
+        )
+        .select(list(CANDIDATE_SCHEMA))
+    )
+
+
+def _ladder(rule: Rule, ctx: Context) -> pl.DataFrame:
+    """The award of the highest step a yearly figure has passed in the window so far."""
+    led, fig = rule.base.ledger, rule.ladder.figure
+    steps = ctx.steps.filter(pl.col("clause_id") == rule.clause_id).drop("clause_id")
+    hist = ctx.ledgers[led].filter((pl.col("year") <= ctx.year) & ctx.year_in_window())
+    passed = (pl.col(fig) > pl.col("threshold_fen")) if rule.ladder.comparison == "over" else (pl.col(fig) >= pl.col("threshold_fen"))
+    top = (
+        hist.join(steps, how="cross").filter(passed)
+        .group_by("applicant_id").agg(pl.col("award_fen").max().alias("target_fen"),
+                                      pl.col("threshold_fen").max().alias("_threshold"))
+    )
+    word = "exceeds" if rule.ladder.comparison == "over" else "reaches"
+    out = (
+        ctx.ledgers[led].filter(pl.col("year") == ctx.year)
+        .join(top, on="applicant_id", how="left")
+        .select(
+            "applicant_id",
+            pl.col("applicant_id").alias("matter_id"),
+            pl.lit(ctx.year_end).alias("line_date"),
+            pl.col(fig).alias("base_fen"),
+            ctx.year_in_window().alias("in_window"),
+            _rows_text(led).alias("source"),
+            pl.col("target_fen").fill_null(0),
+            pl.when(pl.col("_threshold").is_not_null())
+            .then(pl.format("highest step passed so far: {} {} {}", pl.lit(fig), pl.lit(word), fmt_fen_expr(pl.col("_threshold"))))
+            .otherwise(pl.format("{} has passed no step", pl.lit(fig))).alias("detail"),
+        )
+    )
+    return _finish(out, rule, pl.format("{}:{}:{}", pl.lit(led), pl.lit(fig), pl.col("matter_id")))
+
+
+def _first_reach(rule: Rule, ctx: Context) -> pl.DataFrame:
+    """Pays in the year a balance first reaches the threshold (ever, by date then row)."""
+    b = rule.base
+    led = LEDGERS[b.ledger]
+    date = pl.col(led.date_column) if led.date_column else pl.date(pl.col("year"), 12, 31)
+    first = (
+        ctx.ledgers[b.ledger].filter(_where(rule) & (pl.col(b.amount) >= rule.threshold * 100))
+        .with_columns(date.alias("_date"))
+        .sort("_date", ROW)
+        .group_by("applicant_id").first()
+        .filter(pl.col("year") == ctx.year)
+    )
+    in_window = ctx.date_in_window("_date") if led.date_column else ctx.year_in_window()
+    out = first.select(
+        "applicant_id",
+        pl.col("applicant_id").alias("matter_id"),
+        pl.col("_date").alias("line_date"),
+        pl.col(b.amount).alias("base_fen"),
+        in_window.alias("in_window"),
+        _rows_text(b.ledger).alias("source"),
+        pl.format("{} first reached {} on {}", pl.lit(b.amount), fmt_fen_expr(pl.lit(int(rule.threshold * 100))),
+                  pl.col("_date").dt.to_string("%Y-%m-%d")).alias("detail"),
+    )
+    key = pl.format("{}:{}:first_reach:{}", pl.lit(b.ledger), pl.lit(b.amount), pl.col("matter_id"))
+    return _finish(_join_recognition(out, rule, ctx), rule, key)
+
+
+def _growth(rule: Rule, ctx: Context) -> pl.DataFrame:
+    """hangzhou.5a: R&D grown by min_growth in each of the last `years` years, intensity, increase."""
+    g = rule.growth
+    rd = ctx.ledgers["rd"].select("applicant_id", "year", "rd_expense", ROW)
+    rev = ctx.ledgers["revenue"].filter(pl.col("year") == ctx.year).select("applicant_id", "main_revenue")
+    wide = rd.filter(pl.col("year") == ctx.year)
+    for k in range(1, g.years + 1):
+        prev = rd.filter(pl.col("year") == ctx.year - k).select("applicant_id", pl.col("rd_expense").alias(f"_rd{k}"))
+        wide = wide.join(prev, on="applicant_id", how="left")
+    wide = wide.join(rev, on="applicant_id", how="left")
+    growth_ppm = int(g.min_growth * PPM)
+    cur = [pl.col("rd_expense")] + [pl.col(f"_rd{k}") for k in range(1, g.years + 1)]
+    grew = pl.lit(True)
+    for later, earlier in zip(cur[:-1], cur[1:]):
+        grew = grew & (later * PPM >= earlier * (PPM + growth_ppm)) & (earlier > 0)
+    increase = pl.col("rd_expense") - pl.col("_rd1")
+    intense = pl.col("rd_expense") * PPM >= pl.col("main_revenue") * int(g.min_intensity * PPM)
+    met = (grew & intense & (increase >= int(g.min_increase * 100))).fill_null(False)
+    out = wide.select(
+        "applicant_id",
+        pl.col("applicant_id").alias("matter_id"),
+        pl.lit(ctx.year_end).alias("line_date"),
+        increase.clip(lower_bound=0).fill_null(0).alias("base_fen"),
+        ctx.year_in_window().alias("in_window"),
+        _rows_text("rd").alias("source"),
+        met.alias("condition_met"),
+        pl.when(met).then(pl.format("R&D increase {}", fmt_fen_expr(increase)))
+        .otherwise(pl.lit(f"not met: R&D growth ≥{g.min_growth:%} for {g.years} years, intensity ≥{g.min_intensity:%}, "
+                          f"increase ≥{g.min_increase:,}")).alias("detail"),
+    )
+    return _finish(out, rule, pl.format("rd:growth:{}", pl.col("matter_id")))
+
+
+def _matching(rule: Rule, ctx: Context) -> pl.DataFrame:
+    """Higher-level funding of a project summed over its rows up to its acceptance year."""
+    p = ctx.ledgers["projects"].filter(_where(rule))
+    accepted = p.filter((pl.col("year") == ctx.year) & pl.col("accepted_on").is_not_null()
+                        & (pl.col("accepted_on").dt.year() == ctx.year))
+    funding = (
+        p.filter(pl.col("year") <= ctx.year)
+        .group_by("project_id")
+        .agg(pl.col(rule.base.amount).fill_null(0).sum().alias("base_fen"),
+             pl.format("projects rows {}", pl.col(ROW).sort().cast(pl.String).str.join(", ")).first().alias("source"))
+    )
+    out = accepted.join(funding, on="project_id").select(
+        "applicant_id",
+        pl.col("project_id").alias("matter_id"),
+        pl.col("accepted_on").alias("line_date"),
+        "base_fen",
+        ctx.date_in_window("accepted_on").alias("in_window"),
+        "source",
+        pl.format("accepted on {}", pl.col("accepted_on").dt.to_string("%Y-%m-%d")).alias("detail"),
+    )
+    return _finish(_join_recognition(out, rule, ctx), rule)
+
+
+def extract(rule: Rule, ctx: Context) -> pl.DataFrame:
+    if rule.kind == "level":
+        return _levels(rule, ctx)
+    if rule.kind == "ladder":
+        return _ladder(rule, ctx)
+    if rule.kind == "first_reach":
+        return _first_reach(rule, ctx)
+    if rule.kind == "growth":
+        return _growth(rule, ctx)
+    if rule.kind == "matching":
+        return _matching(rule, ctx)
+    if rule.base is None or rule.base.ledger == "recognitions":
+        return _recognition_base(rule, ctx)
+    return _ledger_base(rule, ctx)

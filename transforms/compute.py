@@ -1,0 +1,298 @@
+"""From candidate lines to payable lines: the modifiers of SPEC §5, in order.
+
+Grain of ``lines``: one row per applicant, clause, matter and installment for
+the year (installment 1 for a payment made at once). Every step keeps its
+numbers in a column of its own (gross_fen, after_item_fen, alone_fen,
+after_annual_fen, ...) so the explanation is data; ``transforms.explain``
+renders it in words.
+
+``history`` is what was paid before this year (state and prior_payments):
+applicant_id, clause_id, matter_id, year, installment, installments,
+payable_fen, award_fen.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import polars as pl
+
+from disburse.money import apply_rate
+from disburse.params import ParamError
+
+HISTORY_SCHEMA = {
+    "applicant_id": pl.String, "clause_id": pl.String, "matter_id": pl.String, "year": pl.Int64,
+    "installment": pl.Int64, "installments": pl.Int64, "payable_fen": pl.Int64, "award_fen": pl.Int64,
+}
+CLAWBACK_SCHEMA = {
+    "applicant_id": pl.String, "clause_id": pl.String, "matter_id": pl.String,
+    "amount_fen": pl.Int64, "reason": pl.String,
+}
+PARAM_SCHEMA = {"clause_id": pl.String, "p_rate_ppm": pl.Int64, "p_annual_cap_fen": pl.Int64,
+                "p_item_cap_fen": pl.Int64, "p_amount_fen": pl.Int64}
+
+
+def _min(a: pl.Expr, b: pl.Expr) -> pl.Expr:
+    """The smaller of two amounts; a missing bound does not bind."""
+    return pl.min_horizontal(a, b.fill_null(a))
+
+
+def _paid_before(history: pl.DataFrame, keys: list[str], name: str) -> pl.DataFrame:
+    return history.group_by(keys).agg(pl.col("payable_fen").sum().alias(name))
+
+
+def scheduled_installments(history: pl.DataFrame, clauses: pl.DataFrame, year: int,
+                           applicants: pl.DataFrame) -> pl.DataFrame:
+    """Later installments of awards earned in earlier years (SPEC §5.10)."""
+    first = history.filter((pl.col("installments") > 1) & (pl.col("installment") == 1))
+    return (
+        first.with_columns((pl.lit(year) - pl.col("year") + 1).alias("installment"))
+        .filter((pl.col("installment") >= 2) & (pl.col("installment") <= pl.col("installments")))
+        .join(applicants.select("applicant_id"), on="applicant_id", how="semi")
+        .join(clauses.select("clause_id"), on="clause_id", how="semi")
+        .select(
+            "applicant_id", "clause_id", "matter_id", "installment",
+            pl.col("year").alias("earned_year"), "award_fen",
+        )
+    )
+
+
+def eligibility_reason(year: int) -> pl.Expr:
+    """The first reason a line cannot be paid, or null. Needs applicant and clause columns."""
+    year_end = pl.lit(dt.date(year, 12, 31))
+    age_limit = pl.col("established_on").dt.offset_by(pl.format("{}y", pl.col("elig_max_age_years")))
+    move_limit = pl.col("registered_in_region_on").dt.offset_by(pl.format("{}y", pl.col("elig_max_years_since_move_in")))
+    checks = [
+        (~pl.col("in_window"), pl.lit("outside_validity")),
+        (pl.col("fraud_found_on") <= year_end, pl.lit("ineligible:fraud")),
+        (pl.col("relocated_out_on") <= year_end, pl.lit("ineligible:relocated_out")),
+        (pl.col("registered_in_region_on") > year_end, pl.lit("ineligible:not_yet_in_region")),
+        (pl.col("elig_credit_ok") & ~pl.col("credit_ok"), pl.lit("ineligible:credit")),
+        (~pl.col("elig_sector").list.contains(pl.col("sector")), pl.lit("ineligible:sector")),
+        (~pl.col("elig_size").list.contains(pl.col("size")), pl.lit("ineligible:size")),
+        (pl.col("elig_above_scale") & ~pl.col("above_scale"), pl.lit("ineligible:not_above_scale")),
+        (pl.col("line_date") > age_limit, pl.lit("ineligible:too_old")),
+        (pl.col("line_date") > move_limit, pl.lit("ineligible:moved_in_too_long_ago")),
+        (~pl.col("recognized"), pl.lit("ineligible:not_recognised")),
+        (~pl.col("condition_met"), pl.lit("condition_not_met")),
+    ]
+    expr = pl.lit(None, pl.String)
+    for cond, reason in reversed(checks):
+        expr = pl.when(cond.fill_null(False)).then(reason).otherwise(expr)
+    return expr
+
+
+def _progressive(lines: pl.DataFrame, tiers: pl.DataFrame) -> pl.DataFrame:
+    """Sum over tiers of rate × the slice of the base inside the tier, one rounding per line."""
+    if tiers.is_empty():
+        return lines.with_columns(pl.lit(None, pl.Int64).alias("tiered_fen"))
+    slices = (
+        lines.select("_line", "clause_id", "base_fen").join(tiers, on="clause_id")
+        .with_columns(
+            (pl.min_horizontal(pl.col("base_fen"), pl.col("upper_fen").fill_null(pl.col("base_fen")))
+             - pl.col("lower_fen")).clip(lower_bound=0).alias("_slice")
+        )
+        .group_by("_line").agg(((pl.col("_slice") * pl.col("rate_ppm")).sum()).alias("_tiered_micro"))
+        .select("_line", ((pl.col("_tiered_micro") + 500_000) // 1_000_000).alias("tiered_fen"))
+    )
+    return lines.join(slices, on="_line", how="left")
+
+
+def _fill(amount: str, cap: str, group: list[str], order: list[str], already: str | None = None) -> list[pl.Expr]:
+    """Fill lines against a cap in order: each gets what is left of the cap, at most its amount."""
+    before = pl.col(amount).cum_sum().over(group, order_by=order) - pl.col(amount)
+    used = before + (pl.col(already).fill_null(0) if already else 0)
+    room = (pl.col(cap) - used).clip(lower_bound=0)
+    return [pl.when(pl.col(cap).is_null()).then(pl.col(amount)).otherwise(pl.min_horizontal(pl.col(amount), room))]
+
+
+def compute_lines(
+    candidates: pl.DataFrame,
+    tables: dict[str, pl.DataFrame],
+    params: pl.DataFrame,
+    applicants: pl.DataFrame,
+    history: pl.DataFrame,
+    year: int,
+) -> pl.DataFrame:
+    clauses = tables["clauses"]
+    sched = scheduled_installments(history, clauses, year, applicants)
+    new = candidates.with_columns(pl.lit(1, pl.Int64).alias("installment"), pl.lit(False).alias("scheduled"))
+    later = sched.with_columns(
+        pl.lit(dt.date(year, 12, 31)).alias("line_date"), pl.lit(True).alias("in_window"),
+        pl.lit(True).alias("recognized"), pl.lit(True).alias("condition_met"), pl.lit(True).alias("scheduled"),
+        pl.format("installment {} of the award earned in {}", pl.col("installment"), pl.col("earned_year")).alias("detail"),
+        pl.lit("state").alias("source"), pl.col("matter_id").alias("supersede_key"),
+    )
+    lines = (
+        pl.concat([new, later], how="diagonal_relaxed")
+        .with_row_index("_line")
+        .join(clauses, on="clause_id", how="left")
+        .join(params, on="clause_id", how="left")
+        .join(applicants, on="applicant_id", how="left")
+        .with_columns(
+            pl.coalesce("rate_ppm", "p_rate_ppm").alias("rate_ppm"),
+            pl.coalesce("annual_cap_fen", "p_annual_cap_fen").alias("annual_cap_fen"),
+            pl.coalesce("item_cap_fen", "p_item_cap_fen").alias("item_cap_fen"),
+            pl.coalesce("fixed_fen", "p_amount_fen").alias("fixed_fen"),
+        )
+        .with_columns(eligibility_reason(year).alias("blocked"))
+    )
+    _require_params(lines)
+
+    # §5.3 formula. An approved rate never exceeds the rule's rate or maximum.
+    lines = _progressive(lines, tables["tiers"]).join(
+        tables["levels"].select("clause_id", "level", "level_cap_fen"), on=["clause_id", "level"], how="left"
+    )
+    rule_rate = pl.coalesce("rate_ppm", "max_rate_ppm")
+    eff_rate = pl.when(pl.col("approved_ppm").is_not_null()).then(_min(pl.col("approved_ppm"), rule_rate)).otherwise(pl.col("rate_ppm"))
+    kind = pl.col("kind")
+    formula = (
+        pl.when(kind.is_in(["rate", "matching", "growth"])).then(apply_rate(pl.col("base_fen"), pl.col("eff_rate_ppm")))
+        .when(kind == "progressive").then(pl.col("tiered_fen"))
+        .when(kind == "fixed").then(pl.col("fixed_fen"))
+        .when(kind == "per_unit").then(pl.col("unit_fen") * pl.col("quantity"))
+        .when(kind == "approved").then(pl.col("approved_fen"))
+        .when(kind == "first_reach").then(
+            pl.when(pl.col("eff_rate_ppm").is_not_null()).then(apply_rate(pl.col("base_fen"), pl.col("eff_rate_ppm")))
+            .otherwise(pl.col("fixed_fen")))
+        .otherwise(pl.col("target_fen"))  # level, ladder
+    )
+    lines = lines.with_columns(eff_rate.alias("eff_rate_ppm")).with_columns(formula.fill_null(0).alias("formula_fen"))
+    lines = lines.with_columns(
+        pl.when(pl.col("scheduled")).then(pl.col("award_fen"))
+        .when(pl.col("blocked").is_not_null()).then(0)
+        .when(kind != "approved").then(_min(pl.col("formula_fen"), pl.col("approved_fen")))
+        .otherwise(pl.col("formula_fen")).alias("gross_fen")
+    )
+
+    # §5.8 level-up difference and §5.7 one-off / period limits, from what was paid before.
+    hist_matter = _paid_before(history, ["applicant_id", "clause_id", "matter_id"], "paid_matter_fen")
+    hist_appl = _paid_before(history, ["applicant_id", "clause_id"], "paid_applicant_fen")
+    years_paid = (
+        history.filter(pl.col("payable_fen") > 0)
+        .group_by("applicant_id", "clause_id", "matter_id")
+        .agg(pl.col("year").min().alias("first_year_m"), pl.col("year").n_unique().alias("n_years_m"))
+    )
+    years_paid_a = (
+        history.filter(pl.col("payable_fen") > 0).group_by("applicant_id", "clause_id")
+        .agg(pl.col("year").min().alias("first_year_a"), pl.col("year").n_unique().alias("n_years_a"))
+    )
+    lines = (
+        lines.join(hist_matter, on=["applicant_id", "clause_id", "matter_id"], how="left")
+        .join(hist_appl, on=["applicant_id", "clause_id"], how="left")
+        .join(years_paid, on=["applicant_id", "clause_id", "matter_id"], how="left")
+        .join(years_paid_a, on=["applicant_id", "clause_id"], how="left")
+        .with_columns(pl.col("paid_matter_fen", "paid_applicant_fen").fill_null(0))
+    )
+    by_scope = lambda scope, m, a: pl.when(pl.col(scope) == "applicant").then(pl.col(a)).otherwise(pl.col(m))  # noqa: E731
+    first_year = by_scope("period_scope", "first_year_m", "first_year_a")
+    n_years = by_scope("period_scope", "n_years_m", "n_years_a")
+    live = ~pl.col("scheduled")
+    lines = lines.with_columns(
+        pl.when(live & pl.col("level_up")).then((pl.col("gross_fen") - pl.col("paid_matter_fen")).clip(lower_bound=0))
+        .otherwise(pl.col("gross_fen")).alias("after_level_up_fen"),
+        pl.when(~live).then(None)
+        .when(pl.col("one_off") & (by_scope("one_off_scope", "paid_matter_fen", "paid_applicant_fen") > 0)).then(pl.lit("one_off_already_paid"))
+        .when(pl.col("first_year_only") & first_year.is_not_null()).then(pl.lit("period:first_year_only"))
+        .when((pl.lit(year) - first_year) >= pl.col("consecutive_years")).then(pl.lit("period:consecutive_years_over"))
+        .when(n_years >= pl.col("max_years")).then(pl.lit("period:max_years_reached"))
+        .alias("period_block"),
+    )
+    item_cap = pl.coalesce("level_cap_fen", "item_cap_fen")
+    lines = lines.with_columns(
+        pl.when(pl.col("period_block").is_not_null()).then(0)
+        .otherwise(_min(pl.col("after_level_up_fen"), item_cap)).alias("after_item_fen"),
+        item_cap.alias("item_cap_applied_fen"),
+        by_scope("cumulative_scope", "paid_matter_fen", "paid_applicant_fen").alias("cum_paid_before_fen"),
+    )
+
+    # §5.5 keep the highest: compare each line bounded as if it were alone.
+    cum_room = (pl.col("cumulative_cap_fen") - pl.col("cum_paid_before_fen")).clip(lower_bound=0)
+    lines = lines.with_columns(
+        pl.when(~live).then(pl.col("after_item_fen"))
+        .otherwise(_min(_min(pl.col("after_item_fen"), pl.col("annual_cap_fen")), cum_room)).alias("alone_fen")
+    )
+    contest = [pl.col("applicant_id"), pl.col("supersede_key"), pl.col("paid_for")]
+    rank = pl.struct(-pl.col("alone_fen"), pl.col("clause_order")).rank("ordinal").over(contest)
+    winner = pl.col("clause_id").sort_by([-pl.col("alone_fen"), pl.col("clause_order")]).first().over(contest)
+    in_contest = live & (pl.col("alone_fen") > 0)
+    ranked = lines.filter(in_contest).with_columns(rank.alias("_rank"), winner.alias("_winner")).select("_line", "_rank", "_winner")
+    lines = lines.join(ranked, on="_line", how="left").with_columns(
+        pl.when(pl.col("_rank") > 1).then(pl.col("_winner")).alias("superseded_by")
+    )
+    kept = pl.when(pl.col("superseded_by").is_not_null()).then(0).otherwise(pl.col("after_item_fen"))
+    lines = lines.with_columns(kept.alias("kept_fen"))
+
+    # §5.6 annual caps per applicant and clause (or group), filled in date order, then id.
+    order = ["line_date", "matter_id", "clause_order"]
+    lines = lines.with_columns(
+        pl.when(~live).then(pl.col("kept_fen"))
+        .otherwise(_fill("kept_fen", "annual_cap_fen", ["applicant_id", "annual_group"], order)[0]).alias("after_annual_fen")
+    )
+    # §5.7 cumulative caps, counting what was paid before.
+    cum_group = pl.when(pl.col("cumulative_scope") == "applicant").then(pl.lit("")).otherwise(pl.col("matter_id"))
+    lines = lines.with_columns(cum_group.alias("_cum_group")).with_columns(
+        pl.when(~live).then(pl.col("after_annual_fen"))
+        .otherwise(_fill("after_annual_fen", "cumulative_cap_fen", ["applicant_id", "clause_id", "_cum_group"], order,
+                         already="cum_paid_before_fen")[0]).alias("after_cumulative_fen")
+    )
+    # §5.10 installments: the award is paid in shares; the last share takes the remainder.
+    lines = (
+        lines.with_columns(
+            pl.when(pl.col("scheduled")).then(pl.col("award_fen")).otherwise(pl.col("after_cumulative_fen")).alias("award_fen")
+        )
+        .join(tables["shares"], on=["clause_id", "installment"], how="left")
+        .with_columns(
+            pl.when(pl.col("blocked").is_not_null()).then(0)
+            .otherwise(apply_rate(pl.col("award_fen"), pl.col("cum_ppm")) - apply_rate(pl.col("award_fen"), pl.col("prev_cum_ppm")))
+            .alias("payable_fen"),
+        )
+    )
+    return lines.drop("_line", "_rank", "_winner", "_cum_group").sort("applicant_id", "clause_order", "matter_id", "installment")
+
+
+def _require_params(lines: pl.DataFrame) -> None:
+    """A live line of a clause whose administrator parameter is missing stops the run (SPEC §5.9)."""
+    effective = {"rate": "rate_ppm", "annual_cap": "annual_cap_fen", "item_cap": "item_cap_fen", "amount": "fixed_fen"}
+    live = lines.filter(pl.col("blocked").is_null() & ~pl.col("scheduled"))
+    for name, col in effective.items():
+        missing = live.filter(pl.col("params").list.contains(name) & pl.col(col).is_null())
+        if not missing.is_empty():
+            cid = missing.get_column("clause_id").sort().first()
+            raise ParamError(f"clause {cid}: administrator parameter {name} is missing "
+                             f"(set clauses.{cid}.{name} in the params file)")
+
+
+def clawbacks(applicants: pl.DataFrame, history: pl.DataFrame, year: int, region: str,
+              relocation_years: int | None, relocation_text: str | None, fraud_text: str | None) -> pl.DataFrame:
+    """SPEC §5.11: what to recover in the run for the year the fraud or relocation falls in.
+
+    Fraud recovers everything received; a move out within `relocation_years`
+    of the first payment (the first payment year counting as year 1)
+    recovers everything received under the policy. Reported once, in that
+    year's run; a rerun of that year replaces it.
+    """
+    received = history.group_by("applicant_id", "clause_id", "matter_id").agg(pl.col("payable_fen").sum().alias("amount_fen"))
+    received = received.filter(pl.col("amount_fen") > 0)
+    first_paid = history.filter(pl.col("payable_fen") > 0).group_by("applicant_id").agg(pl.col("year").min().alias("first_year"))
+    a = applicants.join(first_paid, on="applicant_id", how="left")
+    fraud = a.filter(pl.col("fraud_found_on").dt.year() == year).select(
+        "applicant_id",
+        pl.format("fraud found on {}: everything received is recovered{}", pl.col("fraud_found_on").dt.to_string("%Y-%m-%d"),
+                  pl.lit(f" ({fraud_text})" if fraud_text else "")).alias("reason"),
+    )
+    parts = [fraud]
+    if relocation_years is not None:
+        moved = a.filter(
+            (pl.col("relocated_out_on").dt.year() == year)
+            & (pl.col("relocated_out_on").dt.year() - pl.col("first_year") < relocation_years)
+            & ~pl.col("applicant_id").is_in(fraud.get_column("applicant_id").implode())
+        ).select(
+            "applicant_id",
+            pl.format("moved out of {} on {}, within {} years of the first payment ({}): everything received is returned{}",
+                      pl.lit(region), pl.col("relocated_out_on").dt.to_string("%Y-%m-%d"), pl.lit(relocation_years),
+                      pl.col("first_year"), pl.lit(f" ({relocation_text})" if relocation_text else "")).alias("reason"),
+        )
+        parts.append(moved)
+    who = pl.concat(parts)
+    return who.join(received, on="applicant_id").select(list(CLAWBACK_SCHEMA)).sort("applicant_id", "clause_id", "matter_id")

@@ -1,0 +1,72 @@
+"""Every line in words: the chain of steps and the reason codes (SPEC §5.12).
+
+Reads only the step columns that ``transforms.compute`` keeps, so the audit,
+``disburse explain`` and the finance files tell one story.
+"""
+
+from __future__ import annotations
+
+import polars as pl
+
+from disburse.money import fmt_fen_expr as F
+from disburse.money import fmt_ppm_expr as P
+
+
+def _steps() -> list[pl.Expr]:
+    kind, c = pl.col("kind"), pl.col
+    base_text = pl.when(c("excluded_fen") > 0).then(
+        pl.format("{} ({} dated outside the policy window left out)", F(c("base_fen")), F(c("excluded_fen")))
+    ).otherwise(F(c("base_fen")))
+    formula = (
+        pl.when(kind.is_in(["rate", "matching", "growth"]) | ((kind == "first_reach") & c("eff_rate_ppm").is_not_null()))
+        .then(pl.format("{} × {} = {}", P(c("eff_rate_ppm")), base_text, F(c("formula_fen"))))
+        .when(kind == "progressive").then(pl.format("tiers ({}) on {} = {}", c("tiers_text"), base_text, F(c("formula_fen"))))
+        .when(kind.is_in(["fixed", "first_reach"])).then(pl.format("fixed award {}", F(c("formula_fen"))))
+        .when(kind == "per_unit").then(pl.format("{} × {} = {}", F(c("unit_fen")), c("quantity"), F(c("formula_fen"))))
+        .when(kind == "approved").then(pl.format("approved amount {}", F(c("formula_fen"))))
+        .otherwise(pl.format("award {}", F(c("formula_fen"))))
+    )
+    scheduled = c("scheduled")
+    return [
+        pl.when(c("detail").is_not_null()).then(pl.format("{}: {}", c("source"), c("detail"))).otherwise(c("source")),
+        pl.when(scheduled).then(pl.format("award {} earned in {}", F(c("award_fen")), c("earned_year"))).otherwise(formula),
+        pl.when(~scheduled & c("approved_fen").is_not_null() & (c("approved_fen") < c("formula_fen")))
+        .then(pl.format("approved amount {}", F(c("approved_fen")))),
+        pl.when(~scheduled & c("level_up") & (c("paid_matter_fen") > 0))
+        .then(pl.format("level-up difference: minus {} paid before = {}", F(c("paid_matter_fen")), F(c("after_level_up_fen")))),
+        pl.when(c("period_block").is_not_null()).then(pl.format("0.00 ({})", c("period_block"))),
+        pl.when(c("period_block").is_null() & (c("after_item_fen") < c("after_level_up_fen")))
+        .then(pl.format("per-item cap {} → {}", F(c("item_cap_applied_fen")), F(c("after_item_fen")))),
+        pl.when(c("superseded_by").is_not_null())
+        .then(pl.format("0.00: superseded by {} (keep the highest, never twice)", c("superseded_by"))),
+        pl.when(c("after_annual_fen") < c("kept_fen"))
+        .then(pl.format("yearly cap {} (filled in date order) → {}", F(c("annual_cap_fen")), F(c("after_annual_fen")))),
+        pl.when(c("after_cumulative_fen") < c("after_annual_fen"))
+        .then(pl.format("cumulative cap {} with {} paid before → {}", F(c("cumulative_cap_fen")),
+                        F(c("cum_paid_before_fen")), F(c("after_cumulative_fen")))),
+        pl.when(c("installments") > 1).then(pl.format("installment {} of {}: {}", c("installment"), c("installments"), F(c("payable_fen")))),
+        pl.when(c("blocked").is_not_null()).then(pl.format("not paid: {}", c("blocked"))),
+    ]
+
+
+def _reasons() -> list[pl.Expr]:
+    c = pl.col
+    return [
+        c("blocked"),
+        pl.when(~c("scheduled") & c("approved_fen").is_not_null() & (c("approved_fen") < c("formula_fen"))).then(pl.lit("approved_amount")),
+        pl.when(~c("scheduled") & c("level_up") & (c("paid_matter_fen") > 0)).then(pl.lit("level_up")),
+        c("period_block"),
+        pl.when(c("period_block").is_null() & (c("after_item_fen") < c("after_level_up_fen"))).then(pl.lit("cap:item")),
+        pl.when(c("superseded_by").is_not_null()).then(pl.format("superseded_by:{}", c("superseded_by"))),
+        pl.when(c("after_annual_fen") < c("kept_fen")).then(pl.lit("cap:annual")),
+        pl.when(c("after_cumulative_fen") < c("after_annual_fen")).then(pl.lit("cap:cumulative")),
+        pl.when(c("installments") > 1).then(pl.format("installment:{}/{}", c("installment"), c("installments"))),
+    ]
+
+
+def explain(lines: pl.DataFrame) -> pl.DataFrame:
+    """Adds ``steps`` (text, steps joined by ' → ') and ``reasons`` (codes joined by ';')."""
+    return lines.with_columns(
+        pl.concat_list(_steps()).list.drop_nulls().list.join(" → ").alias("steps"),
+        pl.concat_list(_reasons()).list.drop_nulls().list.join(";").alias("reasons"),
+    )

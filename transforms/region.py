@@ -1,0 +1,101 @@
+"""One region's year: candidates → modifiers → explanation → finance tables.
+
+Frames in, frames out; no files. Grains:
+- ``lines`` (the audit): one row per applicant, clause, matter and installment,
+  including lines that came to zero;
+- ``disbursements``: the lines with payable > 0;
+- ``payments``: one row per applicant with a payable line;
+- ``clawbacks``: one row per applicant, clause and matter to recover.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+import polars as pl
+
+from disburse.money import rate_to_ppm, yuan_to_fen
+from disburse.params import ParamError, Params
+from disburse.rules import Catalogue
+from transforms.candidates import CANDIDATE_SCHEMA, Context, extract
+from transforms.compute import HISTORY_SCHEMA, PARAM_SCHEMA, clawbacks, compute_lines
+from transforms.explain import explain
+
+AUDIT_COLUMNS = [
+    "applicant_id", "applicant_name", "region", "year", "clause_id", "clause_title", "article", "matter_id",
+    "installment", "installments", "line_date", "source", "base_fen", "eff_rate_ppm", "formula_fen", "gross_fen",
+    "paid_matter_fen", "after_level_up_fen", "item_cap_applied_fen", "after_item_fen", "alone_fen",
+    "superseded_by", "kept_fen", "annual_cap_fen", "after_annual_fen", "cumulative_cap_fen",
+    "cum_paid_before_fen", "after_cumulative_fen", "award_fen", "payable_fen", "blocked", "reasons", "steps",
+]
+
+
+@dataclass
+class RegionResult:
+    region: str
+    lines: pl.DataFrame
+    clawbacks: pl.DataFrame
+
+    @property
+    def disbursements(self) -> pl.DataFrame:
+        return self.lines.filter(pl.col("payable_fen") > 0)
+
+    @property
+    def payments(self) -> pl.DataFrame:
+        return (
+            self.disbursements.group_by("applicant_id", "applicant_name")
+            .agg(pl.col("payable_fen").sum().alias("total_payable_fen"))
+            .sort("applicant_id")
+        )
+
+
+def params_table(params: Params, region: str) -> pl.DataFrame:
+    rows = [
+        {
+            "clause_id": cid,
+            "p_rate_ppm": None if p.rate is None else rate_to_ppm(p.rate),
+            "p_annual_cap_fen": None if p.annual_cap is None else yuan_to_fen(p.annual_cap),
+            "p_item_cap_fen": None if p.item_cap is None else yuan_to_fen(p.item_cap),
+            "p_amount_fen": None if p.amount is None else yuan_to_fen(p.amount),
+        }
+        for cid, p in params.clauses.items()
+        if cid.split(".", 1)[0] == region
+    ]
+    return pl.DataFrame(rows, schema=PARAM_SCHEMA)
+
+
+def compute_region(
+    accepted: dict[str, pl.DataFrame],
+    cat: Catalogue,
+    tables: dict[str, pl.DataFrame],
+    params: Params,
+    window: tuple[dt.date, dt.date] | None,
+    history: pl.DataFrame,
+    year: int,
+    region: str,
+) -> RegionResult:
+    applicants = accepted["applicants"].filter(pl.col("region") == region).drop("_row")
+    clauses = tables["clauses"].filter(pl.col("region") == region)
+    history = history.join(clauses.select("clause_id"), on="clause_id", how="semi")
+    ctx = Context(accepted, applicants, year, window or (dt.date.max, dt.date.max), tables["levels"], tables["steps"])
+    parts = [extract(rule, ctx) for rule in cat.rules_of(region)]
+    candidates = pl.concat(parts) if parts else pl.DataFrame(schema=CANDIDATE_SCHEMA)
+    if window is None and not candidates.is_empty():
+        raise ParamError(f"policy {region}: administrator parameter effective_from is missing "
+                         f"(set policies.{region}.effective_from in the params file)")
+    region_tables = {**tables, "clauses": clauses}
+    lines = compute_lines(candidates, region_tables, params_table(params, region), applicants, history, year)
+    lines = explain(lines).with_columns(
+        pl.col("name").alias("applicant_name"),
+        pl.lit(region).alias("region"),
+        pl.lit(year, pl.Int64).alias("year"),
+        pl.col("title").alias("clause_title"),
+    ).select(AUDIT_COLUMNS)
+    pol = cat.policies[region].provisions
+    claws = clawbacks(applicants, history, year, region, pol.clawback_on_relocation_years, pol.clawback_text, pol.fraud_text)
+    return RegionResult(region, lines, claws)
+
+
+def empty_history() -> pl.DataFrame:
+    return pl.DataFrame(schema=HISTORY_SCHEMA)

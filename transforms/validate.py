@@ -1,0 +1,176 @@
+"""Type and check the raw ledgers (SPEC §3): accepted rows typed, faults listed.
+
+Value faults (missing, malformed, not allowed, unknown reference) come from a
+pandera schema per ledger, run on the collected text frame; faults across rows
+(duplicate keys, a project claimed by two applicants) are polars window
+expressions. A row with any fault is rejected whole, one line per fault, and
+never reaches ``accepted``. Applicants go first: the other ledgers may only
+name an accepted applicant.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Collection
+from dataclasses import dataclass
+
+import pandera.polars as pa
+import polars as pl
+
+from disburse import uscc
+from disburse.ledgers import BOOL, DATE, INT, LEDGERS, MONEY, NUMBER, RATE, ROW, STR, Col, Ledger, empty_raw
+from disburse.money import MONEY_RE, RATE_RE, parse_money, parse_rate
+
+APPLICANT = "applicant_id"
+REJECTED_SCHEMA = {
+    "ledger": pl.String, "row": pl.Int64, "column": pl.String,
+    "value": pl.String, "reason": pl.String, APPLICANT: pl.String,
+}
+FAULT_COLUMNS = ["row", "column", "value", "reason"]
+
+NUMBER_RE = r"^\d{1,15}(\.\d+)?$"
+INT_RE = r"^\d{1,18}$"
+DATE_RE = r"^\d{4}-\d{2}-\d{2}$"
+FIRST_YEAR, LAST_YEAR = 1990, 2100
+assert next(iter(LEDGERS)) == "applicants"  # validate() relies on it
+
+Rule = tuple[str, Callable[[pl.Expr], pl.Expr]]  # (reason, value -> passes); nulls are not its business
+
+PARSE: dict[str, Callable[[pl.Expr], pl.Expr]] = {
+    STR: lambda v: v,
+    MONEY: parse_money,
+    RATE: parse_rate,
+    DATE: lambda v: v.str.to_date("%Y-%m-%d"),
+    BOOL: lambda v: v == "true",
+    INT: lambda v: v.cast(pl.Int64),
+    NUMBER: lambda v: v.cast(pl.Float64),
+}
+
+
+@dataclass
+class Validated:
+    accepted: dict[str, pl.DataFrame]  # ledger name -> typed frame, with _row
+    rejected: pl.DataFrame             # REJECTED_SCHEMA, one line per fault
+
+
+def validate(raw: dict[str, pl.DataFrame], regions: Collection[str], clause_ids: Collection[str]) -> Validated:
+    known = {"region": list(regions), "clause_id": list(clause_ids), APPLICANT: None}
+    accepted: dict[str, pl.DataFrame] = {}
+    rejected: list[pl.DataFrame] = []
+    for name, ledger in LEDGERS.items():  # applicants come first: the others refer to them
+        df = raw.get(name, empty_raw(ledger)).select(ROW, pl.col(ledger.column_names).cast(pl.String))
+        faults = pl.concat([_value_faults(df, ledger, known), *_row_faults(df, ledger)])
+        good = df.filter(~pl.col(ROW).is_in(faults["row"].implode()))
+        accepted[name] = good.with_columns(PARSE[c.type](pl.col(c.name)) for c in ledger.columns)
+        rejected.append(_rejected_lines(name, df, faults))
+        if name == "applicants":
+            known[APPLICANT] = accepted[name][APPLICANT]
+    return Validated(accepted, pl.concat(rejected))
+
+
+# --- value faults: one pandera schema per ledger ------------------------------
+
+def _rules(ledger: Ledger, col: Col, known: dict) -> list[Rule]:
+    rules: list[Rule] = []
+    if col.type == MONEY:
+        rules += _unsigned(MONEY_RE, "bad_money: not an amount in yuan with at most 2 decimals",
+                           "negative_amount: money cannot be negative")
+    elif col.type == NUMBER:
+        rules += _unsigned(NUMBER_RE, "bad_number: not a number", f"negative_number: {col.name} cannot be negative")
+    elif col.type == INT:
+        rules += _unsigned(INT_RE, "bad_int: not a whole number", f"negative_number: {col.name} cannot be negative")
+    elif col.type == RATE:
+        rules.append(("bad_rate: expected a share from 0 to 1", lambda v: v.str.contains(RATE_RE)))
+    elif col.type == DATE:
+        rules.append(("bad_date: not a real date YYYY-MM-DD",
+                      lambda v: v.str.contains(DATE_RE) & v.str.to_date("%Y-%m-%d", strict=False).is_not_null()))
+    elif col.type == BOOL:
+        rules.append(("bad_bool: expected true or false", lambda v: v.is_in(["true", "false"])))
+    if col.enum:
+        rules.append((f"not_allowed: expected one of {', '.join(col.enum)}", lambda v: v.is_in(col.enum)))
+
+    if col.name == "year":
+        rules.append((f"bad_year: expected a year from {FIRST_YEAR} to {LAST_YEAR}",
+                      lambda v: ~v.str.contains(INT_RE) | v.cast(pl.Int64, strict=False).is_between(FIRST_YEAR, LAST_YEAR)))
+    elif ledger.name == "applicants" and col.name == APPLICANT:
+        rules.append(("bad_credit_code: not an 18-character code with a valid GB 32100-2015 check character",
+                      uscc.valid_expr))
+    elif ledger.name == "applicants" and col.name == "region":
+        rules.append(("unknown_region: no rules for this region", lambda v: v.is_in(known["region"])))
+    elif col.name == APPLICANT:
+        rules.append(("unknown_applicant: no accepted applicant with this id",
+                      lambda v: v.is_in(known[APPLICANT].implode())))
+    elif col.name == "clause_id":
+        rules.append(("unknown_clause: no such clause in the rules", lambda v: v.is_in(known["clause_id"])))
+    return rules
+
+
+def _unsigned(pattern: str, bad: str, negative: str) -> list[Rule]:
+    """PATTERN (anchored ^...$) must match; the same with a leading minus is the NEGATIVE fault."""
+    minus = "^-" + pattern[1:]
+    return [
+        (bad, lambda v: v.str.contains(pattern) | v.str.contains(minus)),
+        (negative, lambda v: ~v.str.contains(minus)),
+    ]
+
+
+def _check(reason: str, passes: Callable[[pl.Expr], pl.Expr]) -> pa.Check:
+    def check(data: pa.PolarsData) -> pl.LazyFrame:
+        v = pl.col(data.key)
+        return data.lazyframe.select(v.is_null() | passes(v))
+
+    return pa.Check(check, name=reason.split(":")[0], error=reason)
+
+
+def _value_faults(df: pl.DataFrame, ledger: Ledger, known: dict) -> pl.DataFrame:
+    schema = pa.DataFrameSchema({
+        c.name: pa.Column(pl.String, nullable=c.nullable, checks=[_check(*r) for r in _rules(ledger, c, known)])
+        for c in ledger.columns
+    })
+    try:
+        schema.validate(df, lazy=True)
+    except pa.errors.SchemaErrors as err:
+        fc = err.failure_cases  # `check` holds the error text, i.e. the reason
+        return fc.select(
+            df[ROW].gather(fc["index"]).alias("row"),
+            "column",
+            pl.col("failure_case").alias("value"),
+            pl.when(pl.col("check") == "not_nullable")
+            .then(pl.format("missing_value: {} is required", "column"))
+            .otherwise("check")
+            .alias("reason"),
+        )
+    return pl.DataFrame(schema={c: REJECTED_SCHEMA[c] for c in FAULT_COLUMNS})
+
+
+# --- faults across rows ---------------------------------------------------------
+
+def _rows_in_group(*by: str) -> pl.Expr:
+    return pl.col(ROW).sort().cast(pl.String).str.join(", ").over(by)
+
+
+def _row_faults(df: pl.DataFrame, ledger: Ledger) -> list[pl.DataFrame]:
+    key = list(ledger.key)
+    duplicates = df.filter(pl.all_horizontal(pl.col(key).is_not_null()) & (pl.len().over(key) > 1)).select(
+        pl.col(ROW).alias("row"),
+        pl.lit("|".join(key)).alias("column"),
+        pl.concat_str(key, separator="|").alias("value"),
+        pl.format("duplicate_key: {} repeats on rows {}", pl.lit(", ".join(key)), _rows_in_group(*key)).alias("reason"),
+    )
+    if ledger.name != "projects":
+        return [duplicates]
+    conflicts = df.filter(
+        pl.col("project_id").is_not_null() & pl.col(APPLICANT).is_not_null()
+    ).filter(pl.col(APPLICANT).n_unique().over("project_id") > 1).select(
+        pl.col(ROW).alias("row"),
+        pl.lit(APPLICANT).alias("column"),
+        pl.col(APPLICANT).alias("value"),
+        pl.format("conflicting_applicant: project {} has rows for several applicants (rows {})",
+                  "project_id", _rows_in_group("project_id")).alias("reason"),
+    )
+    return [duplicates, conflicts]
+
+
+def _rejected_lines(name: str, df: pl.DataFrame, faults: pl.DataFrame) -> pl.DataFrame:
+    out = faults.join(df.select(pl.col(ROW).alias("row"), APPLICANT), on="row", how="left")
+    out = out.with_columns(pl.lit(name).alias("ledger")).select(list(REJECTED_SCHEMA)).cast(REJECTED_SCHEMA)
+    return out.sort("row", "column", maintain_order=True)
