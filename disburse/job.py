@@ -16,7 +16,7 @@ import polars as pl
 
 from disburse import outputs, state
 from disburse.money import fen_to_decimal
-from disburse.ledgers import LEDGER_ORDER, InputError, read_ledgers
+from disburse.ledgers import LEDGER_ORDER, InputError, check_ledgers_dir, read_ledgers
 from disburse.params import ParamError, Params, load_params, policy_windows
 from disburse.rules import Catalogue, RuleError, compile_tables, load_catalogue
 from disburse.state import StateError
@@ -44,11 +44,11 @@ def ingest(ledgers_dir: Path, rules_dir: Path | None = None, params_file: Path |
     return Inputs(cat, compile_tables(cat), params, policy_windows(cat, params), raw, files)
 
 
-def choose_regions(inputs: Inputs, region: str | None) -> list[str]:
+def choose_regions(cat: Catalogue, region: str | None) -> list[str]:
     if region is None:
-        return inputs.catalogue.regions
-    if region not in inputs.catalogue.policies:
-        raise InputError(f"--region {region}: unknown region (known: {', '.join(inputs.catalogue.regions)})")
+        return cat.regions
+    if region not in cat.policies:
+        raise InputError(f"--region {region}: unknown region (known: {', '.join(cat.regions)})")
     return [region]
 
 
@@ -160,12 +160,17 @@ def run_year(ledgers_dir: Path, out_dir: Path, year: int, *, region: str | None 
     """The whole run without Prefect (tests, library use). Same stages, same order as the flow."""
     started = dt.datetime.now(dt.timezone.utc)
     inputs = ingest(ledgers_dir, rules_dir, params_file)
-    regions = choose_regions(inputs, region)
+    regions = choose_regions(inputs.catalogue, region)
     checked = check(inputs)
-    con = state.connect(state_file or out_dir / "state.duckdb")
-    try:
+    with state.opened(state_file or out_dir / "state.duckdb") as con:
         results = [compute(inputs, checked, con, year, r) for r in regions]
         manifest = publish(inputs, checked, results, con, year=year, out_dir=out_dir, run_id=new_run_id(), started=started)
-    finally:
-        con.close()
     return manifest, results
+
+
+def preflight(ledgers_dir: Path, rules_dir: Path | None, params_file: Path | None, region: str | None) -> None:
+    """The checks that cost nothing, made before the flow starts: fail in a second, not after start-up."""
+    cat = load_catalogue(rules_dir or DEFAULT_RULES)
+    load_params(params_file, cat)
+    check_ledgers_dir(ledgers_dir)
+    choose_regions(cat, region)

@@ -254,17 +254,22 @@ def read_raw(path: Path, ledger: Ledger) -> pl.DataFrame:
     )
 
 
-def read_ledgers(ledgers_dir: Path) -> tuple[dict[str, pl.DataFrame], dict[str, Path | None]]:
-    """All ten ledgers as raw text frames, and the file each came from."""
+def check_ledgers_dir(ledgers_dir: Path) -> None:
     if not ledgers_dir.is_dir():
         raise InputError(f"{ledgers_dir}: ledgers directory not found")
+    for name, ledger in LEDGERS.items():
+        if not ledger.optional_file and find_file(ledgers_dir, name) is None:
+            raise InputError(f"{ledgers_dir}/{name}.csv: required ledger {name} not found")
+
+
+def read_ledgers(ledgers_dir: Path) -> tuple[dict[str, pl.DataFrame], dict[str, Path | None]]:
+    """All ten ledgers as raw text frames, and the file each came from."""
+    check_ledgers_dir(ledgers_dir)
     frames: dict[str, pl.DataFrame] = {}
     files: dict[str, Path | None] = {}
     for name, ledger in LEDGERS.items():
         path = find_file(ledgers_dir, name)
-        if path is None:
-            if not ledger.optional_file:
-                raise InputError(f"{ledgers_dir}/{name}.csv: required ledger {name} not found")
+        if path is None:  # only optional ledgers can be absent: check_ledgers_dir saw to that
             frames[name], files[name] = empty_raw(ledger), None
             continue
         frames[name], files[name] = read_raw(path, ledger), path

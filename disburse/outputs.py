@@ -145,6 +145,8 @@ class Staged:
 
     def discard(self) -> None:
         shutil.rmtree(self.staging, ignore_errors=True)
+        if self.year_dir.is_dir() and not any(self.year_dir.iterdir()):
+            self.year_dir.rmdir()  # a first run that failed leaves no trace
 
 
 def stage(out_dir: Path, year: int, run_id: str, regions: list[str]) -> Staged:

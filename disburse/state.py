@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+from contextlib import contextmanager
 from pathlib import Path
 
 import duckdb
@@ -40,6 +41,23 @@ def connect(path: Path, *, read_only: bool = False) -> duckdb.DuckDBPyConnection
             return con
     con.execute((SQL / "state_schema.sql").read_text())
     return con
+
+
+@contextmanager
+def opened(path: Path):
+    """The state, held read-write for a whole run; a file this run created is removed if the run fails."""
+    created = not path.exists()
+    con = connect(path)
+    try:
+        yield con
+    except BaseException:
+        con.close()
+        if created:
+            for leftover in (path, path.with_name(path.name + ".wal")):
+                leftover.unlink(missing_ok=True)
+        raise
+    else:
+        con.close()
 
 
 def history(con: duckdb.DuckDBPyConnection, prior_payments: pl.DataFrame, year: int) -> pl.DataFrame:

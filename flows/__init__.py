@@ -1,0 +1,3 @@
+from disburse import offline
+
+offline.apply()

@@ -1,0 +1,134 @@
+"""Command line: ``disburse run | validate | explain | rules``.
+
+A run that cannot proceed prints one line on stderr and exits 2; nothing is
+written and the state is unchanged.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
+
+import polars as pl
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from disburse import offline
+from disburse.job import JOB_ERRORS, check, ingest, preflight
+from disburse.money import fmt_fen
+
+offline.apply()
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, help="Exact, explainable yearly subsidy payments.")
+out = Console()
+err = Console(stderr=True, soft_wrap=True)
+
+LedgersOpt = Annotated[Path, typer.Option("--ledgers", help="Directory of ledger files (CSV or Parquet).")]
+RulesOpt = Annotated[Optional[Path], typer.Option("--rules", help="Rules catalogue (default: the project's rules/).")]
+ParamsOpt = Annotated[Optional[Path], typer.Option("--params", help="YAML of administrator-set values.")]
+
+
+def fail(message: str, code: int = 2) -> None:
+    err.print(f"disburse: {message}", markup=False, highlight=False)
+    raise typer.Exit(code)
+
+
+@app.command()
+def run(
+    year: Annotated[int, typer.Option("--year", help="The year to pay.")],
+    ledgers: LedgersOpt,
+    out_dir: Annotated[Path, typer.Option("--out", help="Output directory; files go to OUT/YEAR/REGION/.")],
+    region: Annotated[Optional[str], typer.Option("--region", help="Recompute only this region.")] = None,
+    rules: RulesOpt = None,
+    params: ParamsOpt = None,
+    state_file: Annotated[Optional[Path], typer.Option("--state", help="State file (default OUT/state.duckdb).")] = None,
+) -> None:
+    """Validate the ledgers, compute every clause, write finance's files and remember what was paid."""
+    try:
+        preflight(ledgers, rules, params, region)
+        from flows.annual import annual_run
+
+        summary = annual_run(year=year, ledgers=ledgers, out=out_dir, region=region, rules=rules, params=params,
+                             state_file=state_file)
+    except JOB_ERRORS as exc:
+        fail(str(exc))
+    print_summary(summary["manifest"], summary["seconds"], out_dir / str(year))
+
+
+def print_summary(manifest: dict, seconds: dict[str, float], year_dir: Path) -> None:
+    t = Table(title=f"Ledgers (all years) — run {manifest['run_id']}")
+    for col in ("ledger", "rows", "accepted", "rejected"):
+        t.add_column(col, justify="left" if col == "ledger" else "right")
+    for name, d in manifest["inputs"].items():
+        t.add_row(name, str(d["rows"]), str(d["accepted"]), str(d["rejected"]))
+    out.print(t)
+    r = Table(title=f"Year {manifest['year']}")
+    for col in ("region", "lines", "payable lines", "total payable (yuan)", "clawbacks (yuan)"):
+        r.add_column(col, justify="left" if col == "region" else "right")
+    for region in manifest["regions_in_this_run"]:
+        d = manifest["regions"][region]
+        r.add_row(region, str(d["lines"]), str(d["payable_lines"]), d["total_payable"], d["total_clawback"])
+    out.print(r)
+    out.print("Seconds: " + ", ".join(f"{k} {v:.2f}" for k, v in seconds.items()))
+    out.print(f"Files: {year_dir}/<region>/ and {year_dir}/manifest.json")
+
+
+@app.command()
+def validate(ledgers: LedgersOpt, rules: RulesOpt = None, params: ParamsOpt = None,
+             rejected: Annotated[Optional[Path], typer.Option("--rejected", help="Write every rejected line here (CSV).")] = None) -> None:
+    """Check the ledgers only: counts per ledger, and the rejected lines."""
+    try:
+        inputs = ingest(ledgers, rules, params)
+    except JOB_ERRORS as exc:
+        fail(str(exc))
+    checked = check(inputs)
+    t = Table(title="Validation")
+    for col in ("ledger", "rows", "accepted", "rejected rows"):
+        t.add_column(col)
+    for name, raw in inputs.raw.items():
+        bad = checked.rejected.filter(pl.col("ledger") == name)["row"].n_unique()
+        t.add_row(name, str(raw.height), str(checked.accepted[name].height), str(bad))
+    out.print(t)
+    for row in checked.rejected.head(50).iter_rows(named=True):
+        out.print(f"{row['ledger']} row {row['row']} {row['column']}={row['value']!r}: {row['reason']}", markup=False)
+    if checked.rejected.height > 50:
+        out.print(f"... {checked.rejected.height - 50} more")
+    if rejected:
+        checked.rejected.write_csv(rejected, include_bom=True)
+
+
+@app.command()
+def explain(
+    year: Annotated[int, typer.Option("--year")],
+    applicant: Annotated[str, typer.Option("--applicant", help="统一社会信用代码 of the applicant.")],
+    out_dir: Annotated[Path, typer.Option("--out", help="The output directory of the run.")],
+) -> None:
+    """One applicant's lines for a year, with every step, for a person to read."""
+    files = sorted((out_dir / str(year)).glob("*/audit_lines.parquet"))
+    if not files:
+        fail(f"{out_dir / str(year)}: no run found for {year}")
+    lines = pl.concat([pl.read_parquet(f) for f in files]).filter(pl.col("applicant_id") == applicant)
+    if lines.is_empty():
+        fail(f"{applicant}: no lines in {year}")
+    first = lines.row(0, named=True)
+    out.print(f"[bold]{first['applicant_name']}[/bold] ({applicant}), {first['region']}, {year}")
+    for line in lines.sort("clause_id", "matter_id", "installment").iter_rows(named=True):
+        out.print(f"\n[bold]{line['clause_id']}[/bold] {line['clause_title']} ({line['article']}) — matter {line['matter_id']}")
+        for step in line["steps"].split(" → "):
+            out.print(f"  → {step}", markup=False)
+        out.print(f"  payable: [bold]{fmt_fen(line['payable_fen'])}[/bold]" + (f"   reasons: {line['reasons']}" if line["reasons"] else ""))
+    out.print(f"\nTotal payable: [bold]{fmt_fen(int(lines['payable_fen'].sum()))}[/bold]")
+
+
+def main() -> None:
+    try:
+        app()
+    except KeyboardInterrupt:
+        err.print("disburse: interrupted; nothing was recorded")
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,46 @@
+"""The yearly run as a Prefect flow: it only orchestrates the stages of ``disburse.job``.
+
+Tasks are coarse (a stage, or one region's computation). The state file is
+opened once, read-write, for the whole run: a second run against the same
+state is refused at once instead of interleaving with this one.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from pathlib import Path
+
+from prefect import flow, task
+from prefect.cache_policies import NO_CACHE
+
+from disburse import job, state
+
+stage = task(cache_policy=NO_CACHE)  # frames are large; hashing them for a cache key is waste
+ingest = stage(job.ingest)
+check = stage(job.check)
+compute = stage(job.compute)
+publish = stage(job.publish)
+
+
+@flow(name="disburse-annual", validate_parameters=True)
+def annual_run(year: int, ledgers: Path, out: Path, region: str | None = None, rules: Path | None = None,
+               params: Path | None = None, state_file: Path | None = None) -> dict:
+    """Pay year YEAR from the ledgers in LEDGERS into OUT/YEAR/<region>/; returns the run summary."""
+    started = dt.datetime.now(dt.timezone.utc)
+    seconds: dict[str, float] = {}
+
+    def timed(name, fn, *args, **kwargs):
+        t = time.perf_counter()
+        result = fn(*args, **kwargs)
+        seconds[name] = seconds.get(name, 0.0) + time.perf_counter() - t
+        return result
+
+    inputs = timed("ingest", ingest, ledgers, rules, params)
+    regions = job.choose_regions(inputs.catalogue, region)
+    with state.opened(state_file or out / "state.duckdb") as con:
+        checked = timed("validate", check, inputs)
+        results = [timed("compute", compute, inputs, checked, con, year, r) for r in regions]
+        manifest = timed("write", publish, inputs, checked, results, con, year=year, out_dir=out,
+                         run_id=job.new_run_id(), started=started)
+    return {"manifest": manifest, "seconds": seconds}
