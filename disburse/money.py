@@ -77,7 +77,8 @@ def apply_rate(fen: pl.Expr, ppm: pl.Expr) -> pl.Expr:
 
 def fen_to_yuan_expr(fen: pl.Expr) -> pl.Expr:
     """Int64 fen to Decimal(18, 2) yuan, exactly (for the files finance reads)."""
-    return fen.cast(pl.Decimal(20, 0)).cast(pl.Decimal(18, 2)) / pl.lit(Decimal(100)).cast(pl.Decimal(18, 2))
+    exact = fen.cast(pl.Decimal(20, 0)).cast(pl.Decimal(18, 2)) / pl.lit(Decimal(100)).cast(pl.Decimal(18, 2))
+    return exact.cast(pl.Decimal(18, 2))  # fen / 100 has exactly two decimals: the cast only narrows the type
 
 
 def fmt_fen_expr(fen: pl.Expr) -> pl.Expr:

@@ -1,0 +1,220 @@
+"""The run as a whole (issue: walking skeleton): CLI, file faults, state, reruns, atomicity."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import duckdb
+import polars as pl
+import pytest
+from typer.testing import CliRunner
+
+from disburse import state
+from disburse.cli import app
+from disburse.job import run_year
+from tests.scenario import Scenario, credit_code
+
+LEDGERS = Path(__file__).parent / "scenarios" / "engine" / "two_regions.yaml"
+
+
+@pytest.fixture
+def ledgers(tmp_path: Path) -> Path:
+    Scenario(LEDGERS).write_ledgers(tmp_path / "ledgers")
+    return tmp_path / "ledgers"
+
+
+def tree_digest(root: Path) -> dict[str, str]:
+    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(root.rglob("*")) if p.is_file() and p.suffix != ".wal"}
+
+
+def state_rows(path: Path) -> list[tuple]:
+    con = duckdb.connect(str(path), read_only=True)
+    try:
+        return con.execute("select year, region, applicant_id, clause_id, matter_id, payable_fen from lines order by all").fetchall()
+    finally:
+        con.close()
+
+
+def cli(*args: str):
+    return CliRunner().invoke(app, list(args))
+
+
+def test_cli_run_prints_summary_and_writes_files(ledgers: Path, tmp_path: Path, prefect_api) -> None:
+    out = tmp_path / "out"
+    result = cli("run", "--year", "2021", "--ledgers", str(ledgers), "--out", str(out))
+    assert result.exit_code == 0, result.output
+    assert "lingang" in result.output and "280000.00" in result.output
+    for name in ("disbursements.csv", "disbursements.parquet", "payments.csv", "clawbacks.csv", "rejected.csv",
+                 "audit.html", "audit_lines.parquet"):
+        assert (out / "2021" / "lingang" / name).is_file(), name
+    manifest = json.loads((out / "2021" / "manifest.json").read_text())
+    for name, d in manifest["inputs"].items():
+        assert d["rows"] == d["accepted"] + d["rejected"], name
+    assert manifest["inputs"]["compute"] == {**manifest["inputs"]["compute"], "rows": 3, "accepted": 2, "rejected": 1}
+    assert manifest["regions"]["lingang"]["total_payable"] == "280000.00"
+    assert (out / "state.duckdb").is_file()
+
+
+def test_finance_files_are_exact_yuan_with_bom(ledgers: Path, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    run_year(ledgers, out, 2021)
+    raw = (out / "2021" / "lingang" / "payments.csv").read_bytes()
+    assert raw.startswith(b"\xef\xbb\xbf")
+    payments = pl.read_csv(out / "2021" / "lingang" / "payments.csv", infer_schema=False)
+    assert payments.rows() == [(credit_code("L1"), "L1", "280000.00")]
+    parquet = pl.read_parquet(out / "2021" / "lingang" / "disbursements.parquet")
+    assert parquet.schema["payable"] == pl.Decimal(18, 2)
+    assert str(parquet["payable"][0]) == "280000.00"
+
+
+@pytest.mark.parametrize(
+    "breakage, message",
+    [
+        (lambda d: (d / "applicants.csv").unlink(), "applicants.csv: required ledger applicants not found"),
+        (lambda d: (d / "compute.csv").write_text("row_id,applicant_id,year,billed_on,category,vendor,related_party\n"),
+         "compute.csv: missing column amount in ledger compute"),
+        (lambda d: (d / "rd.parquet").write_bytes(b"not a parquet file"), "rd.parquet: unreadable rd file"),
+    ],
+    ids=["no applicants", "missing column", "unreadable file"],
+)
+def test_file_fault_exits_2_with_one_line_and_writes_nothing(ledgers: Path, tmp_path: Path, breakage, message) -> None:
+    breakage(ledgers)
+    out = tmp_path / "out"
+    result = CliRunner().invoke(app, ["run", "--year", "2021", "--ledgers", str(ledgers), "--out", str(out)])
+    assert result.exit_code == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and message in lines[0], result.stderr
+    assert not out.exists() or not any(out.rglob("*"))
+
+
+JINAN_BOND = """\
+clause_id: jinan.11b
+title: 发债补助
+article: 五、11
+text: "对发行公司债券、企业债券的，按实际融资额的2‰给予补助，每家企业每年补助额最高100万元。"
+kind: rate
+base: {ledger: financing, amount: amount, where: {kind: [bond]}, per: row}
+rate: 0.002
+annual_cap: 1000000
+"""
+
+
+def test_missing_admin_parameter_stops_the_run_and_names_it(ledgers: Path, tmp_path: Path, prefect_api) -> None:
+    """jinan's start date is an administrator's parameter: a jinan line without it cannot be paid."""
+    import shutil
+
+    rules = tmp_path / "rules"
+    shutil.copytree(Path(__file__).parent.parent / "rules", rules)
+    if not (rules / "jinan" / "jinan.11b.yaml").exists():
+        (rules / "jinan" / "jinan.11b.yaml").write_text(JINAN_BOND, encoding="utf-8")
+    applicants = pl.read_csv(ledgers / "applicants.csv", infer_schema=False)
+    jinan = applicants.head(1).with_columns(pl.lit(credit_code("J1")).alias("applicant_id"), pl.lit("jinan").alias("region"))
+    pl.concat([applicants, jinan]).write_csv(ledgers / "applicants.csv")
+    pl.DataFrame({"row_id": ["F1"], "applicant_id": [credit_code("J1")], "year": ["2021"], "kind": ["bond"],
+                  "dated_on": ["2021-05-01"], "amount": ["10000000.00"]}).write_csv(ledgers / "financing.csv")
+    out = tmp_path / "out"
+    result = cli("run", "--year", "2021", "--ledgers", str(ledgers), "--out", str(out), "--rules", str(rules))
+    assert result.exit_code == 2, result.output
+    assert result.stderr.strip() == ("disburse: policy jinan: administrator parameter effective_from is missing "
+                                     "(set policies.jinan.effective_from in the params file)")
+    assert not (out / "2021").exists() and not (out / "state.duckdb").exists()
+    params = tmp_path / "params.yaml"
+    params.write_text("policies: {jinan: {effective_from: 2021-03-01}}\n")
+    result = cli("run", "--year", "2021", "--ledgers", str(ledgers), "--out", str(out), "--rules", str(rules),
+                 "--params", str(params))
+    assert result.exit_code == 0, result.output
+    payments = pl.read_csv(out / "2021" / "jinan" / "payments.csv", infer_schema=False)
+    assert payments["total_payable"].to_list() == ["20000.00"]  # 2‰ × 10,000,000
+
+
+def test_rerun_replaces_its_own_record_and_never_double_counts(ledgers: Path, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    run_year(ledgers, out, 2021)
+    first = state_rows(out / "state.duckdb")
+    first_files = (out / "2021" / "lingang" / "payments.csv").read_bytes()
+    run_year(ledgers, out, 2021)
+    assert state_rows(out / "state.duckdb") == first
+    assert (out / "2021" / "lingang" / "payments.csv").read_bytes() == first_files
+    con = state.connect(out / "state.duckdb", read_only=True)
+    try:
+        history = state.history(con, pl.DataFrame(schema={c: pl.String for c in ("applicant_id", "clause_id", "matter_id")}
+                                                  | {"year": pl.Int64, "amount": pl.Int64}), 2022)
+    finally:
+        con.close()
+    assert history["payable_fen"].sum() == 28_000_000 + 50_000_000  # lingang 280,000.00 + changning 500,000.00
+
+
+def test_region_run_leaves_other_regions_untouched(ledgers: Path, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    run_year(ledgers, out, 2021)
+    changning_before = tree_digest(out / "2021" / "changning")
+    changning_state = [r for r in state_rows(out / "state.duckdb") if r[1] == "changning"]
+    # Change both regions' ledgers, then recompute lingang only.
+    compute = pl.read_csv(ledgers / "compute.csv", infer_schema=False).with_columns(pl.lit("600000.00").alias("amount"))
+    compute.write_csv(ledgers / "compute.csv")
+    run_year(ledgers, out, 2021, region="lingang")
+    assert tree_digest(out / "2021" / "changning") == changning_before
+    assert [r for r in state_rows(out / "state.duckdb") if r[1] == "changning"] == changning_state
+    lingang = pl.read_csv(out / "2021" / "lingang" / "payments.csv", infer_schema=False)
+    assert lingang["total_payable"].to_list() == ["180000.00"]  # 30,000 + 50% × 300,000
+    manifest = json.loads((out / "2021" / "manifest.json").read_text())
+    assert manifest["regions_in_this_run"] == ["lingang"]
+    assert set(manifest["regions"]) >= {"lingang", "changning"}
+
+
+def test_failure_after_computing_leaves_previous_outputs_and_state(ledgers: Path, tmp_path: Path, monkeypatch) -> None:
+    out = tmp_path / "out"
+    run_year(ledgers, out, 2021)
+    files_before, state_before = tree_digest(out / "2021"), state_rows(out / "state.duckdb")
+    recorded = []
+
+    def record_then_fail(con, **kw):
+        if recorded:
+            raise OSError("disk full")
+        recorded.append(kw["region"])
+        original(con, **kw)
+
+    original = state.record
+    monkeypatch.setattr(state, "record", record_then_fail)
+    compute = pl.read_csv(ledgers / "compute.csv", infer_schema=False).with_columns(pl.lit("1.00").alias("amount"))
+    compute.write_csv(ledgers / "compute.csv")
+    with pytest.raises(OSError, match="disk full"):
+        run_year(ledgers, out, 2021)
+    assert recorded  # the first region was recorded inside the transaction, then rolled back
+    assert tree_digest(out / "2021") == files_before
+    assert state_rows(out / "state.duckdb") == state_before
+
+
+def test_state_in_use_is_refused_at_once(ledgers: Path, tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    out = tmp_path / "out"
+    run_year(ledgers, out, 2021)
+    hold = "import duckdb, sys; c = duckdb.connect(sys.argv[1]); print('ready', flush=True); sys.stdin.read()"
+    holder = subprocess.Popen([sys.executable, "-c", hold, str(out / "state.duckdb")],
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "ready"
+        result = CliRunner().invoke(app, ["run", "--year", "2021", "--ledgers", str(ledgers), "--out", str(out)])
+        assert result.exit_code == 2
+        assert f"state file is in use by process {holder.pid}" in result.stderr
+    finally:
+        holder.communicate("", timeout=30)
+
+
+def test_parquet_ledgers_and_bom_csv_read_alike(ledgers: Path, tmp_path: Path) -> None:
+    csv_out, pq_out = tmp_path / "csv", tmp_path / "pq"
+    applicants = ledgers / "applicants.csv"
+    applicants.write_bytes(b"\xef\xbb\xbf" + applicants.read_bytes())
+    run_year(ledgers, csv_out, 2021)
+    pq_dir = tmp_path / "pq_ledgers"
+    pq_dir.mkdir()
+    for f in ledgers.glob("*.csv"):
+        pl.read_csv(f, infer_schema=False).write_parquet(pq_dir / f"{f.stem}.parquet")
+    run_year(pq_dir, pq_out, 2021)
+    for region in ("lingang", "changning"):
+        assert (csv_out / "2021" / region / "payments.csv").read_bytes() == (pq_out / "2021" / region / "payments.csv").read_bytes()
