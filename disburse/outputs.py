@@ -76,6 +76,9 @@ def write_region(result: RegionResult, rejected: pl.DataFrame, year: int, direct
         "disbursements.csv": disbursement_frame(result, as_text=True),
         "payments.csv": payments_frame(result),
         "clawbacks.csv": clawbacks_frame(result),
+        "in_kind.csv": result.in_kind.select("applicant_id", "applicant_name", "clause_id", "clause_title", "matter_id",
+                                             pl.col("in_kind_quantity").alias("quantity"), pl.col("in_kind_unit").alias("unit"),
+                                             "steps"),
         "rejected.csv": rejected,
     }
     for name, df in frames.items():

@@ -37,13 +37,14 @@ KINDS = (
     "per_unit",     # unit amount × recognised quantity
     "matching",     # rate × higher-level funding summed over a project's rows
     "ladder",       # award for the highest threshold a yearly figure has exceeded
+    "in_kind",      # not money: an award in kind (hangzhou.10 compute), listed in in_kind.csv
     "first_reach",  # pays once, in the year a balance first reaches a threshold
     "growth",       # share of the increase of a yearly figure after sustained growth
     "approved",     # the recognised approved amount
 )
 Kind = Literal[
     "rate", "progressive", "fixed", "level", "per_unit", "matching",
-    "ladder", "first_reach", "growth", "approved",
+    "ladder", "first_reach", "growth", "approved", "in_kind",
 ]
 
 
@@ -59,12 +60,21 @@ class Base(Strict):
     ledger: Literal["rent", "rd", "revenue", "compute", "projects", "events", "financing", "recognitions"]
     amount: str | None = None  # the money column the clause pays on
     where: dict[str, list[str | bool]] = Field(default_factory=dict)
+    # inclusive bounds (yuan) on a money column: {amount: [500000, 10000000]}
+    between: dict[str, tuple[Money | None, Money | None]] = Field(default_factory=dict)
     per: Literal["row", "applicant_year"] = "row"
+    # the column naming who is paid, when it is not the row's applicant (jinan.9a pays the VC firm)
+    payee: Literal["investor_id"] | None = None
+    # the investee's main revenue in the year must not exceed this (yuan); no revenue figure: not met
+    max_main_revenue: Money | None = Field(default=None, ge=0)
+    # a second amount paid at the same rate, with a cap of its own (jinan.10 guarantee fees)
+    second_amount: str | None = None
+    second_cap: Money | None = Field(default=None, ge=0)
 
     @model_validator(mode="after")
     def _columns_exist(self):
         cols = LEDGERS[self.ledger].column_names
-        for c in [self.amount, *self.where]:
+        for c in [self.amount, self.second_amount, self.payee, *self.where, *self.between]:
             if c is not None and c not in cols:
                 raise ValueError(f"base: ledger {self.ledger} has no column {c}")
         return self
@@ -94,10 +104,17 @@ class Growth(Strict):
     min_increase: Money = Field(ge=0)     # rd increase over the year before
 
 
+class InKind(Strict):
+    unit: str                       # e.g. PFLOPS
+    max_quantity: Decimal = Field(ge=0)
+    duration: str                   # e.g. one year
+
+
 class Period(Strict):
     first_year_only: bool = False         # only the first year it is paid
     consecutive_years: int | None = Field(default=None, ge=1)  # from the first paid year
     max_years: int | None = Field(default=None, ge=1)          # paid in at most N years
+    min_gap_years: int | None = Field(default=None, ge=1)      # at least N years after the last payment
     scope: Literal["matter", "applicant"] = "matter"
 
 
@@ -121,6 +138,7 @@ class Rule(Strict):
     recognition: bool = False
     rate: Rate | None = Field(default=None, ge=0, le=1)
     max_rate: Rate | None = Field(default=None, ge=0, le=1)
+    size_rates: dict[Literal["large", "medium", "small", "micro"], Rate] | None = None  # replaces rate for these sizes
     tiers: list[Tier] | None = None
     levels: dict[str, Money] | None = None
     ladder: Ladder | None = None
@@ -138,6 +156,7 @@ class Rule(Strict):
     one_off_scope: Literal["matter", "applicant"] = "matter"
     level_up: bool = False
     installments: list[Rate] | None = None
+    in_kind: InKind | None = None
     period: Period | None = None
     paid_for: str = "matter"
     params: list[Literal["rate", "annual_cap", "item_cap", "amount"]] = Field(default_factory=list)
@@ -153,13 +172,19 @@ class Rule(Strict):
             "rate": ("base",), "progressive": ("base", "tiers"), "fixed": ("amount",),
             "level": ("levels",), "per_unit": ("unit_amount",), "matching": ("base", "rate"),
             "ladder": ("ladder",), "first_reach": ("base", "threshold"), "growth": ("growth", "rate"),
-            "approved": (),
+            "approved": (), "in_kind": ("in_kind",),
         }[self.kind]
         for attr in need:
             if getattr(self, attr) is None:
                 raise ValueError(f"{attr}: required for kind {self.kind}")
         if self.kind == "rate" and self.rate is None and "rate" not in self.params and not self.recognition:
             raise ValueError("rate: a rate kind needs a rate, an administrator rate or an approved rate")
+        if self.size_rates:
+            for size, value in self.size_rates.items():
+                if not 0 <= value <= 1:
+                    raise ValueError(f"size_rates.{size}: a rate is a share from 0 to 1")
+        if self.level_caps and self.levels and set(self.level_caps) - set(self.levels):
+            raise ValueError("level_caps: a level with a cap must also have an award in levels")
         if self.installments is not None and sum(self.installments) != 1:
             raise ValueError("installments: shares must add up to 1")
         if self.tiers is not None:
@@ -283,7 +308,8 @@ CLAUSE_SCHEMA = {
     "rate_ppm": I, "max_rate_ppm": I, "fixed_fen": I, "unit_fen": I, "item_cap_fen": I, "annual_cap_fen": I,
     "annual_group": S, "cumulative_cap_fen": I, "cumulative_scope": S, "one_off": B, "one_off_scope": S,
     "level_up": B, "installments": I, "paid_for": S, "recognition": B, "first_year_only": B,
-    "consecutive_years": I, "max_years": I, "period_scope": S,
+    "consecutive_years": I, "max_years": I, "min_gap_years": I, "second_cap_fen": I, "period_scope": S,
+    "in_kind_text": S, "in_kind_unit": S, "in_kind_max": I,
     "elig_sector": pl.List(S), "elig_size": pl.List(S), "elig_above_scale": B, "elig_credit_ok": B,
     "elig_max_age_years": I, "elig_max_years_since_move_in": I, "params": pl.List(S),
     "tiers_text": S,
@@ -293,7 +319,7 @@ CLAUSE_SCHEMA = {
 def compile_tables(cat: Catalogue) -> dict[str, pl.DataFrame]:
     """The catalogue as tables keyed by clause_id (amounts in fen, rates in ppm)."""
     order = {cid: i for i, cid in enumerate(sorted(cat.rules, key=natural_key))}
-    clauses, tiers, levels, steps, shares = [], [], [], [], []
+    clauses, tiers, levels, steps, shares, size_rates = [], [], [], [], [], []
     for r in cat.rules.values():
         pol = cat.policies[r.region].eligibility
         elig = {f: getattr(r.eligibility, f) if getattr(r.eligibility, f) is not None else getattr(pol, f)
@@ -312,6 +338,12 @@ def compile_tables(cat: Catalogue) -> dict[str, pl.DataFrame]:
             "first_year_only": bool(r.period and r.period.first_year_only),
             "consecutive_years": r.period.consecutive_years if r.period else None,
             "max_years": r.period.max_years if r.period else None,
+            "min_gap_years": r.period.min_gap_years if r.period else None,
+            "second_cap_fen": _fen(r.base.second_cap) if r.base else None,
+            "in_kind_text": (f"at most {r.in_kind.max_quantity} {r.in_kind.unit} for {r.in_kind.duration}"
+                             if r.in_kind else None),
+            "in_kind_unit": r.in_kind.unit if r.in_kind else None,
+            "in_kind_max": int(r.in_kind.max_quantity) if r.in_kind else None,
             "period_scope": r.period.scope if r.period else "matter",
             **{f"elig_{f}": v for f, v in elig.items()},
             "params": list(r.params),
@@ -325,10 +357,14 @@ def compile_tables(cat: Catalogue) -> dict[str, pl.DataFrame]:
                 upper = _fen(t.up_to)
                 tiers.append({"clause_id": r.clause_id, "lower_fen": lower, "upper_fen": upper, "rate_ppm": _ppm(t.rate)})
                 lower = upper
-        for rank, (lvl, amt) in enumerate(sorted((r.levels or {}).items(), key=lambda kv: kv[1])):
+        awards = r.levels or dict.fromkeys(r.level_caps or {})
+        ranked = sorted(awards.items(), key=lambda kv: (kv[1] is None, kv[1] or 0, kv[0]))
+        for rank, (lvl, amt) in enumerate(ranked):
             cap = (r.level_caps or {}).get(lvl)
             levels.append({"clause_id": r.clause_id, "level": lvl, "level_rank": rank,
                            "award_fen": _fen(amt), "level_cap_fen": _fen(cap)})
+        for size, rate in (r.size_rates or {}).items():
+            size_rates.append({"clause_id": r.clause_id, "size": size, "size_rate_ppm": _ppm(rate)})
         for rank, s in enumerate(r.ladder.steps if r.ladder else []):
             steps.append({"clause_id": r.clause_id, "step_rank": rank, "threshold_fen": _fen(s.threshold),
                           "award_fen": _fen(s.award)})
@@ -343,6 +379,7 @@ def compile_tables(cat: Catalogue) -> dict[str, pl.DataFrame]:
                    "award_fen": pl.Int64, "level_cap_fen": pl.Int64},
         "steps": {"clause_id": pl.String, "step_rank": pl.Int64, "threshold_fen": pl.Int64, "award_fen": pl.Int64},
         "shares": {"clause_id": pl.String, "installment": pl.Int64, "prev_cum_ppm": pl.Int64, "cum_ppm": pl.Int64},
+        "size_rates": {"clause_id": pl.String, "size": pl.String, "size_rate_ppm": pl.Int64},
     }
     return {
         "clauses": pl.DataFrame(clauses, schema=CLAUSE_SCHEMA),
@@ -350,4 +387,5 @@ def compile_tables(cat: Catalogue) -> dict[str, pl.DataFrame]:
         "levels": pl.DataFrame(levels, schema=schemas["levels"]),
         "steps": pl.DataFrame(steps, schema=schemas["steps"]),
         "shares": pl.DataFrame(shares, schema=schemas["shares"]),
+        "size_rates": pl.DataFrame(size_rates, schema=schemas["size_rates"]),
     }

@@ -27,6 +27,7 @@ CANDIDATE_SCHEMA = {
     "matter_id": pl.String,
     "line_date": pl.Date,
     "base_fen": pl.Int64,
+    "second_fen": pl.Int64,
     "in_window": pl.Boolean,
     "excluded_fen": pl.Int64,
     "source": pl.String,
@@ -79,7 +80,27 @@ def _where(rule: Rule) -> pl.Expr:
     expr = pl.lit(True)
     for col, values in rule.base.where.items():
         expr = expr & pl.col(col).is_in(values)
+    for col, (low, high) in rule.base.between.items():
+        if low is not None:
+            expr = expr & (pl.col(col) >= int(low * 100))
+        if high is not None:
+            expr = expr & (pl.col(col) <= int(high * 100))
     return expr
+
+
+def _investee_revenue(df: pl.DataFrame, rule: Rule, ctx: Context) -> pl.DataFrame:
+    """Marks rows whose applicant's main revenue that year is above the rule's ceiling (jinan.9)."""
+    ceiling = rule.base.max_main_revenue
+    if ceiling is None:
+        return df
+    revenue = ctx.ledgers["revenue"].select("applicant_id", "year", pl.col("main_revenue").alias("_revenue"))
+    met = (pl.col("_revenue") <= int(ceiling * 100)).fill_null(False)
+    return df.join(revenue, on=["applicant_id", "year"], how="left").with_columns(
+        met.alias("condition_met"),
+        pl.when(pl.col("_revenue").is_null()).then(pl.lit("no revenue figure for the investee that year"))
+        .otherwise(pl.format("investee main revenue {} (ceiling {})", fmt_fen_expr(pl.col("_revenue")),
+                             fmt_fen_expr(pl.lit(int(ceiling * 100))))).alias("detail"),
+    )
 
 
 def _finish(df: pl.DataFrame, rule: Rule, supersede_key: pl.Expr | None = None) -> pl.DataFrame:
@@ -107,15 +128,23 @@ def _ledger_base(rule: Rule, ctx: Context) -> pl.DataFrame:
     date_col = led.date_column if led.date_column and not led.col(led.date_column).nullable else None
     in_window = ctx.date_in_window(date_col) if date_col else ctx.year_in_window()
     amount = pl.col(b.amount).fill_null(0) if b.amount else pl.lit(0, pl.Int64)
+    second = pl.col(b.second_amount).fill_null(0) if b.second_amount else pl.lit(None, pl.Int64)
     line_date = pl.col(date_col) if date_col else pl.lit(ctx.year_end)
+    df = _investee_revenue(df, rule, ctx)
     if b.per == "row":
+        payee = pl.col(b.payee) if b.payee else pl.col("applicant_id")
+        source = _rows_text(b.ledger)
+        if b.payee:
+            source = pl.format("{} (investee {})", source, pl.col("applicant_id"))
         out = df.select(
-            "applicant_id",
+            payee.alias("applicant_id"),
             pl.col(led.key[0]).alias("matter_id"),
             line_date.alias("line_date"),
             amount.alias("base_fen"),
+            second.alias("second_fen"),
             in_window.alias("in_window"),
-            _rows_text(b.ledger).alias("source"),
+            source.alias("source"),
+            *[c for c in ("condition_met", "detail") if c in df.columns],
         )
         return _finish(_join_recognition(out, rule, ctx), rule)
     # A year's rows summed into one line; rows outside the window are left out of the base.
@@ -124,6 +153,7 @@ def _ledger_base(rule: Rule, ctx: Context) -> pl.DataFrame:
         .group_by("applicant_id")
         .agg(
             pl.col("_amt").filter(pl.col("_in")).sum().alias("base_fen"),
+            second.filter(pl.col("_in")).sum().alias("second_fen") if b.second_amount else pl.lit(None, pl.Int64).alias("second_fen"),
             pl.col("_amt").filter(~pl.col("_in")).sum().alias("excluded_fen"),
             pl.col("_in").any().alias("in_window"),
             pl.format("{} rows {}", pl.lit(b.ledger), pl.col(ROW).sort().cast(pl.String).str.join(", ")).alias("source"),

@@ -64,6 +64,7 @@ def eligibility_reason(year: int) -> pl.Expr:
     move_limit = pl.col("registered_in_region_on").dt.offset_by(pl.format("{}y", pl.col("elig_max_years_since_move_in")))
     checks = [
         (~pl.col("in_window"), pl.lit("outside_validity")),
+        (pl.col("region").is_null(), pl.lit("ineligible:not_an_applicant_of_the_region")),
         (pl.col("fraud_found_on") <= year_end, pl.lit("ineligible:fraud")),
         (pl.col("relocated_out_on") <= year_end, pl.lit("ineligible:relocated_out")),
         (pl.col("registered_in_region_on") > year_end, pl.lit("ineligible:not_yet_in_region")),
@@ -129,8 +130,9 @@ def compute_lines(
         .join(clauses, on="clause_id", how="left")
         .join(params, on="clause_id", how="left")
         .join(applicants, on="applicant_id", how="left")
+        .join(tables["size_rates"], on=["clause_id", "size"], how="left")
         .with_columns(
-            pl.coalesce("rate_ppm", "p_rate_ppm").alias("rate_ppm"),
+            pl.coalesce("size_rate_ppm", "rate_ppm", "p_rate_ppm").alias("rate_ppm"),
             pl.coalesce("annual_cap_fen", "p_annual_cap_fen").alias("annual_cap_fen"),
             pl.coalesce("item_cap_fen", "p_item_cap_fen").alias("item_cap_fen"),
             pl.coalesce("fixed_fen", "p_amount_fen").alias("fixed_fen"),
@@ -146,8 +148,10 @@ def compute_lines(
     rule_rate = pl.coalesce("rate_ppm", "max_rate_ppm")
     eff_rate = pl.when(pl.col("approved_ppm").is_not_null()).then(_min(pl.col("approved_ppm"), rule_rate)).otherwise(pl.col("rate_ppm"))
     kind = pl.col("kind")
+    second = _min(apply_rate(pl.col("second_fen"), pl.col("eff_rate_ppm")), pl.col("second_cap_fen")).fill_null(0)
     formula = (
-        pl.when(kind.is_in(["rate", "matching", "growth"])).then(apply_rate(pl.col("base_fen"), pl.col("eff_rate_ppm")))
+        pl.when(kind.is_in(["rate", "matching", "growth"])).then(apply_rate(pl.col("base_fen"), pl.col("eff_rate_ppm")) + second)
+        .when(kind == "in_kind").then(0)
         .when(kind == "progressive").then(pl.col("tiered_fen"))
         .when(kind == "fixed").then(pl.col("fixed_fen"))
         .when(kind == "per_unit").then(pl.col("unit_fen") * pl.col("quantity"))
@@ -157,7 +161,10 @@ def compute_lines(
             .otherwise(pl.col("fixed_fen")))
         .otherwise(pl.col("target_fen"))  # level, ladder
     )
-    lines = lines.with_columns(eff_rate.alias("eff_rate_ppm")).with_columns(formula.fill_null(0).alias("formula_fen"))
+    lines = lines.with_columns(
+        eff_rate.alias("eff_rate_ppm"),
+        pl.when(kind == "in_kind").then(pl.min_horizontal("quantity", "in_kind_max")).alias("in_kind_quantity"),
+    ).with_columns(formula.fill_null(0).alias("formula_fen"))
     lines = lines.with_columns(
         pl.when(pl.col("scheduled")).then(pl.col("award_fen"))
         .when(pl.col("blocked").is_not_null()).then(0)
@@ -171,11 +178,13 @@ def compute_lines(
     years_paid = (
         history.filter(pl.col("payable_fen") > 0)
         .group_by("applicant_id", "clause_id", "matter_id")
-        .agg(pl.col("year").min().alias("first_year_m"), pl.col("year").n_unique().alias("n_years_m"))
+        .agg(pl.col("year").min().alias("first_year_m"), pl.col("year").max().alias("last_year_m"),
+             pl.col("year").n_unique().alias("n_years_m"))
     )
     years_paid_a = (
         history.filter(pl.col("payable_fen") > 0).group_by("applicant_id", "clause_id")
-        .agg(pl.col("year").min().alias("first_year_a"), pl.col("year").n_unique().alias("n_years_a"))
+        .agg(pl.col("year").min().alias("first_year_a"), pl.col("year").max().alias("last_year_a"),
+             pl.col("year").n_unique().alias("n_years_a"))
     )
     lines = (
         lines.join(hist_matter, on=["applicant_id", "clause_id", "matter_id"], how="left")
@@ -187,6 +196,7 @@ def compute_lines(
     by_scope = lambda scope, m, a: pl.when(pl.col(scope) == "applicant").then(pl.col(a)).otherwise(pl.col(m))  # noqa: E731
     first_year = by_scope("period_scope", "first_year_m", "first_year_a")
     n_years = by_scope("period_scope", "n_years_m", "n_years_a")
+    last_year = by_scope("period_scope", "last_year_m", "last_year_a")
     live = ~pl.col("scheduled")
     lines = lines.with_columns(
         pl.when(live & pl.col("level_up")).then((pl.col("gross_fen") - pl.col("paid_matter_fen")).clip(lower_bound=0))
@@ -196,6 +206,7 @@ def compute_lines(
         .when(pl.col("first_year_only") & first_year.is_not_null()).then(pl.lit("period:first_year_only"))
         .when((pl.lit(year) - first_year) >= pl.col("consecutive_years")).then(pl.lit("period:consecutive_years_over"))
         .when(n_years >= pl.col("max_years")).then(pl.lit("period:max_years_reached"))
+        .when((pl.lit(year) - last_year) < pl.col("min_gap_years")).then(pl.lit("period:too_soon_after_last_payment"))
         .alias("period_block"),
     )
     item_cap = pl.coalesce("level_cap_fen", "item_cap_fen")

@@ -18,8 +18,12 @@ def _steps() -> list[pl.Expr]:
         pl.format("{} ({} dated outside the policy window left out)", F(c("base_fen")), F(c("excluded_fen")))
     ).otherwise(F(c("base_fen")))
     formula = (
-        pl.when(kind.is_in(["rate", "matching", "growth"]) | ((kind == "first_reach") & c("eff_rate_ppm").is_not_null()))
+        pl.when(c("second_fen").is_not_null())
+        .then(pl.format("{} × {} + {} × {} (at most {}) = {}", P(c("eff_rate_ppm")), base_text, P(c("eff_rate_ppm")),
+                        F(c("second_fen")), F(c("second_cap_fen")), F(c("formula_fen"))))
+        .when(kind.is_in(["rate", "matching", "growth"]) | ((kind == "first_reach") & c("eff_rate_ppm").is_not_null()))
         .then(pl.format("{} × {} = {}", P(c("eff_rate_ppm")), base_text, F(c("formula_fen"))))
+        .when(kind == "in_kind").then(pl.format("in kind, not money: {} {} ({})", c("in_kind_quantity"), c("in_kind_unit"), c("in_kind_text")))
         .when(kind == "progressive").then(pl.format("tiers ({}) on {} = {}", c("tiers_text"), base_text, F(c("formula_fen"))))
         .when(kind.is_in(["fixed", "first_reach"])).then(pl.format("fixed award {}", F(c("formula_fen"))))
         .when(kind == "per_unit").then(pl.format("{} × {} = {}", F(c("unit_fen")), c("quantity"), F(c("formula_fen"))))
@@ -61,6 +65,7 @@ def _reasons() -> list[pl.Expr]:
         pl.when(c("after_annual_fen") < c("kept_fen")).then(pl.lit("cap:annual")),
         pl.when(c("after_cumulative_fen") < c("after_annual_fen")).then(pl.lit("cap:cumulative")),
         pl.when(c("installments") > 1).then(pl.format("installment:{}/{}", c("installment"), c("installments"))),
+        pl.when((c("kind") == "in_kind") & c("blocked").is_null()).then(pl.lit("in_kind")),
     ]
 
 

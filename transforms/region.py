@@ -27,7 +27,8 @@ AUDIT_COLUMNS = [
     "installment", "installments", "line_date", "source", "base_fen", "eff_rate_ppm", "formula_fen", "gross_fen",
     "paid_matter_fen", "after_level_up_fen", "item_cap_applied_fen", "after_item_fen", "alone_fen",
     "superseded_by", "kept_fen", "annual_cap_fen", "after_annual_fen", "cumulative_cap_fen",
-    "cum_paid_before_fen", "after_cumulative_fen", "award_fen", "payable_fen", "blocked", "reasons", "steps",
+    "cum_paid_before_fen", "after_cumulative_fen", "award_fen", "payable_fen", "in_kind_quantity", "in_kind_unit",
+    "blocked", "reasons", "steps",
 ]
 
 
@@ -40,6 +41,11 @@ class RegionResult:
     @property
     def disbursements(self) -> pl.DataFrame:
         return self.lines.filter(pl.col("payable_fen") > 0)
+
+    @property
+    def in_kind(self) -> pl.DataFrame:
+        """Awards in kind (never money): one row per applicant, clause and matter granted."""
+        return self.lines.filter(pl.col("in_kind_quantity").is_not_null() & pl.col("blocked").is_null())
 
     @property
     def payments(self) -> pl.DataFrame:
