@@ -6,7 +6,8 @@ import pytest
 
 from tests.scenario import Scenario
 
-SCENARIOS = sorted((Path(__file__).parent / "scenarios").rglob("*.yaml"))
+# A scenario named *.pending.yaml documents a case the engine does not meet yet; it is not run.
+SCENARIOS = sorted(p for p in (Path(__file__).parent / "scenarios").rglob("*.yaml") if not p.name.endswith(".pending.yaml"))
 
 
 @pytest.mark.parametrize("path", SCENARIOS, ids=[f"{p.parent.name}/{p.stem}" for p in SCENARIOS])
