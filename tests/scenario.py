@@ -12,6 +12,9 @@
         payments: {A1: "280000.00"}                            # the whole payments table, all regions run
         clawbacks: [{applicant_id: A1, clause_id: lingang.4, amount: "280000.00"}]
         error: "administrator parameter rate"                  # the run must fail with this in its message
+    rules:                                                     # optional: a region of the scenario's own
+      policy: {valid_from: 2021-01-01, valid_to: 2023-12-31}  # merged over TEST_POLICY (region testland)
+      clauses: [{clause_id: testland.a, kind: rate, ...}]     # text, title and article may be left out
 
 Short applicant ids (A1) become valid 统一社会信用代码 wherever they appear as
 an applicant_id or matter_id, in the ledgers and in the expectations alike.
@@ -21,6 +24,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import shutil
 from decimal import Decimal
 from pathlib import Path
 
@@ -28,6 +32,7 @@ import polars as pl
 import yaml
 
 from disburse import uscc
+from disburse.job import DEFAULT_RULES as PROJECT_RULES
 from disburse.job import JOB_ERRORS, run_year
 from disburse.ledgers import LEDGERS
 
@@ -35,6 +40,13 @@ APPLICANT_DEFAULTS = {
     "name": None, "region": None, "established_on": "2019-01-01", "registered_in_region_on": "2019-01-01",
     "size": "small", "above_scale": "true", "sector": "ai", "credit_ok": "true",
     "relocated_out_on": "", "fraud_found_on": "",
+}
+
+
+TEST_POLICY = {
+    "region": "testland", "source": "scenario", "title": "测试政策",
+    "valid_from": "2021-01-01", "valid_to": "2023-12-31",
+    "provisions": {"keep_highest": "就高不重复", "clawback_on_relocation_years": 5},
 }
 
 
@@ -92,21 +104,37 @@ class Scenario:
         path.write_text(yaml.safe_dump(self.doc["params"], allow_unicode=True), encoding="utf-8")
         return path
 
+    def rules_dir(self, directory: Path) -> Path | None:
+        """The project's rules plus the scenario's own region, if it has one."""
+        if "rules" not in self.doc:
+            return None
+        shutil.copytree(PROJECT_RULES, directory)
+        own = self.doc["rules"]
+        region_dir = directory / "testland"
+        region_dir.mkdir()
+        policy = {**TEST_POLICY, **own.get("policy", {})}
+        (region_dir / "policy.yaml").write_text(yaml.safe_dump(policy, allow_unicode=True), encoding="utf-8")
+        for clause in own["clauses"]:
+            body = {"title": clause["clause_id"], "article": "test", "text": "测试条款", **clause}
+            (region_dir / f"{clause['clause_id']}.yaml").write_text(yaml.safe_dump(body, allow_unicode=True), encoding="utf-8")
+        return directory
+
     def run(self, tmp: Path) -> None:
         ledgers, out = tmp / "ledgers", tmp / "out"
         self.write_ledgers(ledgers)
         params = self.params_file(tmp)
+        rules = self.rules_dir(tmp / "rules")
         for run in self.doc["runs"]:
             year = run["year"]
             where = f"{self.path.name} year {year}"
             if "error" in run:
                 try:
-                    run_year(ledgers, out, year, region=run.get("region"), params_file=params)
+                    run_year(ledgers, out, year, region=run.get("region"), params_file=params, rules_dir=rules)
                 except JOB_ERRORS as exc:
                     assert run["error"] in str(exc), f"{where}: error {exc!s} lacks {run['error']!r}"
                     continue
                 raise AssertionError(f"{where}: expected the run to fail with {run['error']!r}")
-            _, results = run_year(ledgers, out, year, region=run.get("region"), params_file=params)
+            _, results = run_year(ledgers, out, year, region=run.get("region"), params_file=params, rules_dir=rules)
             lines = pl.concat([r.lines for r in results])
             for exp in run.get("lines", []):
                 self.check_line(lines, exp, where)
