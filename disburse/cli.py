@@ -16,7 +16,7 @@ from rich.console import Console
 from rich.table import Table
 
 from disburse import offline
-from disburse.job import JOB_ERRORS, check, ingest, preflight
+from disburse.job import JOB_ERRORS, check, choose_regions, ingest, preflight
 from disburse.money import fmt_fen
 
 offline.apply()
@@ -120,6 +120,68 @@ def explain(
             out.print(f"  → {step}", markup=False)
         out.print(f"  payable: [bold]{fmt_fen(line['payable_fen'])}[/bold]" + (f"   reasons: {line['reasons']}" if line["reasons"] else ""))
     out.print(f"\nTotal payable: [bold]{fmt_fen(int(lines['payable_fen'].sum()))}[/bold]")
+
+
+rules_app = typer.Typer(no_args_is_help=True, help="The rules catalogue: list the clauses, show coverage.")
+app.add_typer(rules_app, name="rules")
+SCENARIOS = Path(__file__).resolve().parent.parent / "tests" / "scenarios"
+
+
+def _catalogue(rules: Path | None):
+    from disburse.job import DEFAULT_RULES
+    from disburse.rules import load_catalogue
+
+    try:
+        return load_catalogue(rules or DEFAULT_RULES)
+    except JOB_ERRORS as exc:
+        fail(str(exc))
+
+
+def _print_frame(df: pl.DataFrame, title: str) -> None:
+    t = Table(title=title)
+    for col in df.columns:
+        t.add_column(col)
+    for row in df.iter_rows():
+        t.add_row(*("" if v is None else str(v) for v in row))
+    out.print(t)
+
+
+@rules_app.command("list")
+def rules_list(
+    region: Annotated[Optional[str], typer.Option("--region")] = None,
+    fmt: Annotated[str, typer.Option("--format", help="table or csv")] = "table",
+    rules: RulesOpt = None,
+) -> None:
+    """One row per clause: clause_id, region, title, kind, then caps and validity."""
+    from disburse.coverage import clause_table
+
+    cat = _catalogue(rules)
+    try:
+        choose_regions(cat, region)
+    except JOB_ERRORS as exc:
+        fail(str(exc))
+    df = clause_table(cat, region)
+    if fmt == "csv":
+        sys.stdout.write(df.write_csv())
+    elif fmt == "table":
+        _print_frame(df.drop("valid_to", "recognition", "params"), f"Clauses ({df.height})")
+    else:
+        fail(f"--format {fmt}: expected table or csv")
+
+
+@rules_app.command("coverage")
+def rules_coverage(rules: RulesOpt = None,
+                   clauses: Annotated[bool, typer.Option("--clauses", help="Also list every clause.")] = False) -> None:
+    """Per policy: its articles, paying clauses, encoded, tested (by a scenario under tests/scenarios)."""
+    from disburse.coverage import coverage
+
+    policies, per_clause = coverage(_catalogue(rules), SCENARIOS)
+    _print_frame(policies.drop("policy"), "Coverage")
+    missing = per_clause.filter(~pl.col("encoded") | ~pl.col("tested"))
+    if clauses:
+        _print_frame(per_clause, "Clauses")
+    elif not missing.is_empty():
+        _print_frame(missing, "Not yet encoded or tested")
 
 
 def main() -> None:

@@ -216,6 +216,8 @@ class Policy(Strict):
     valid_years: int | None = Field(default=None, ge=1)  # with a parameter start: window length
     eligibility: Eligibility = Field(default_factory=Eligibility)
     provisions: PolicyProvisions
+    # the clause ids CLAUSES.md lists for this policy: coverage shows each, encoded or not
+    paying_clauses: list[str] = Field(default_factory=list)
     non_monetary: list[NonMonetary] = Field(default_factory=list)
 
     @model_validator(mode="after")
