@@ -168,7 +168,13 @@ def _ledger_base(rule: Rule, ctx: Context) -> pl.DataFrame:
 def _join_recognition(lines: pl.DataFrame, rule: Rule, ctx: Context) -> pl.DataFrame:
     if not rule.recognition:
         return lines
-    rec = ctx.recognitions(rule.clause_id).select("applicant_id", "matter_id", *REC_COLUMNS)
+    # A recognition stands until a later one replaces it: the latest up to this year counts.
+    rec = (
+        ctx.recognitions(rule.clause_id, upto=True)
+        .sort("year", "recognized_on")
+        .group_by("applicant_id", "matter_id").last()
+        .select("applicant_id", "matter_id", *REC_COLUMNS)
+    )
     out = lines.join(rec, on=["applicant_id", "matter_id"], how="left")
     return out.with_columns(
         pl.col("recognized_on").is_not_null().alias("recognized"),
