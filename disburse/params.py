@@ -14,7 +14,7 @@ from pathlib import Path
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from disburse.rules import Catalogue
+from disburse.rules import Catalogue, TextDateLoader
 
 
 class ParamError(Exception):
@@ -49,7 +49,7 @@ def load_params(path: Path | None, cat: Catalogue) -> Params:
         raise ParamError(f"{path}: params file not found")
     raw = path.read_bytes()
     try:
-        data = yaml.safe_load(raw) or {}
+        data = yaml.load(raw, Loader=TextDateLoader) or {}
         params = Params.model_validate({**data, "fingerprint": hashlib.sha256(raw).hexdigest()})
     except yaml.YAMLError as exc:
         raise ParamError(f"{path}: not valid YAML ({str(exc).splitlines()[0]})") from None

@@ -248,9 +248,19 @@ def _one_line(err: ValidationError) -> str:
     return f"{where}: {e['msg']}"
 
 
+class TextDateLoader(yaml.SafeLoader):
+    """YAML with dates left as text, so a bad date is reported by the schema with its key."""
+
+
+TextDateLoader.yaml_implicit_resolvers = {
+    first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:timestamp"]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+
+
 def _load_yaml(path: Path) -> dict:
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        data = yaml.load(path.read_text(encoding="utf-8"), Loader=TextDateLoader)
     except yaml.YAMLError as exc:
         raise RuleError(f"{path}: not valid YAML ({str(exc).splitlines()[0]})") from None
     if not isinstance(data, dict):

@@ -1,0 +1,80 @@
+"""Money properties checked against a Decimal reference, and the grain of the outputs."""
+
+from __future__ import annotations
+
+from decimal import ROUND_HALF_UP, Decimal
+from pathlib import Path
+
+import polars as pl
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from disburse.money import apply_rate, fmt_fen, fmt_fen_expr, parse_money
+from disburse.job import run_year
+
+CENT = Decimal("0.01")
+fen_values = st.integers(min_value=0, max_value=10**13)
+ppm_values = st.integers(min_value=0, max_value=1_000_000)
+
+
+@given(fen=st.lists(fen_values, min_size=1, max_size=50), ppm=ppm_values)
+def test_rate_rounds_half_up_exactly(fen: list[int], ppm: int) -> None:
+    got = pl.DataFrame({"f": fen}).select(apply_rate(pl.col("f"), pl.lit(ppm)))["f"].to_list()
+    rate = Decimal(ppm) / 1_000_000
+    want = [int(((Decimal(f) / 100) * rate).quantize(CENT, rounding=ROUND_HALF_UP) * 100) for f in fen]
+    assert got == want
+
+
+@given(fen=st.lists(fen_values, min_size=1, max_size=50))
+def test_money_text_round_trips(fen: list[int]) -> None:
+    text = [f"{f // 100}.{f % 100:02d}" for f in fen]
+    parsed = pl.DataFrame({"t": text}).select(parse_money("t"))["t"].to_list()
+    assert parsed == fen
+    shown = pl.DataFrame({"f": fen}).select(fmt_fen_expr(pl.col("f")))["f"].to_list()
+    assert shown == [fmt_fen(f) for f in fen]
+
+
+@settings(max_examples=25, deadline=None)
+@given(bills=st.lists(st.integers(min_value=1, max_value=2_000_000_00), min_size=1, max_size=6))
+def test_lingang_4_matches_the_article(tmp_path_factory, bills: list[int]) -> None:
+    """二、4: 10% of the first 300,000 of a year's fees, 50% above, at most 1,000,000."""
+    from tests.scenario import Scenario
+
+    tmp = tmp_path_factory.mktemp("l4")
+    doc = {
+        "applicants": [{"id": "P1", "region": "lingang"}],
+        "ledgers": {"compute": [
+            {"row_id": f"B{i}", "applicant_id": "P1", "year": 2022, "billed_on": "2022-05-01", "category": "telecom",
+             "related_party": False, "amount": f"{b // 100}.{b % 100:02d}"} for i, b in enumerate(bills)]},
+        "runs": [],
+    }
+    path = tmp / "case.yaml"
+    import yaml
+
+    path.write_text(yaml.safe_dump(doc))
+    Scenario(path).write_ledgers(tmp / "ledgers")
+    _, results = run_year(tmp / "ledgers", tmp / "out", 2022, region="lingang")
+    total = sum(Decimal(b) / 100 for b in bills)
+    first = min(total, Decimal(300_000))
+    want = min((first * Decimal("0.1") + (total - first) * Decimal("0.5")).quantize(CENT, rounding=ROUND_HALF_UP),
+               Decimal(1_000_000))
+    got = Decimal(results[0].payments["total_payable_fen"].sum()) / 100
+    assert got == want
+
+
+def test_outputs_have_their_stated_grain_and_reconcile(tmp_path: Path) -> None:
+    demo = Path(__file__).parent.parent / "fixtures" / "demo"
+    out = tmp_path / "out"
+    for year in (2021, 2022, 2023):
+        manifest, results = run_year(demo, out, year, params_file=demo / "params.yaml")
+        for res in results:
+            key = ["applicant_id", "clause_id", "matter_id", "installment"]
+            assert res.lines.select(key).is_unique().all(), f"{res.region}: audit grain"
+            assert res.lines.select(pl.all_horizontal(pl.col(key).is_not_null())).to_series().all()
+            paid = res.disbursements["payable_fen"].sum()
+            assert res.payments["total_payable_fen"].sum() == paid
+            assert res.payments["applicant_id"].is_unique().all()
+            csv = pl.read_csv(out / str(year) / res.region / "payments.csv", infer_schema=False)
+            assert sum(Decimal(v) for v in csv["total_payable"]) == Decimal(paid) / 100
+        for name, d in manifest["inputs"].items():
+            assert d["rows"] == d["accepted"] + d["rejected"], name
