@@ -145,6 +145,7 @@ class Rule(Strict):
     growth: Growth | None = None
     amount: Money | None = Field(default=None, ge=0)
     unit_amount: Money | None = Field(default=None, ge=0)
+    min_quantity: int | None = Field(default=None, ge=0)  # the recognised quantity must reach it (达…及以上)
     threshold: Money | None = Field(default=None, ge=0)
     item_cap: Money | None = Field(default=None, ge=0)
     level_caps: dict[str, Money] | None = None
@@ -320,7 +321,7 @@ CLAUSE_SCHEMA = {
     "rate_ppm": I, "max_rate_ppm": I, "fixed_fen": I, "unit_fen": I, "item_cap_fen": I, "annual_cap_fen": I,
     "annual_group": S, "cumulative_cap_fen": I, "cumulative_scope": S, "one_off": B, "one_off_scope": S,
     "level_up": B, "installments": I, "paid_for": S, "recognition": B, "first_year_only": B,
-    "consecutive_years": I, "max_years": I, "min_gap_years": I, "second_cap_fen": I, "period_scope": S,
+    "consecutive_years": I, "max_years": I, "min_gap_years": I, "min_quantity": I, "second_cap_fen": I, "period_scope": S,
     "in_kind_text": S, "in_kind_unit": S, "in_kind_max": I,
     "elig_sector": pl.List(S), "elig_size": pl.List(S), "elig_above_scale": B, "elig_credit_ok": B,
     "elig_max_age_years": I, "elig_max_years_since_move_in": I, "params": pl.List(S),
@@ -351,6 +352,7 @@ def compile_tables(cat: Catalogue) -> dict[str, pl.DataFrame]:
             "consecutive_years": r.period.consecutive_years if r.period else None,
             "max_years": r.period.max_years if r.period else None,
             "min_gap_years": r.period.min_gap_years if r.period else None,
+            "min_quantity": r.min_quantity,
             "second_cap_fen": _fen(r.base.second_cap) if r.base else None,
             "in_kind_text": (f"at most {r.in_kind.max_quantity} {r.in_kind.unit} for {r.in_kind.duration}"
                              if r.in_kind else None),

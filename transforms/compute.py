@@ -76,6 +76,7 @@ def eligibility_reason(year: int) -> pl.Expr:
         (pl.col("line_date") > move_limit, pl.lit("ineligible:moved_in_too_long_ago")),
         (~pl.col("recognized"), pl.lit("ineligible:not_recognised")),
         (~pl.col("condition_met"), pl.lit("condition_not_met")),
+        (pl.col("quantity").fill_null(0) < pl.col("min_quantity"), pl.lit("condition_not_met:quantity_below_minimum")),
     ]
     expr = pl.lit(None, pl.String)
     for cond, reason in reversed(checks):

@@ -33,6 +33,9 @@ def _steps() -> list[pl.Expr]:
     scheduled = c("scheduled")
     return [
         pl.when(c("detail").is_not_null()).then(pl.format("{}: {}", c("source"), c("detail"))).otherwise(c("source")),
+        pl.when(~scheduled & (c("approved_ppm") > c("eff_rate_ppm")))
+        .then(pl.format("approved rate {} is above the clause's {}: {} applies", P(c("approved_ppm")), P(c("eff_rate_ppm")),
+                        P(c("eff_rate_ppm")))),
         pl.when(scheduled).then(pl.format("award {} earned in {}", F(c("award_fen")), c("earned_year"))).otherwise(formula),
         pl.when(~scheduled & c("approved_fen").is_not_null() & (c("approved_fen") < c("formula_fen")))
         .then(pl.format("approved amount {}", F(c("approved_fen")))),
@@ -58,6 +61,7 @@ def _reasons() -> list[pl.Expr]:
     return [
         c("blocked"),
         pl.when(~c("scheduled") & c("approved_fen").is_not_null() & (c("approved_fen") < c("formula_fen"))).then(pl.lit("approved_amount")),
+        pl.when(~c("scheduled") & (c("approved_ppm") > c("eff_rate_ppm"))).then(pl.lit("approved_rate_capped")),
         pl.when(~c("scheduled") & c("level_up") & (c("paid_matter_fen") > 0)).then(pl.lit("level_up")),
         c("period_block"),
         pl.when(c("period_block").is_null() & (c("after_item_fen") < c("after_level_up_fen"))).then(pl.lit("cap:item")),
