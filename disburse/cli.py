@@ -171,11 +171,15 @@ def rules_list(
 
 @rules_app.command("coverage")
 def rules_coverage(rules: RulesOpt = None,
-                   clauses: Annotated[bool, typer.Option("--clauses", help="Also list every clause.")] = False) -> None:
+                   clauses: Annotated[bool, typer.Option("--clauses", help="Also list every clause.")] = False,
+                   fmt: Annotated[str, typer.Option("--format", help="table or markdown")] = "table") -> None:
     """Per policy: its articles, paying clauses, encoded, tested (by a scenario under tests/scenarios)."""
-    from disburse.coverage import coverage
+    from disburse.coverage import coverage, markdown
 
     policies, per_clause = coverage(_catalogue(rules), SCENARIOS)
+    if fmt == "markdown":
+        sys.stdout.write(markdown(policies))
+        return
     _print_frame(policies.drop("policy"), "Coverage")
     missing = per_clause.filter(~pl.col("encoded") | ~pl.col("tested"))
     if clauses:

@@ -75,3 +75,12 @@ def coverage(cat: Catalogue, scenarios_dir: Path) -> tuple[pl.DataFrame, pl.Data
             "tested": sum(c["tested"] and c["listed"] for c in mine),
         })
     return pl.DataFrame(per_policy), pl.DataFrame(per_clause)
+
+
+def markdown(policies: pl.DataFrame) -> str:
+    """The per-policy table as Markdown (the README carries it)."""
+    cols = ["region", "articles", "paying_clauses", "non_monetary", "encoded", "tested"]
+    head = "| " + " | ".join(cols) + " |\n| " + " | ".join("---" for _ in cols) + " |\n"
+    body = "".join("| " + " | ".join(str(r[c]) for c in cols) + " |\n" for r in policies.iter_rows(named=True))
+    total = {c: policies[c].sum() for c in cols[1:]}
+    return head + body + "| all | " + " | ".join(str(total[c]) for c in cols[1:]) + " |\n"

@@ -48,3 +48,10 @@ def test_rules_coverage_prints_the_table() -> None:
     assert "Not yet encoded or tested" not in result.stdout
     for region in ("changning", "hangzhou", "jinan", "lingang", "xuhui"):
         assert region in result.stdout
+
+
+def test_the_readme_carries_the_coverage_table() -> None:
+    from disburse.coverage import markdown
+
+    policies, _ = coverage(load_catalogue(ROOT / "rules"), SCENARIOS)
+    assert markdown(policies) in (ROOT / "README.md").read_text(encoding="utf-8")
