@@ -218,3 +218,30 @@ def test_parquet_ledgers_and_bom_csv_read_alike(ledgers: Path, tmp_path: Path) -
     run_year(pq_dir, pq_out, 2021)
     for region in ("lingang", "changning"):
         assert (csv_out / "2021" / region / "payments.csv").read_bytes() == (pq_out / "2021" / region / "payments.csv").read_bytes()
+
+
+def test_explain_prints_one_applicants_steps(tmp_path: Path) -> None:
+    """The changning.8.2 worked example, told step by step for a person."""
+    ledgers = tmp_path / "ledgers"
+    Scenario(Path(__file__).parent / "scenarios" / "changning" / "changning.8.2.yaml").write_ledgers(ledgers)
+    out = tmp_path / "out"
+    run_year(ledgers, out, 2022)
+    result = CliRunner().invoke(app, ["explain", "--year", "2022", "--applicant", credit_code("C1"), "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    text = result.stdout
+    assert "changning.8.2" in text and "第八条（二）" in text
+    assert "50% × 1,234,567.89 = 617,283.95" in text
+    assert "yearly cap 500,000.00" in text
+    assert "Total payable: 500,000.00" in text
+    missing = CliRunner().invoke(app, ["explain", "--year", "2022", "--applicant", credit_code("NOBODY"), "--out", str(out)])
+    assert missing.exit_code == 2 and "no lines in 2022" in missing.stderr
+
+
+def test_awards_in_kind_go_to_their_own_file_never_to_payments(tmp_path: Path) -> None:
+    ledgers = tmp_path / "ledgers"
+    Scenario(Path(__file__).parent / "scenarios" / "hangzhou" / "hangzhou.10.yaml").write_ledgers(ledgers)
+    out = tmp_path / "out"
+    run_year(ledgers, out, 2024, region="hangzhou")
+    in_kind = pl.read_csv(out / "2024" / "hangzhou" / "in_kind.csv", infer_schema=False).sort("matter_id")
+    assert in_kind.select("matter_id", "quantity", "unit").rows() == [("FM1", "10", "PFLOPS"), ("FM2", "4", "PFLOPS")]
+    assert pl.read_csv(out / "2024" / "hangzhou" / "payments.csv", infer_schema=False).is_empty()
