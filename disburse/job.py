@@ -145,7 +145,8 @@ def build_manifest(inputs: Inputs, checked: Validated, results: list[RegionResul
         "rules_fingerprint": inputs.catalogue.fingerprint,
         "params_fingerprint": inputs.params.fingerprint,
         "inputs": inputs_doc,
-        "rejected_without_region": {"file": "rejected.csv", "rows": orphan_rows},
+        "rejected_without_region": {"file": "rejected.csv", "rows": orphan_rows,
+                                    "sha256": outputs.sha256(staged.staging / "rejected.csv")},
         "regions": dict(sorted(regions_doc.items())),
         "total_payable": str(total),
     }

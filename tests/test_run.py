@@ -55,6 +55,10 @@ def test_cli_run_prints_summary_and_writes_files(ledgers: Path, tmp_path: Path, 
         assert d["rows"] == d["accepted"] + d["rejected"], name
     assert manifest["inputs"]["compute"] == {**manifest["inputs"]["compute"], "rows": 3, "accepted": 2, "rejected": 1}
     assert manifest["regions"]["lingang"]["total_payable"] == "280000.00"
+    for path, d in manifest["regions"]["lingang"]["outputs"].items():
+        assert hashlib.sha256((out / "2021" / path).read_bytes()).hexdigest() == d["sha256"], path
+    orphans = manifest["rejected_without_region"]
+    assert orphans["sha256"] == hashlib.sha256((out / "2021" / "rejected.csv").read_bytes()).hexdigest()
     assert (out / "state.duckdb").is_file()
 
 
