@@ -100,12 +100,29 @@ def _progressive(lines: pl.DataFrame, tiers: pl.DataFrame) -> pl.DataFrame:
     return lines.join(slices, on="_line", how="left")
 
 
-def _fill(amount: str, cap: str, group: list[str], order: list[str], already: str | None = None) -> list[pl.Expr]:
-    """Fill lines against a cap in order: each gets what is left of the cap, at most its amount."""
+def _fill(amount: str, cap: str, group: list[str], order: list[str], already: str | None = None) -> pl.Expr:
+    """Fill lines against a cap in order: each gets what is left of the cap, at most its amount.
+
+    Installments of earlier awards (``scheduled``) are never capped again, so
+    they form groups of their own and take no room from this year's lines.
+    """
+    group = [*group, "scheduled"]
     before = pl.col(amount).cum_sum().over(group, order_by=order) - pl.col(amount)
     used = before + (pl.col(already).fill_null(0) if already else 0)
     room = (pl.col(cap) - used).clip(lower_bound=0)
-    return [pl.when(pl.col(cap).is_null()).then(pl.col(amount)).otherwise(pl.min_horizontal(pl.col(amount), room))]
+    return (
+        pl.when(pl.col("scheduled") | pl.col(cap).is_null()).then(pl.col(amount))
+        .otherwise(pl.min_horizontal(pl.col(amount), room))
+    )
+
+
+def _years_paid(history: pl.DataFrame, keys: list[str], suffix: str) -> pl.DataFrame:
+    """First and last year with a payment, and how many years had one."""
+    return (
+        history.filter(pl.col("payable_fen") > 0).group_by(keys)
+        .agg(pl.col("year").min().alias(f"first_year_{suffix}"), pl.col("year").max().alias(f"last_year_{suffix}"),
+             pl.col("year").n_unique().alias(f"n_years_{suffix}"))
+    )
 
 
 def compute_lines(
@@ -176,22 +193,12 @@ def compute_lines(
     # §5.8 level-up difference and §5.7 one-off / period limits, from what was paid before.
     hist_matter = _paid_before(history, ["applicant_id", "clause_id", "matter_id"], "paid_matter_fen")
     hist_appl = _paid_before(history, ["applicant_id", "clause_id"], "paid_applicant_fen")
-    years_paid = (
-        history.filter(pl.col("payable_fen") > 0)
-        .group_by("applicant_id", "clause_id", "matter_id")
-        .agg(pl.col("year").min().alias("first_year_m"), pl.col("year").max().alias("last_year_m"),
-             pl.col("year").n_unique().alias("n_years_m"))
-    )
-    years_paid_a = (
-        history.filter(pl.col("payable_fen") > 0).group_by("applicant_id", "clause_id")
-        .agg(pl.col("year").min().alias("first_year_a"), pl.col("year").max().alias("last_year_a"),
-             pl.col("year").n_unique().alias("n_years_a"))
-    )
+    matter, applicant = ["applicant_id", "clause_id", "matter_id"], ["applicant_id", "clause_id"]
     lines = (
-        lines.join(hist_matter, on=["applicant_id", "clause_id", "matter_id"], how="left")
-        .join(hist_appl, on=["applicant_id", "clause_id"], how="left")
-        .join(years_paid, on=["applicant_id", "clause_id", "matter_id"], how="left")
-        .join(years_paid_a, on=["applicant_id", "clause_id"], how="left")
+        lines.join(hist_matter, on=matter, how="left")
+        .join(hist_appl, on=applicant, how="left")
+        .join(_years_paid(history, matter, "m"), on=matter, how="left")
+        .join(_years_paid(history, applicant, "a"), on=applicant, how="left")
         .with_columns(pl.col("paid_matter_fen", "paid_applicant_fen").fill_null(0))
     )
     by_scope = lambda scope, m, a: pl.when(pl.col(scope) == "applicant").then(pl.col(a)).otherwise(pl.col(m))  # noqa: E731
@@ -238,15 +245,13 @@ def compute_lines(
     # §5.6 annual caps per applicant and clause (or group), filled in date order, then id.
     order = ["line_date", "matter_id", "clause_order"]
     lines = lines.with_columns(
-        pl.when(~live).then(pl.col("kept_fen"))
-        .otherwise(_fill("kept_fen", "annual_cap_fen", ["applicant_id", "annual_group"], order)[0]).alias("after_annual_fen")
+        _fill("kept_fen", "annual_cap_fen", ["applicant_id", "annual_group"], order).alias("after_annual_fen")
     )
     # §5.7 cumulative caps, counting what was paid before.
     cum_group = pl.when(pl.col("cumulative_scope") == "applicant").then(pl.lit("")).otherwise(pl.col("matter_id"))
     lines = lines.with_columns(cum_group.alias("_cum_group")).with_columns(
-        pl.when(~live).then(pl.col("after_annual_fen"))
-        .otherwise(_fill("after_annual_fen", "cumulative_cap_fen", ["applicant_id", "clause_id", "_cum_group"], order,
-                         already="cum_paid_before_fen")[0]).alias("after_cumulative_fen")
+        _fill("after_annual_fen", "cumulative_cap_fen", ["applicant_id", "clause_id", "_cum_group"], order,
+              already="cum_paid_before_fen").alias("after_cumulative_fen")
     )
     # §5.10 installments: the award is paid in shares; the last share takes the remainder.
     lines = (
