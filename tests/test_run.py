@@ -249,3 +249,15 @@ def test_awards_in_kind_go_to_their_own_file_never_to_payments(tmp_path: Path) -
     in_kind = pl.read_csv(out / "2024" / "hangzhou" / "in_kind.csv", infer_schema=False).sort("matter_id")
     assert in_kind.select("matter_id", "quantity", "unit").rows() == [("FM1", "10", "PFLOPS"), ("FM2", "4", "PFLOPS")]
     assert pl.read_csv(out / "2024" / "hangzhou" / "payments.csv", infer_schema=False).is_empty()
+
+
+def test_audit_page_lists_every_line_with_text_escaped(ledgers: Path, tmp_path: Path) -> None:
+    applicants = pl.read_csv(ledgers / "applicants.csv", infer_schema=False)
+    applicants.with_columns(pl.lit("A&B <智能> 科技").alias("name")).write_csv(ledgers / "applicants.csv")
+    out = tmp_path / "out"
+    _, results = run_year(ledgers, out, 2021)
+    page = (out / "2021" / "lingang" / "audit.html").read_text(encoding="utf-8")
+    assert "A&amp;B &lt;智能&gt; 科技" in page and "<智能>" not in page
+    lingang = next(r for r in results if r.region == "lingang")
+    assert page.count("<tr class=") == lingang.lines.height
+    assert "280,000.00" in page
