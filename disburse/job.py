@@ -59,7 +59,7 @@ def check(inputs: Inputs) -> Validated:
 def compute(inputs: Inputs, checked: Validated, con, year: int, region: str) -> RegionResult:
     history = state.history(con, checked.accepted["prior_payments"], year)
     return compute_region(checked.accepted, inputs.catalogue, inputs.tables, inputs.params,
-                          inputs.windows[region], history, year, region)
+                          inputs.windows[region], history, state.recovered(con, year), year, region)
 
 
 def rejected_by_region(inputs: Inputs, checked: Validated) -> pl.DataFrame:

@@ -30,10 +30,10 @@ class PolicyParams(_Strict):
 
 
 class ClauseParams(_Strict):
-    rate: Decimal | None = Field(default=None, ge=0, le=1)
-    annual_cap: Decimal | None = Field(default=None, ge=0)
-    item_cap: Decimal | None = Field(default=None, ge=0)
-    amount: Decimal | None = Field(default=None, ge=0)
+    rate: Decimal | None = Field(default=None, ge=0, le=1, decimal_places=6)
+    annual_cap: Decimal | None = Field(default=None, ge=0, decimal_places=2)
+    item_cap: Decimal | None = Field(default=None, ge=0, decimal_places=2)
+    amount: Decimal | None = Field(default=None, ge=0, decimal_places=2)
 
 
 class Params(_Strict):

@@ -63,10 +63,17 @@ class Base(Strict):
     # inclusive bounds (yuan) on a money column: {amount: [500000, 10000000]}
     between: dict[str, tuple[Money | None, Money | None]] = Field(default_factory=dict)
     per: Literal["row", "applicant_year"] = "row"
+    # for a recognition-only clause whose matter_id is a ledger row's id (a project recognised under
+    # changning.7.3 is the project of changning.7.2): the ledger, so keep-the-highest compares them
+    matter_ledger: Literal["rent", "projects", "events", "financing"] | None = None
     # the column naming who is paid, when it is not the row's applicant (jinan.9a pays the VC firm)
     payee: Literal["investor_id"] | None = None
-    # the investee's main revenue in the year must not exceed this (yuan); no revenue figure: not met
+    # conditions on the row's applicant when the payee is someone else (jinan.9a pays the VC firm for
+    # investing in an early AI SME): its main revenue that year must not exceed this (yuan; no revenue
+    # figure: not met), and its sector and size must be among these
     max_main_revenue: Money | None = Field(default=None, ge=0)
+    investee_sector: list[Literal["ai", "blockchain", "collab", "other"]] | None = None
+    investee_size: list[Literal["large", "medium", "small", "micro"]] | None = None
     # a second amount paid at the same rate, with a cap of its own (jinan.10 guarantee fees)
     second_amount: str | None = None
     second_cap: Money | None = Field(default=None, ge=0)
@@ -125,6 +132,7 @@ class Eligibility(Strict):
     credit_ok: bool | None = None
     max_age_years: int | None = Field(default=None, ge=0)            # since established_on
     max_years_since_move_in: int | None = Field(default=None, ge=0)  # since registered_in_region_on
+    moved_in: bool | None = None  # 新迁入: registered in the region after it was established elsewhere
 
 
 class Rule(Strict):
@@ -149,6 +157,7 @@ class Rule(Strict):
     threshold: Money | None = Field(default=None, ge=0)
     item_cap: Money | None = Field(default=None, ge=0)
     level_caps: dict[str, Money] | None = None
+    level_cumulative_caps: dict[str, Money] | None = None  # replaces cumulative_cap for these levels
     annual_cap: Money | None = Field(default=None, ge=0)
     annual_cap_group: str | None = None
     cumulative_cap: Money | None = Field(default=None, ge=0)
@@ -184,8 +193,9 @@ class Rule(Strict):
             for size, value in self.size_rates.items():
                 if not 0 <= value <= 1:
                     raise ValueError(f"size_rates.{size}: a rate is a share from 0 to 1")
-        if self.level_caps and self.levels and set(self.level_caps) - set(self.levels):
-            raise ValueError("level_caps: a level with a cap must also have an award in levels")
+        for key in ("level_caps", "level_cumulative_caps"):
+            if getattr(self, key) and self.levels and set(getattr(self, key)) - set(self.levels):
+                raise ValueError(f"{key}: a level with a cap must also have an award in levels")
         if self.installments is not None and sum(self.installments) != 1:
             raise ValueError("installments: shares must add up to 1")
         if self.tiers is not None:
@@ -196,7 +206,7 @@ class Rule(Strict):
 
 
 class PolicyProvisions(Strict):
-    keep_highest: str                       # the article that says 就高不重复 (quoted)
+    keep_highest: str | None = None         # the article that says 就高不重复 (quoted), if the policy has one
     clawback_on_relocation_years: int | None = Field(default=None, ge=1)
     clawback_text: str | None = None
     fraud_text: str | None = None
@@ -324,7 +334,7 @@ CLAUSE_SCHEMA = {
     "consecutive_years": I, "max_years": I, "min_gap_years": I, "min_quantity": I, "second_cap_fen": I, "period_scope": S,
     "in_kind_text": S, "in_kind_unit": S, "in_kind_max": I,
     "elig_sector": pl.List(S), "elig_size": pl.List(S), "elig_above_scale": B, "elig_credit_ok": B,
-    "elig_max_age_years": I, "elig_max_years_since_move_in": I, "params": pl.List(S),
+    "elig_max_age_years": I, "elig_max_years_since_move_in": I, "elig_moved_in": B, "params": pl.List(S),
     "tiers_text": S,
 }
 
@@ -371,12 +381,12 @@ def compile_tables(cat: Catalogue) -> dict[str, pl.DataFrame]:
                 upper = _fen(t.up_to)
                 tiers.append({"clause_id": r.clause_id, "lower_fen": lower, "upper_fen": upper, "rate_ppm": _ppm(t.rate)})
                 lower = upper
-        awards = r.levels or dict.fromkeys(r.level_caps or {})
+        awards = r.levels or dict.fromkeys({**(r.level_caps or {}), **(r.level_cumulative_caps or {})})
         ranked = sorted(awards.items(), key=lambda kv: (kv[1] is None, kv[1] or 0, kv[0]))
         for rank, (lvl, amt) in enumerate(ranked):
-            cap = (r.level_caps or {}).get(lvl)
-            levels.append({"clause_id": r.clause_id, "level": lvl, "level_rank": rank,
-                           "award_fen": _fen(amt), "level_cap_fen": _fen(cap)})
+            levels.append({"clause_id": r.clause_id, "level": lvl, "level_rank": rank, "award_fen": _fen(amt),
+                           "level_cap_fen": _fen((r.level_caps or {}).get(lvl)),
+                           "level_cumulative_cap_fen": _fen((r.level_cumulative_caps or {}).get(lvl))})
         for size, rate in (r.size_rates or {}).items():
             size_rates.append({"clause_id": r.clause_id, "size": size, "size_rate_ppm": _ppm(rate)})
         for rank, s in enumerate(r.ladder.steps if r.ladder else []):
@@ -390,7 +400,7 @@ def compile_tables(cat: Catalogue) -> dict[str, pl.DataFrame]:
     schemas = {
         "tiers": {"clause_id": pl.String, "lower_fen": pl.Int64, "upper_fen": pl.Int64, "rate_ppm": pl.Int64},
         "levels": {"clause_id": pl.String, "level": pl.String, "level_rank": pl.Int64,
-                   "award_fen": pl.Int64, "level_cap_fen": pl.Int64},
+                   "award_fen": pl.Int64, "level_cap_fen": pl.Int64, "level_cumulative_cap_fen": pl.Int64},
         "steps": {"clause_id": pl.String, "step_rank": pl.Int64, "threshold_fen": pl.Int64, "award_fen": pl.Int64},
         "shares": {"clause_id": pl.String, "installment": pl.Int64, "prev_cum_ppm": pl.Int64, "cum_ppm": pl.Int64},
         "size_rates": {"clause_id": pl.String, "size": pl.String, "size_rate_ppm": pl.Int64},

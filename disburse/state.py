@@ -14,7 +14,7 @@ from pathlib import Path
 import duckdb
 import polars as pl
 
-from transforms.compute import HISTORY_SCHEMA
+from transforms.compute import CLAWBACK_SCHEMA, HISTORY_SCHEMA
 
 SQL = Path(__file__).resolve().parent.parent / "sql"
 
@@ -68,6 +68,12 @@ def history(con: duckdb.DuckDBPyConnection, prior_payments: pl.DataFrame, year: 
     finally:
         con.unregister("prior_payments")
     return df.select([pl.col(c).cast(t) for c, t in HISTORY_SCHEMA.items()])
+
+
+def recovered(con: duckdb.DuckDBPyConnection, year: int) -> pl.DataFrame:
+    """Amounts clawed back in years before `year` (CLAWBACK_SCHEMA without the reason)."""
+    df = con.sql((SQL / "recovered.sql").read_text(), params={"year": year}).pl()
+    return df.select([pl.col(c).cast(CLAWBACK_SCHEMA[c]) for c in ("applicant_id", "clause_id", "matter_id", "amount_fen")])
 
 
 def record(con: duckdb.DuckDBPyConnection, *, year: int, region: str, run_id: str,

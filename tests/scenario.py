@@ -22,7 +22,6 @@ an applicant_id or matter_id, in the ledgers and in the expectations alike.
 
 from __future__ import annotations
 
-import datetime as dt
 import hashlib
 import shutil
 from decimal import Decimal
@@ -58,12 +57,11 @@ def credit_code(alias: str) -> str:
 
 
 def _text(v) -> str:
+    """A YAML value as ledger text: booleans lower-case, dates ISO, empty for nothing."""
     if v is None:
         return ""
     if isinstance(v, bool):
         return "true" if v else "false"
-    if isinstance(v, (dt.date, Decimal, int, float)):
-        return str(v)
     return str(v)
 
 

@@ -77,3 +77,23 @@ def test_a_clause_in_another_regions_folder_is_refused(rules: Path) -> None:
     (rules / "changning" / "lingang.99.yaml").write_text(GOOD, encoding="utf-8")
     with pytest.raises(RuleError, match="must match its folder"):
         load_catalogue(rules)
+
+
+POLICIES = PROJECT_RULES.parent.parent / "shared" / "policies"
+
+
+def _squash(text: str) -> str:
+    return "".join(text.split())
+
+
+@pytest.mark.skipif(not POLICIES.is_dir(), reason="shared/policies is not beside the repo")
+def test_every_quoted_text_is_the_policys_own_words() -> None:
+    """A rule's `text` (and each non-monetary article's) appears verbatim in its source, spaces aside."""
+    cat = load_catalogue(PROJECT_RULES)
+    sources = {region: _squash((POLICIES / p.source).read_text(encoding="utf-8")) for region, p in cat.policies.items()}
+    quotes = [(r.clause_id, r.region, r.text) for r in cat.rules.values()]
+    quotes += [(f"{region} {nm.article}", region, nm.text) for region, p in cat.policies.items()
+               for nm in p.non_monetary if nm.text]
+    misquoted = [who for who, region, text in quotes
+                 if not all(part in sources[region] for part in _squash(text).replace("……", "…").split("…") if part)]
+    assert misquoted == []

@@ -88,26 +88,54 @@ def _where(rule: Rule) -> pl.Expr:
     return expr
 
 
-def _investee_revenue(df: pl.DataFrame, rule: Rule, ctx: Context) -> pl.DataFrame:
-    """Marks rows whose applicant's main revenue that year is above the rule's ceiling (jinan.9)."""
-    ceiling = rule.base.max_main_revenue
-    if ceiling is None:
+def _investee_conditions(df: pl.DataFrame, rule: Rule, ctx: Context) -> pl.DataFrame:
+    """Marks rows whose own applicant (the investee, when the payee is another) fails the base's conditions."""
+    b = rule.base
+    if b.max_main_revenue is None and b.investee_sector is None and b.investee_size is None:
         return df
     revenue = ctx.ledgers["revenue"].select("applicant_id", "year", pl.col("main_revenue").alias("_revenue"))
-    met = (pl.col("_revenue") <= int(ceiling * 100)).fill_null(False)
-    return df.join(revenue, on=["applicant_id", "year"], how="left").with_columns(
-        met.alias("condition_met"),
-        pl.when(pl.col("_revenue").is_null()).then(pl.lit("no revenue figure for the investee that year"))
-        .otherwise(pl.format("investee main revenue {} (ceiling {})", fmt_fen_expr(pl.col("_revenue")),
-                             fmt_fen_expr(pl.lit(int(ceiling * 100))))).alias("detail"),
+    firms = ctx.ledgers["applicants"].select("applicant_id", pl.col("sector").alias("_sector"), pl.col("size").alias("_size"))
+    checks = []
+    if b.investee_sector is not None:
+        checks.append((pl.col("_sector").is_in(b.investee_sector), pl.format("investee sector {} not eligible", pl.col("_sector"))))
+    if b.investee_size is not None:
+        checks.append((pl.col("_size").is_in(b.investee_size), pl.format("investee size {} not eligible", pl.col("_size"))))
+    if b.max_main_revenue is not None:
+        ceiling = int(b.max_main_revenue * 100)
+        checks.append((pl.col("_revenue").is_not_null(), pl.lit("no revenue figure for the investee that year")))
+        checks.append((pl.col("_revenue") <= ceiling, pl.format("investee main revenue {} above {}", fmt_fen_expr(pl.col("_revenue")),
+                                                                fmt_fen_expr(pl.lit(ceiling)))))
+    detail = pl.lit("investee conditions met")
+    for ok, why in reversed(checks):
+        detail = pl.when(~ok.fill_null(False)).then(why).otherwise(detail)
+    met = pl.all_horizontal([ok.fill_null(False) for ok, _ in checks])
+    return (
+        df.join(revenue, on=["applicant_id", "year"], how="left")
+        .join(firms, on="applicant_id", how="left")
+        .with_columns(met.alias("condition_met"), detail.alias("detail"))
     )
 
 
+def matter_namespace(rule: Rule) -> str:
+    """The ledger whose row ids a rule's matter ids are; the bureau's own ids are 'recognitions'."""
+    if rule.base is None:
+        return "recognitions"
+    if rule.base.ledger == "recognitions":
+        return rule.base.matter_ledger or "recognitions"
+    return rule.base.ledger
+
+
 def _finish(df: pl.DataFrame, rule: Rule, supersede_key: pl.Expr | None = None) -> pl.DataFrame:
-    """Fill the columns an extraction did not set and order them as CANDIDATE_SCHEMA."""
+    """Fill the columns an extraction did not set and order them as CANDIDATE_SCHEMA.
+
+    Lines compete under keep-the-highest when their supersede_key is equal: by
+    default the matter's ledger and id (the same project, event, rent row or
+    recognised matter), so an event and a project that share an id never do.
+    """
     df = df.with_columns(pl.lit(rule.clause_id).alias("clause_id"))
     if "supersede_key" not in df.columns:
-        df = df.with_columns((supersede_key if supersede_key is not None else pl.col("matter_id")).alias("supersede_key"))
+        key = supersede_key if supersede_key is not None else pl.format("{}:{}", pl.lit(matter_namespace(rule)), pl.col("matter_id"))
+        df = df.with_columns(key.alias("supersede_key"))
     for col, dtype in CANDIDATE_SCHEMA.items():
         if col not in df.columns:
             default = {"in_window": True, "recognized": not rule.recognition, "condition_met": True,
@@ -130,7 +158,7 @@ def _ledger_base(rule: Rule, ctx: Context) -> pl.DataFrame:
     amount = pl.col(b.amount).fill_null(0) if b.amount else pl.lit(0, pl.Int64)
     second = pl.col(b.second_amount).fill_null(0) if b.second_amount else pl.lit(None, pl.Int64)
     line_date = pl.col(date_col) if date_col else pl.lit(ctx.year_end)
-    df = _investee_revenue(df, rule, ctx)
+    df = _investee_conditions(df, rule, ctx)
     if b.per == "row":
         payee = pl.col(b.payee) if b.payee else pl.col("applicant_id")
         source = _rows_text(b.ledger)

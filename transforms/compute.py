@@ -17,7 +17,7 @@ import datetime as dt
 
 import polars as pl
 
-from disburse.money import apply_rate
+from disburse.money import PPM, apply_rate
 from disburse.params import ParamError
 
 HISTORY_SCHEMA = {
@@ -38,7 +38,14 @@ def _min(a: pl.Expr, b: pl.Expr) -> pl.Expr:
 
 
 def _paid_before(history: pl.DataFrame, keys: list[str], name: str) -> pl.DataFrame:
-    return history.group_by(keys).agg(pl.col("payable_fen").sum().alias(name))
+    """What earlier years committed: payments, and an award paid in installments counted whole
+    in the year it was earned (its later installments are already owed)."""
+    committed = (
+        pl.when(pl.col("installments") == 1).then(pl.col("payable_fen"))
+        .when(pl.col("installment") == 1).then(pl.col("award_fen"))
+        .otherwise(0)
+    )
+    return history.group_by(keys).agg(committed.sum().alias(name))
 
 
 def scheduled_installments(history: pl.DataFrame, clauses: pl.DataFrame, year: int,
@@ -74,7 +81,10 @@ def eligibility_reason(year: int) -> pl.Expr:
         (pl.col("elig_above_scale") & ~pl.col("above_scale"), pl.lit("ineligible:not_above_scale")),
         (pl.col("line_date") > age_limit, pl.lit("ineligible:too_old")),
         (pl.col("line_date") > move_limit, pl.lit("ineligible:moved_in_too_long_ago")),
+        (pl.col("elig_moved_in") & (pl.col("registered_in_region_on") <= pl.col("established_on")), pl.lit("ineligible:not_moved_in")),
         (~pl.col("recognized"), pl.lit("ineligible:not_recognised")),
+        (pl.col("kind").is_in(["rate", "matching", "growth"]) & pl.col("rate_ppm").is_null()
+         & pl.col("approved_ppm").is_null() & pl.col("max_rate_ppm").is_not_null(), pl.lit("not_approved:no_rate")),
         (~pl.col("condition_met"), pl.lit("condition_not_met")),
         (pl.col("quantity").fill_null(0) < pl.col("min_quantity"), pl.lit("condition_not_met:quantity_below_minimum")),
     ]
@@ -160,15 +170,20 @@ def compute_lines(
     _require_params(lines)
 
     # §5.3 formula. An approved rate never exceeds the rule's rate or maximum.
-    lines = _progressive(lines, tables["tiers"]).join(
-        tables["levels"].select("clause_id", "level", "level_cap_fen"), on=["clause_id", "level"], how="left"
+    lines = (
+        _progressive(lines, tables["tiers"])
+        .join(tables["levels"].select("clause_id", "level", "level_cap_fen", "level_cumulative_cap_fen"),
+              on=["clause_id", "level"], how="left")
+        .with_columns(pl.coalesce("level_cumulative_cap_fen", "cumulative_cap_fen").alias("cumulative_cap_fen"))
     )
     rule_rate = pl.coalesce("rate_ppm", "max_rate_ppm")
     eff_rate = pl.when(pl.col("approved_ppm").is_not_null()).then(_min(pl.col("approved_ppm"), rule_rate)).otherwise(pl.col("rate_ppm"))
     kind = pl.col("kind")
-    second = _min(apply_rate(pl.col("second_fen"), pl.col("eff_rate_ppm")), pl.col("second_cap_fen")).fill_null(0)
+    # rate × base plus the capped rate × second amount, in millionths of a fen, rounded once
+    second_micro = _min(pl.col("second_fen") * pl.col("eff_rate_ppm"), pl.col("second_cap_fen") * PPM).fill_null(0)
+    rated = (pl.col("base_fen") * pl.col("eff_rate_ppm") + second_micro + PPM // 2) // PPM
     formula = (
-        pl.when(kind.is_in(["rate", "matching", "growth"])).then(apply_rate(pl.col("base_fen"), pl.col("eff_rate_ppm")) + second)
+        pl.when(kind.is_in(["rate", "matching", "growth"])).then(rated)
         .when(kind == "in_kind").then(0)
         .when(kind == "progressive").then(pl.col("tiered_fen"))
         .when(kind == "fixed").then(pl.col("fixed_fen"))
@@ -216,6 +231,21 @@ def compute_lines(
         .when(n_years >= pl.col("max_years")).then(pl.lit("period:max_years_reached"))
         .when((pl.lit(year) - last_year) < pl.col("min_gap_years")).then(pl.lit("period:too_soon_after_last_payment"))
         .alias("period_block"),
+    )
+    # A one-off award, or one that needs years between payments, is paid for the first line
+    # of the year in its scope (by date, then matter); the others wait or never come.
+    slot_order = ["line_date", "matter_id"]
+    open_ = live & pl.col("blocked").is_null() & pl.col("period_block").is_null() & (pl.col("after_level_up_fen") > 0)
+    one_off_group = [pl.col("applicant_id"), pl.col("clause_id"),
+                     pl.when(pl.col("one_off_scope") == "applicant").then(pl.lit("")).otherwise(pl.col("matter_id"))]
+    gap_group = [pl.col("applicant_id"), pl.col("clause_id"),
+                 pl.when(pl.col("period_scope") == "applicant").then(pl.lit("")).otherwise(pl.col("matter_id"))]
+    not_first = lambda group: open_.cast(pl.Int64).cum_sum().over(group, order_by=slot_order) > 1  # noqa: E731
+    lines = lines.with_columns(
+        pl.when(~open_).then(pl.col("period_block"))
+        .when(pl.col("one_off") & not_first(one_off_group)).then(pl.lit("one_off_already_paid"))
+        .when(pl.col("min_gap_years").is_not_null() & not_first(gap_group)).then(pl.lit("period:too_soon_after_last_payment"))
+        .otherwise(pl.col("period_block")).alias("period_block")
     )
     item_cap = pl.coalesce("level_cap_fen", "item_cap_fen")
     lines = lines.with_columns(
@@ -280,7 +310,7 @@ def _require_params(lines: pl.DataFrame) -> None:
                              f"(set clauses.{cid}.{name} in the params file)")
 
 
-def clawbacks(applicants: pl.DataFrame, history: pl.DataFrame, year: int, region: str,
+def clawbacks(applicants: pl.DataFrame, history: pl.DataFrame, recovered: pl.DataFrame, year: int, region: str,
               relocation_years: int | None, relocation_text: str | None, fraud_text: str | None) -> pl.DataFrame:
     """SPEC §5.11: what to recover in the run for the year the fraud or relocation falls in.
 
@@ -289,8 +319,15 @@ def clawbacks(applicants: pl.DataFrame, history: pl.DataFrame, year: int, region
     recovers everything received under the policy. Reported once, in that
     year's run; a rerun of that year replaces it.
     """
-    received = history.group_by("applicant_id", "clause_id", "matter_id").agg(pl.col("payable_fen").sum().alias("amount_fen"))
-    received = received.filter(pl.col("amount_fen") > 0)
+    keys = ["applicant_id", "clause_id", "matter_id"]
+    recovered = recovered.group_by(keys).agg(pl.col("amount_fen").sum().alias("_recovered"))
+    received = (
+        history.group_by(keys).agg(pl.col("payable_fen").sum().alias("amount_fen"))
+        .join(recovered, on=keys, how="left")
+        .with_columns((pl.col("amount_fen") - pl.col("_recovered").fill_null(0)).alias("amount_fen"))
+        .filter(pl.col("amount_fen") > 0)
+        .drop("_recovered")
+    )
     first_paid = history.filter(pl.col("payable_fen") > 0).group_by("applicant_id").agg(pl.col("year").min().alias("first_year"))
     a = applicants.join(first_paid, on="applicant_id", how="left")
     fraud = a.filter(pl.col("fraud_found_on").dt.year() == year).select(

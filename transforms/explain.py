@@ -1,7 +1,9 @@
 """Every line in words: the chain of steps and the reason codes (SPEC §5.12).
 
 Reads only the step columns that ``transforms.compute`` keeps, so the audit,
-``disburse explain`` and the finance files tell one story.
+``disburse explain`` and the finance files tell one story. Each step that
+changed a line is decided once (FLAGS); its words and its reason code are
+both rendered from that decision.
 """
 
 from __future__ import annotations
@@ -11,13 +13,30 @@ import polars as pl
 from disburse.money import fmt_fen_expr as F
 from disburse.money import fmt_ppm_expr as P
 
+c = pl.col
+FLAGS = {
+    "approved_amount": ~c("scheduled") & c("approved_fen").is_not_null() & (c("approved_fen") < c("formula_fen")),
+    "approved_rate_capped": ~c("scheduled") & (c("approved_ppm") > c("eff_rate_ppm")),
+    "level_up": ~c("scheduled") & c("level_up") & (c("paid_matter_fen") > 0),
+    "cap:item": c("period_block").is_null() & (c("after_item_fen") < c("after_level_up_fen")),
+    "superseded": c("superseded_by").is_not_null(),
+    "cap:annual": c("after_annual_fen") < c("kept_fen"),
+    "cap:cumulative": c("after_cumulative_fen") < c("after_annual_fen"),
+    "installment": c("installments") > 1,
+    "in_kind": (c("kind") == "in_kind") & c("blocked").is_null(),
+}
 
-def _steps() -> list[pl.Expr]:
-    kind, c = pl.col("kind"), pl.col
+
+def _flag(name: str) -> pl.Expr:
+    return c(f"_flag_{name}").fill_null(False)
+
+
+def _formula() -> pl.Expr:
+    kind = c("kind")
     base_text = pl.when(c("excluded_fen") > 0).then(
         pl.format("{} ({} dated outside the policy window left out)", F(c("base_fen")), F(c("excluded_fen")))
     ).otherwise(F(c("base_fen")))
-    formula = (
+    return (
         pl.when(c("second_fen").is_not_null())
         .then(pl.format("{} × {} + {} × {} (at most {}) = {}", P(c("eff_rate_ppm")), base_text, P(c("eff_rate_ppm")),
                         F(c("second_fen")), F(c("second_cap_fen")), F(c("formula_fen"))))
@@ -30,52 +49,48 @@ def _steps() -> list[pl.Expr]:
         .when(kind == "approved").then(pl.format("approved amount {}", F(c("formula_fen"))))
         .otherwise(pl.format("award {}", F(c("formula_fen"))))
     )
-    scheduled = c("scheduled")
+
+
+def _steps() -> list[pl.Expr]:
     return [
         pl.when(c("detail").is_not_null()).then(pl.format("{}: {}", c("source"), c("detail"))).otherwise(c("source")),
-        pl.when(~scheduled & (c("approved_ppm") > c("eff_rate_ppm")))
-        .then(pl.format("approved rate {} is above the clause's {}: {} applies", P(c("approved_ppm")), P(c("eff_rate_ppm")),
-                        P(c("eff_rate_ppm")))),
-        pl.when(scheduled).then(pl.format("award {} earned in {}", F(c("award_fen")), c("earned_year"))).otherwise(formula),
-        pl.when(~scheduled & c("approved_fen").is_not_null() & (c("approved_fen") < c("formula_fen")))
-        .then(pl.format("approved amount {}", F(c("approved_fen")))),
-        pl.when(~scheduled & c("level_up") & (c("paid_matter_fen") > 0))
+        pl.when(_flag("approved_rate_capped"))
+        .then(pl.format("approved rate {} is above the clause's {}: {} applies", P(c("approved_ppm")),
+                        P(c("eff_rate_ppm")), P(c("eff_rate_ppm")))),
+        pl.when(c("scheduled")).then(pl.format("award {} earned in {}", F(c("award_fen")), c("earned_year"))).otherwise(_formula()),
+        pl.when(_flag("approved_amount")).then(pl.format("approved amount {}", F(c("approved_fen")))),
+        pl.when(_flag("level_up"))
         .then(pl.format("level-up difference: minus {} paid before = {}", F(c("paid_matter_fen")), F(c("after_level_up_fen")))),
         pl.when(c("period_block").is_not_null()).then(pl.format("0.00 ({})", c("period_block"))),
-        pl.when(c("period_block").is_null() & (c("after_item_fen") < c("after_level_up_fen")))
-        .then(pl.format("per-item cap {} → {}", F(c("item_cap_applied_fen")), F(c("after_item_fen")))),
-        pl.when(c("superseded_by").is_not_null())
-        .then(pl.format("0.00: superseded by {} (keep the highest, never twice)", c("superseded_by"))),
-        pl.when(c("after_annual_fen") < c("kept_fen"))
+        pl.when(_flag("cap:item")).then(pl.format("per-item cap {} → {}", F(c("item_cap_applied_fen")), F(c("after_item_fen")))),
+        pl.when(_flag("superseded")).then(pl.format("0.00: superseded by {} (keep the highest, never twice)", c("superseded_by"))),
+        pl.when(_flag("cap:annual"))
         .then(pl.format("yearly cap {} (filled in date order) → {}", F(c("annual_cap_fen")), F(c("after_annual_fen")))),
-        pl.when(c("after_cumulative_fen") < c("after_annual_fen"))
+        pl.when(_flag("cap:cumulative"))
         .then(pl.format("cumulative cap {} with {} paid before → {}", F(c("cumulative_cap_fen")),
                         F(c("cum_paid_before_fen")), F(c("after_cumulative_fen")))),
-        pl.when(c("installments") > 1).then(pl.format("installment {} of {}: {}", c("installment"), c("installments"), F(c("payable_fen")))),
+        pl.when(_flag("installment")).then(pl.format("installment {} of {}: {}", c("installment"), c("installments"), F(c("payable_fen")))),
         pl.when(c("blocked").is_not_null()).then(pl.format("not paid: {}", c("blocked"))),
     ]
 
 
 def _reasons() -> list[pl.Expr]:
-    c = pl.col
     return [
         c("blocked"),
-        pl.when(~c("scheduled") & c("approved_fen").is_not_null() & (c("approved_fen") < c("formula_fen"))).then(pl.lit("approved_amount")),
-        pl.when(~c("scheduled") & (c("approved_ppm") > c("eff_rate_ppm"))).then(pl.lit("approved_rate_capped")),
-        pl.when(~c("scheduled") & c("level_up") & (c("paid_matter_fen") > 0)).then(pl.lit("level_up")),
+        *(pl.when(_flag(name)).then(pl.lit(name)) for name in ("approved_amount", "approved_rate_capped", "level_up")),
         c("period_block"),
-        pl.when(c("period_block").is_null() & (c("after_item_fen") < c("after_level_up_fen"))).then(pl.lit("cap:item")),
-        pl.when(c("superseded_by").is_not_null()).then(pl.format("superseded_by:{}", c("superseded_by"))),
-        pl.when(c("after_annual_fen") < c("kept_fen")).then(pl.lit("cap:annual")),
-        pl.when(c("after_cumulative_fen") < c("after_annual_fen")).then(pl.lit("cap:cumulative")),
-        pl.when(c("installments") > 1).then(pl.format("installment:{}/{}", c("installment"), c("installments"))),
-        pl.when((c("kind") == "in_kind") & c("blocked").is_null()).then(pl.lit("in_kind")),
+        pl.when(_flag("cap:item")).then(pl.lit("cap:item")),
+        pl.when(_flag("superseded")).then(pl.format("superseded_by:{}", c("superseded_by"))),
+        *(pl.when(_flag(name)).then(pl.lit(name)) for name in ("cap:annual", "cap:cumulative")),
+        pl.when(_flag("installment")).then(pl.format("installment:{}/{}", c("installment"), c("installments"))),
+        pl.when(_flag("in_kind")).then(pl.lit("in_kind")),
     ]
 
 
 def explain(lines: pl.DataFrame) -> pl.DataFrame:
     """Adds ``steps`` (text, steps joined by ' → ') and ``reasons`` (codes joined by ';')."""
-    return lines.with_columns(
+    flagged = lines.with_columns(cond.alias(f"_flag_{name}") for name, cond in FLAGS.items())
+    return flagged.with_columns(
         pl.concat_list(_steps()).list.drop_nulls().list.join(" → ").alias("steps"),
         pl.concat_list(_reasons()).list.drop_nulls().list.join(";").alias("reasons"),
-    )
+    ).drop(f"_flag_{name}" for name in FLAGS)

@@ -19,7 +19,7 @@ from disburse.money import rate_to_ppm, yuan_to_fen
 from disburse.params import ParamError, Params
 from disburse.rules import Catalogue
 from transforms.candidates import CANDIDATE_SCHEMA, Context, extract
-from transforms.compute import HISTORY_SCHEMA, PARAM_SCHEMA, clawbacks, compute_lines
+from transforms.compute import PARAM_SCHEMA, clawbacks, compute_lines
 from transforms.explain import explain
 
 AUDIT_COLUMNS = [
@@ -78,6 +78,7 @@ def compute_region(
     params: Params,
     window: tuple[dt.date, dt.date] | None,
     history: pl.DataFrame,
+    recovered: pl.DataFrame,
     year: int,
     region: str,
 ) -> RegionResult:
@@ -99,9 +100,6 @@ def compute_region(
         pl.col("title").alias("clause_title"),
     ).select(AUDIT_COLUMNS)
     pol = cat.policies[region].provisions
-    claws = clawbacks(applicants, history, year, region, pol.clawback_on_relocation_years, pol.clawback_text, pol.fraud_text)
+    claws = clawbacks(applicants, history, recovered, year, region,
+                      pol.clawback_on_relocation_years, pol.clawback_text, pol.fraud_text)
     return RegionResult(region, lines, claws)
-
-
-def empty_history() -> pl.DataFrame:
-    return pl.DataFrame(schema=HISTORY_SCHEMA)
