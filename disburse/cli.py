@@ -6,6 +6,7 @@ written and the state is unchanged.
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 from typing import Annotated, Optional
@@ -54,6 +55,12 @@ def run(
                              state_file=state_file)
     except JOB_ERRORS as exc:
         fail(str(exc))
+    except Exception as exc:  # noqa: BLE001 - a fault of ours: still one line, nothing recorded
+        if os.environ.get("DISBURSE_DEBUG"):
+            raise
+        exc.__traceback__ = None  # Prefect keeps the exception; its frames would keep DuckDB handles alive
+        fail(f"internal error, nothing was recorded: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''} "
+             f"(DISBURSE_DEBUG=1 shows the traceback)", code=1)
     print_summary(summary["manifest"], summary["seconds"], out_dir / str(year))
 
 

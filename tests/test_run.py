@@ -261,3 +261,18 @@ def test_audit_page_lists_every_line_with_text_escaped(ledgers: Path, tmp_path: 
     lingang = next(r for r in results if r.region == "lingang")
     assert page.count("<tr class=") == lingang.lines.height
     assert "280,000.00" in page
+
+
+def test_an_internal_fault_is_one_line_and_records_nothing(ledgers: Path, tmp_path: Path, monkeypatch, prefect_api) -> None:
+    from disburse import job
+
+    def broken(*args, **kwargs):
+        raise KeyError("clause_order")
+
+    monkeypatch.setattr(job, "compute_region", broken)
+    out = tmp_path / "out"
+    result = cli("run", "--year", "2021", "--ledgers", str(ledgers), "--out", str(out))
+    assert result.exit_code == 1
+    assert result.stderr.strip().splitlines() == [
+        "disburse: internal error, nothing was recorded: KeyError: 'clause_order' (DISBURSE_DEBUG=1 shows the traceback)"]
+    assert not (out / "2021").exists() and not (out / "state.duckdb").exists()
