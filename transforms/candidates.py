@@ -185,11 +185,15 @@ def _ledger_base(rule: Rule, ctx: Context) -> pl.DataFrame:
             pl.col("_amt").filter(~pl.col("_in")).sum().alias("excluded_fen"),
             pl.col("_in").any().alias("in_window"),
             pl.format("{} rows {}", pl.lit(b.ledger), pl.col(ROW).sort().cast(pl.String).str.join(", ")).alias("source"),
+            # every row summed must meet the base's conditions on its applicant
+            *([pl.col("condition_met").all(), pl.col("detail").sort_by("condition_met").first()]
+              if "condition_met" in df.columns else []),
         )
         .with_columns(pl.col("applicant_id").alias("matter_id"), pl.lit(ctx.year_end).alias("line_date"))
     )
     out = _join_recognition(out, rule, ctx)
-    where = ",".join(f"{k}={'|'.join(map(str, v))}" for k, v in sorted(b.where.items()))
+    where = ",".join([*(f"{k}={'|'.join(map(str, v))}" for k, v in sorted(b.where.items())),
+                      *(f"{k}~{lo}..{hi}" for k, (lo, hi) in sorted(b.between.items()))])
     return _finish(out, rule, pl.format("{}:{}:{}:{}", pl.lit(b.ledger), pl.lit(b.amount), pl.lit(where), pl.col("matter_id")))
 
 
