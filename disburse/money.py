@@ -82,21 +82,16 @@ def fen_to_yuan_expr(fen: pl.Expr) -> pl.Expr:
 
 
 def fmt_fen_expr(fen: pl.Expr) -> pl.Expr:
-    """Int64 fen to '1,234,567.89' text, vectorised (non-negative amounts)."""
-    y = fen // 100
-    cents = (fen % 100).cast(pl.String).str.zfill(2)
+    """Int64 fen to '1,234,567.89' text, vectorised (non-negative amounts).
 
-    def grp(div: int) -> pl.Expr:
-        return ((y // div) % 1000).cast(pl.String).str.zfill(3)
-
+    Thousands separators without look-ahead: reverse the digits, put a comma
+    after every three, drop a trailing one, reverse back.
+    """
     whole = (
-        pl.when(y >= 10**12).then(pl.format("{},{},{},{},{}", y // 10**12, grp(10**9), grp(10**6), grp(10**3), grp(1)))
-        .when(y >= 10**9).then(pl.format("{},{},{},{}", y // 10**9, grp(10**6), grp(10**3), grp(1)))
-        .when(y >= 10**6).then(pl.format("{},{},{}", y // 10**6, grp(10**3), grp(1)))
-        .when(y >= 10**3).then(pl.format("{},{}", y // 10**3, grp(1)))
-        .otherwise(y.cast(pl.String))
+        (fen // 100).cast(pl.String).str.reverse()
+        .str.replace_all(r"(\d{3})", "$1,").str.strip_suffix(",").str.reverse()
     )
-    return pl.format("{}.{}", whole, cents)
+    return pl.format("{}.{}", whole, (fen % 100).cast(pl.String).str.zfill(2))
 
 
 def fmt_ppm_expr(ppm: pl.Expr) -> pl.Expr:
