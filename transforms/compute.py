@@ -110,19 +110,23 @@ def _progressive(lines: pl.DataFrame, tiers: pl.DataFrame) -> pl.DataFrame:
     return lines.join(slices, on="_line", how="left")
 
 
-def _fill(amount: str, cap: str, group: list[str], order: list[str], already: str | None = None) -> pl.Expr:
+def _fill(lines: pl.DataFrame, amount: str, cap: str, group: list[str], order: list[str], out: str,
+          already: str | None = None) -> pl.DataFrame:
     """Fill lines against a cap in order: each gets what is left of the cap, at most its amount.
 
-    Installments of earlier awards (``scheduled``) are never capped again, so
-    they form groups of their own and take no room from this year's lines.
+    Only this year's capped lines take part; installments of earlier awards
+    (``scheduled``) are never capped again and take no room.
     """
-    group = [*group, "scheduled"]
     before = pl.col(amount).cum_sum().over(group, order_by=order) - pl.col(amount)
     used = before + (pl.col(already).fill_null(0) if already else 0)
     room = (pl.col(cap) - used).clip(lower_bound=0)
+    filled = lines.filter(pl.col(cap).is_not_null() & ~pl.col("scheduled")).select(
+        "_line", pl.min_horizontal(pl.col(amount), room).alias("_filled")
+    )
     return (
-        pl.when(pl.col("scheduled") | pl.col(cap).is_null()).then(pl.col(amount))
-        .otherwise(pl.min_horizontal(pl.col(amount), room))
+        lines.join(filled, on="_line", how="left")
+        .with_columns(pl.coalesce("_filled", amount).alias(out))
+        .drop("_filled")
     )
 
 
@@ -240,13 +244,16 @@ def compute_lines(
                      pl.when(pl.col("one_off_scope") == "applicant").then(pl.lit("")).otherwise(pl.col("matter_id"))]
     gap_group = [pl.col("applicant_id"), pl.col("clause_id"),
                  pl.when(pl.col("period_scope") == "applicant").then(pl.lit("")).otherwise(pl.col("matter_id"))]
-    not_first = lambda group: open_.cast(pl.Int64).cum_sum().over(group, order_by=slot_order) > 1  # noqa: E731
-    lines = lines.with_columns(
-        pl.when(~open_).then(pl.col("period_block"))
-        .when(pl.col("one_off") & not_first(one_off_group)).then(pl.lit("one_off_already_paid"))
+    not_first = lambda group: pl.int_range(pl.len()).over(group, order_by=slot_order) > 0  # noqa: E731
+    limited = lines.filter(open_ & (pl.col("one_off") | pl.col("min_gap_years").is_not_null())).select(
+        "_line",
+        pl.when(pl.col("one_off") & not_first(one_off_group)).then(pl.lit("one_off_already_paid"))
         .when(pl.col("min_gap_years").is_not_null() & not_first(gap_group)).then(pl.lit("period:too_soon_after_last_payment"))
-        .otherwise(pl.col("period_block")).alias("period_block")
+        .alias("_slot_block"),
     )
+    lines = lines.join(limited, on="_line", how="left").with_columns(
+        pl.coalesce("period_block", "_slot_block").alias("period_block")
+    ).drop("_slot_block")
     item_cap = pl.coalesce("level_cap_fen", "item_cap_fen")
     lines = lines.with_columns(
         pl.when(pl.col("period_block").is_not_null()).then(0)
@@ -274,15 +281,11 @@ def compute_lines(
 
     # §5.6 annual caps per applicant and clause (or group), filled in date order, then id.
     order = ["line_date", "matter_id", "clause_order"]
-    lines = lines.with_columns(
-        _fill("kept_fen", "annual_cap_fen", ["applicant_id", "annual_group"], order).alias("after_annual_fen")
-    )
+    lines = _fill(lines, "kept_fen", "annual_cap_fen", ["applicant_id", "annual_group"], order, "after_annual_fen")
     # §5.7 cumulative caps, counting what was paid before.
     cum_group = pl.when(pl.col("cumulative_scope") == "applicant").then(pl.lit("")).otherwise(pl.col("matter_id"))
-    lines = lines.with_columns(cum_group.alias("_cum_group")).with_columns(
-        _fill("after_annual_fen", "cumulative_cap_fen", ["applicant_id", "clause_id", "_cum_group"], order,
-              already="cum_paid_before_fen").alias("after_cumulative_fen")
-    )
+    lines = _fill(lines.with_columns(cum_group.alias("_cum_group")), "after_annual_fen", "cumulative_cap_fen",
+                  ["applicant_id", "clause_id", "_cum_group"], order, "after_cumulative_fen", already="cum_paid_before_fen")
     # §5.10 installments: the award is paid in shares; the last share takes the remainder.
     lines = (
         lines.with_columns(
