@@ -1,0 +1,51 @@
+"""Time each stage of a run against the time to read the ledgers once (prints; not a test).
+
+    python fixtures/make_demo.py --out /tmp/city --applicants 1000000 --no-bad-rows
+    python benchmarks/stages.py --ledgers /tmp/city --year 2022 --params fixtures/demo/params.yaml
+
+Runs the stages of ``disburse.job`` without Prefect (whose start-up is fixed:
+about 6 s), into a temporary output directory and state.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import tempfile
+import time
+from pathlib import Path
+
+from disburse import job, state
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--ledgers", type=Path, required=True)
+    ap.add_argument("--year", type=int, required=True)
+    ap.add_argument("--params", type=Path)
+    args = ap.parse_args()
+
+    seconds: dict[str, float] = {}
+
+    def timed(name, fn, *a, **k):
+        t = time.perf_counter()
+        result = fn(*a, **k)
+        seconds[name] = seconds.get(name, 0.0) + time.perf_counter() - t
+        return result
+
+    inputs = timed("read", job.ingest, args.ledgers, None, args.params)
+    checked = timed("validate", job.check, inputs)
+    with tempfile.TemporaryDirectory() as tmp, state.opened(Path(tmp) / "state.duckdb") as con:
+        results = [timed("compute", job.compute, inputs, checked, con, args.year, r) for r in inputs.catalogue.regions]
+        timed("write", job.publish, inputs, checked, results, con, year=args.year, out_dir=Path(tmp),
+              run_id="benchmark", started=dt.datetime.now(dt.timezone.utc))
+    rows = sum(df.height for df in inputs.raw.values())
+    lines = sum(r.lines.height for r in results)
+    work = seconds["validate"] + seconds["compute"] + seconds["write"]
+    print(f"ledger rows {rows:,}; lines {lines:,}")
+    print("seconds: " + ", ".join(f"{k} {v:.2f}" for k, v in seconds.items()))
+    print(f"work after reading / reading once: {work / seconds['read']:.1f}x")
+
+
+if __name__ == "__main__":
+    main()
