@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import tempfile
-import time
 from pathlib import Path
 
 from disburse import job, state
@@ -25,25 +24,18 @@ def main() -> None:
     ap.add_argument("--params", type=Path)
     args = ap.parse_args()
 
-    seconds: dict[str, float] = {}
-
-    def timed(name, fn, *a, **k):
-        t = time.perf_counter()
-        result = fn(*a, **k)
-        seconds[name] = seconds.get(name, 0.0) + time.perf_counter() - t
-        return result
-
-    inputs = timed("read", job.ingest, args.ledgers, None, args.params)
-    checked = timed("validate", job.check, inputs)
+    clock = job.StageClock()
+    inputs = clock("read", job.ingest, args.ledgers, None, args.params)
+    checked = clock("validate", job.check, inputs)
     with tempfile.TemporaryDirectory() as tmp, state.opened(Path(tmp) / "state.duckdb") as con:
-        results = [timed("compute", job.compute, inputs, checked, con, args.year, r) for r in inputs.catalogue.regions]
-        timed("write", job.publish, inputs, checked, results, con, year=args.year, out_dir=Path(tmp),
+        results = [clock("compute", job.compute, inputs, checked, con, args.year, r) for r in inputs.catalogue.regions]
+        clock("write", job.publish, inputs, checked, results, con, year=args.year, out_dir=Path(tmp),
               run_id="benchmark", started=dt.datetime.now(dt.timezone.utc))
     rows = sum(df.height for df in inputs.raw.values())
     lines = sum(r.lines.height for r in results)
-    work = seconds["validate"] + seconds["compute"] + seconds["write"]
+    work = clock["validate"] + clock["compute"] + clock["write"]
     print(f"ledger rows {rows:,}; lines {lines:,}")
-    print("seconds: " + ", ".join(f"{k} {v:.2f}" for k, v in seconds.items()))
+    print("seconds: " + ", ".join(f"{k} {v:.2f}" for k, v in clock.items()))
     print(f"work after reading / reading once: {work / seconds['read']:.1f}x")
 
 

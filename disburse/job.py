@@ -7,6 +7,7 @@ that cannot proceed raises a ``JobError`` subclass whose message is one line.
 from __future__ import annotations
 
 import datetime as dt
+import time
 import uuid
 from decimal import Decimal
 from dataclasses import dataclass
@@ -150,6 +151,17 @@ def build_manifest(inputs: Inputs, checked: Validated, results: list[RegionResul
         "regions": dict(sorted(regions_doc.items())),
         "total_payable": str(total),
     }
+
+
+class StageClock(dict):
+    """Seconds per stage: ``clock("compute", fn, *args)`` runs fn and adds its time under "compute"."""
+
+    def __call__(self, name: str, fn, *args, **kwargs):
+        started = time.perf_counter()
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            self[name] = self.get(name, 0.0) + time.perf_counter() - started
 
 
 def new_run_id() -> str:

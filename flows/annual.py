@@ -8,7 +8,6 @@ state is refused at once instead of interleaving with this one.
 from __future__ import annotations
 
 import datetime as dt
-import time
 from pathlib import Path
 
 from prefect import flow, task
@@ -28,14 +27,7 @@ def annual_run(year: int, ledgers: Path, out: Path, region: str | None = None, r
                params: Path | None = None, state_file: Path | None = None) -> dict:
     """Pay year YEAR from the ledgers in LEDGERS into OUT/YEAR/<region>/; returns the run summary."""
     started = dt.datetime.now(dt.timezone.utc)
-    seconds: dict[str, float] = {}
-
-    def timed(name, fn, *args, **kwargs):
-        t = time.perf_counter()
-        result = fn(*args, **kwargs)
-        seconds[name] = seconds.get(name, 0.0) + time.perf_counter() - t
-        return result
-
+    timed = job.StageClock()
     inputs = timed("ingest", ingest, ledgers, rules, params)
     regions = job.choose_regions(inputs.catalogue, region)
     with state.opened(state_file or out / "state.duckdb") as con:
@@ -43,4 +35,4 @@ def annual_run(year: int, ledgers: Path, out: Path, region: str | None = None, r
         results = [timed("compute", compute, inputs, checked, con, year, r) for r in regions]
         manifest = timed("write", publish, inputs, checked, results, con, year=year, out_dir=out,
                          run_id=job.new_run_id(), started=started)
-    return {"manifest": manifest, "seconds": seconds}
+    return {"manifest": manifest, "seconds": dict(timed)}
