@@ -36,7 +36,7 @@ def main() -> None:
     work = clock["validate"] + clock["compute"] + clock["write"]
     print(f"ledger rows {rows:,}; lines {lines:,}")
     print("seconds: " + ", ".join(f"{k} {v:.2f}" for k, v in clock.items()))
-    print(f"work after reading / reading once: {work / seconds['read']:.1f}x")
+    print(f"work after reading / reading once: {work / clock['read']:.1f}x")
 
 
 if __name__ == "__main__":
