@@ -6,7 +6,7 @@ Rates are integer millionths (ppm): 50% is 500_000. ``fen × ppm`` stays below
 
 from __future__ import annotations
 
-from decimal import ROUND_HALF_UP, Decimal
+from decimal import Decimal
 
 import polars as pl
 

@@ -21,7 +21,7 @@ from typing import Literal
 
 import polars as pl
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from disburse.ledgers import LEDGERS
 from disburse.money import fmt_ppm, rate_to_ppm, yuan_to_fen
@@ -29,7 +29,7 @@ from disburse.money import fmt_ppm, rate_to_ppm, yuan_to_fen
 Money = Decimal
 Rate = Decimal
 
-KINDS = (
+Kind = Literal[
     "rate",         # rate × base
     "progressive",  # tiers of rate over slices of the base
     "fixed",        # a fixed amount
@@ -37,14 +37,10 @@ KINDS = (
     "per_unit",     # unit amount × recognised quantity
     "matching",     # rate × higher-level funding summed over a project's rows
     "ladder",       # award for the highest threshold a yearly figure has exceeded
-    "in_kind",      # not money: an award in kind (hangzhou.10 compute), listed in in_kind.csv
     "first_reach",  # pays once, in the year a balance first reaches a threshold
     "growth",       # share of the increase of a yearly figure after sustained growth
     "approved",     # the recognised approved amount
-)
-Kind = Literal[
-    "rate", "progressive", "fixed", "level", "per_unit", "matching",
-    "ladder", "first_reach", "growth", "approved", "in_kind",
+    "in_kind",      # not money: an award in kind (hangzhou.10 compute), listed in in_kind.csv
 ]
 
 
