@@ -28,7 +28,8 @@ def main() -> None:
     inputs = clock("read", job.ingest, args.ledgers, None, args.params)
     checked = clock("validate", job.check, inputs)
     with tempfile.TemporaryDirectory() as tmp, state.opened(Path(tmp) / "state.duckdb") as con:
-        results = [clock("compute", job.compute, inputs, checked, con, args.year, r) for r in inputs.catalogue.regions]
+        paid = clock("compute", job.paid_before, con, checked, args.year)
+        results = [clock("compute", job.compute, inputs, checked, paid, args.year, r) for r in inputs.catalogue.regions]
         clock("write", job.publish, inputs, checked, results, con, year=args.year, out_dir=Path(tmp),
               run_id="benchmark", started=dt.datetime.now(dt.timezone.utc))
     rows = sum(df.height for df in inputs.raw.values())

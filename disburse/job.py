@@ -57,10 +57,21 @@ def check(inputs: Inputs) -> Validated:
     return validate(inputs.raw, inputs.catalogue.regions, inputs.catalogue.rules.keys())
 
 
-def compute(inputs: Inputs, checked: Validated, con, year: int, region: str) -> RegionResult:
-    history = state.history(con, checked.accepted["prior_payments"], year)
+@dataclass
+class PaidBefore:
+    """What years before this one paid (state and prior_payments) and what clawbacks recovered."""
+    history: pl.DataFrame
+    recovered: pl.DataFrame
+
+
+def paid_before(con, checked: Validated, year: int) -> PaidBefore:
+    """Read once per run; every region's computation takes its own clauses from it."""
+    return PaidBefore(state.history(con, checked.accepted["prior_payments"], year), state.recovered(con, year))
+
+
+def compute(inputs: Inputs, checked: Validated, paid: PaidBefore, year: int, region: str) -> RegionResult:
     return compute_region(checked.accepted, inputs.catalogue, inputs.tables, inputs.params,
-                          inputs.windows[region], history, state.recovered(con, year), year, region)
+                          inputs.windows[region], paid.history, paid.recovered, year, region)
 
 
 def rejected_by_region(inputs: Inputs, checked: Validated) -> pl.DataFrame:
@@ -176,7 +187,8 @@ def run_year(ledgers_dir: Path, out_dir: Path, year: int, *, region: str | None 
     regions = choose_regions(inputs.catalogue, region)
     checked = check(inputs)
     with state.opened(state_file or out_dir / "state.duckdb") as con:
-        results = [compute(inputs, checked, con, year, r) for r in regions]
+        paid = paid_before(con, checked, year)
+        results = [compute(inputs, checked, paid, year, r) for r in regions]
         manifest = publish(inputs, checked, results, con, year=year, out_dir=out_dir, run_id=new_run_id(), started=started)
     return manifest, results
 

@@ -18,6 +18,7 @@ from disburse import job, state
 stage = task(cache_policy=NO_CACHE)  # frames are large; hashing them for a cache key is waste
 ingest = stage(job.ingest)
 check = stage(job.check)
+paid_before = stage(job.paid_before)
 compute = stage(job.compute)
 publish = stage(job.publish)
 
@@ -32,7 +33,8 @@ def annual_run(year: int, ledgers: Path, out: Path, region: str | None = None, r
     regions = job.choose_regions(inputs.catalogue, region)
     with state.opened(state_file or out / "state.duckdb") as con:
         checked = timed("validate", check, inputs)
-        results = [timed("compute", compute, inputs, checked, con, year, r) for r in regions]
+        paid = timed("compute", paid_before, con, checked, year)
+        results = [timed("compute", compute, inputs, checked, paid, year, r) for r in regions]
         manifest = timed("write", publish, inputs, checked, results, con, year=year, out_dir=out,
                          run_id=job.new_run_id(), started=started)
     return {"manifest": manifest, "seconds": dict(timed)}
