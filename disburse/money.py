@@ -81,6 +81,19 @@ def fen_to_yuan_expr(fen: pl.Expr) -> pl.Expr:
     return exact.cast(pl.Decimal(18, 2))  # fen / 100 has exactly two decimals: the cast only narrows the type
 
 
+def yuan_text(fen: str | pl.Expr) -> pl.Expr:
+    """Int64 fen to '1234.56' (the text finance's spreadsheets parse)."""
+    e = pl.col(fen) if isinstance(fen, str) else fen
+    return pl.format("{}.{}", e // 100, (e % 100).cast(pl.String).str.zfill(2))
+
+
+def rate_text(ppm: str) -> pl.Expr:
+    """Int64 millionths to a decimal share: 500000 -> '0.5'."""
+    e = pl.col(ppm)
+    frac = (e % 1_000_000).cast(pl.String).str.zfill(6).str.strip_chars_end("0")
+    return pl.when(frac == "").then((e // 1_000_000).cast(pl.String)).otherwise(pl.format("{}.{}", e // 1_000_000, frac))
+
+
 def fmt_fen_expr(fen: pl.Expr) -> pl.Expr:
     """Int64 fen to '1,234,567.89' text, vectorised (non-negative amounts).
 

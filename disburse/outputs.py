@@ -18,21 +18,8 @@ import polars as pl
 from jinja2 import Environment, PackageLoader, select_autoescape
 from markupsafe import Markup
 
-from disburse.money import fen_to_yuan_expr, fmt_fen, fmt_fen_expr
+from disburse.money import fen_to_yuan_expr, fmt_fen, fmt_fen_expr, rate_text, yuan_text
 from transforms.region import RegionResult
-
-
-def yuan_text(fen: str | pl.Expr) -> pl.Expr:
-    """Int64 fen to '1234.56' (the text finance's spreadsheets parse)."""
-    e = pl.col(fen) if isinstance(fen, str) else fen
-    return pl.format("{}.{}", e // 100, (e % 100).cast(pl.String).str.zfill(2))
-
-
-def rate_text(ppm: str) -> pl.Expr:
-    """Int64 millionths to a decimal share: 500000 -> '0.5'."""
-    e = pl.col(ppm)
-    frac = (e % 1_000_000).cast(pl.String).str.zfill(6).str.strip_chars_end("0")
-    return pl.when(frac == "").then((e // 1_000_000).cast(pl.String)).otherwise(pl.format("{}.{}", e // 1_000_000, frac))
 
 
 def disbursement_frame(result: RegionResult, *, as_text: bool) -> pl.DataFrame:

@@ -34,6 +34,7 @@ from disburse import uscc
 from disburse.job import DEFAULT_RULES as PROJECT_RULES
 from disburse.job import JOB_ERRORS, run_year
 from disburse.ledgers import LEDGERS
+from disburse.money import fen_to_decimal
 
 APPLICANT_DEFAULTS = {
     "name": None, "region": None, "established_on": "2019-01-01", "registered_in_region_on": "2019-01-01",
@@ -137,12 +138,12 @@ class Scenario:
             for exp in run.get("lines", []):
                 self.check_line(lines, exp, where)
             if "payments" in run:
-                got = {r["applicant_id"]: f"{Decimal(r['total_payable_fen']) / 100:.2f}"
+                got = {r["applicant_id"]: str(fen_to_decimal(r['total_payable_fen']))
                        for res in results for r in res.payments.to_dicts()}
                 want = {self.alias(k): f"{Decimal(str(v)):.2f}" for k, v in (run["payments"] or {}).items()}
                 assert got == want, f"{where}: payments {got} != {want}"
             if "clawbacks" in run:
-                got = sorted((r["applicant_id"], r["clause_id"], r["matter_id"], f"{Decimal(r['amount_fen']) / 100:.2f}")
+                got = sorted((r["applicant_id"], r["clause_id"], r["matter_id"], str(fen_to_decimal(r['amount_fen'])))
                              for res in results for r in res.clawbacks.to_dicts())
                 want = sorted((self.alias(c["applicant_id"]), c["clause_id"], self.alias(c.get("matter_id", c["applicant_id"])),
                                f"{Decimal(str(c['amount'])):.2f}") for c in run["clawbacks"] or [])
@@ -161,7 +162,7 @@ class Scenario:
         label = f"{where} {exp['clause_id']} {exp.get('matter_id', exp['applicant_id'])}"
         for field, col in (("payable", "payable_fen"), ("gross", "gross_fen"), ("base", "base_fen")):
             if field in exp:
-                got = f"{Decimal(line[col] or 0) / 100:.2f}"
+                got = str(fen_to_decimal(line[col] or 0))
                 assert got == f"{Decimal(str(exp[field])):.2f}", f"{label}: {field} {got} != {exp[field]}\n  {line['steps']}"
         codes = line["reasons"].split(";") if line["reasons"] else []
         for code in exp.get("reasons", []):
