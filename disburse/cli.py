@@ -17,7 +17,7 @@ from rich.console import Console
 from rich.table import Table
 
 from disburse import offline
-from disburse.job import JOB_ERRORS, check, choose_regions, ingest, preflight
+from disburse.job import JOB_ERRORS, check, choose_regions, ingest, ledger_counts, preflight
 from disburse.money import fmt_fen
 
 offline.apply()
@@ -91,13 +91,8 @@ def validate(ledgers: LedgersOpt, rules: RulesOpt = None, params: ParamsOpt = No
     except JOB_ERRORS as exc:
         fail(str(exc))
     checked = check(inputs)
-    t = Table(title="Validation")
-    for col in ("ledger", "rows", "accepted", "rejected rows"):
-        t.add_column(col)
-    for name, raw in inputs.raw.items():
-        bad = checked.rejected.filter(pl.col("ledger") == name)["row"].n_unique()
-        t.add_row(name, str(raw.height), str(checked.accepted[name].height), str(bad))
-    out.print(t)
+    counts = ledger_counts(inputs, checked)
+    _print_frame(pl.DataFrame([{"ledger": name, **c} for name, c in counts.items()]), "Validation")
     for row in checked.rejected.head(50).iter_rows(named=True):
         out.print(f"{row['ledger']} row {row['row']} {row['column']}={row['value']!r}: {row['reason']}", markup=False)
     if checked.rejected.height > 50:

@@ -116,6 +116,14 @@ def publish(inputs: Inputs, checked: Validated, results: list[RegionResult], con
     return manifest
 
 
+def ledger_counts(inputs: Inputs, checked: Validated) -> dict[str, dict[str, int]]:
+    """Per ledger: rows read, rows accepted, rows rejected (a row with several faults counts once)."""
+    rejected = checked.rejected.group_by("ledger").agg(pl.col("row").n_unique())
+    rejected = dict(zip(rejected["ledger"], rejected["row"]))
+    return {name: {"rows": inputs.raw[name].height, "accepted": checked.accepted[name].height,
+                   "rejected": rejected.get(name, 0)} for name in LEDGER_ORDER}
+
+
 def build_manifest(inputs: Inputs, checked: Validated, results: list[RegionResult], counts: dict, staged,
                    *, year: int, run_id: str, started: dt.datetime, orphan_rows: int) -> dict:
     """Run id, fingerprints, every input and output file with sha256 and rows, totals.
@@ -123,17 +131,14 @@ def build_manifest(inputs: Inputs, checked: Validated, results: list[RegionResul
     A run for one region keeps the other regions' entries of the previous manifest.
     """
     previous = outputs.read_manifest(staged.year_dir / "manifest.json")
-    rejected_rows = checked.rejected.group_by("ledger").agg(pl.col("row").n_unique())
-    rejected_rows = dict(zip(rejected_rows["ledger"], rejected_rows["row"]))
     inputs_doc = {}
-    for name in LEDGER_ORDER:
+    for name, counts_of in ledger_counts(inputs, checked).items():
         path = inputs.files[name]
-        acc, rej = checked.accepted[name].height, rejected_rows.get(name, 0)
         inputs_doc[name] = {
             "file": str(path) if path else None,
             "sha256": outputs.sha256(path) if path else None,
-            "rows": inputs.raw[name].height, "accepted": acc, "rejected": rej,
-            "balanced": inputs.raw[name].height == acc + rej,
+            **counts_of,
+            "balanced": counts_of["rows"] == counts_of["accepted"] + counts_of["rejected"],
         }
     regions_doc = dict(previous.get("regions", {}))
     for res in results:
