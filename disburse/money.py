@@ -1,7 +1,8 @@
 """Money in one representation: integer fen inside, yuan with two decimals at the edge.
 
-Rates are integer millionths (ppm): 50% is 500_000. ``fen × ppm`` stays below
-2^63 for any amount under 9.2 billion yuan, far above any subsidy base.
+Rates are integer millionths (ppm): 50% is 500_000. A product ``fen × ppm``
+(millionths of a fen) can pass 2^63 for amounts above 9.2 billion yuan, so it
+is formed in Int128 (``micro``) and rounded back to Int64 fen once.
 """
 
 from __future__ import annotations
@@ -70,9 +71,19 @@ def parse_rate(col: str | pl.Expr) -> pl.Expr:
     return whole * PPM + frac
 
 
+def micro(fen: pl.Expr, ppm: pl.Expr | int) -> pl.Expr:
+    """fen × rate exactly, in millionths of a fen (Int128: no overflow for any ledger amount)."""
+    return fen.cast(pl.Int128) * ppm
+
+
+def round_micro(millionths: pl.Expr) -> pl.Expr:
+    """Millionths of a fen to fen, half up (non-negative amounts), back in Int64."""
+    return ((millionths + PPM // 2) // PPM).cast(pl.Int64)
+
+
 def apply_rate(fen: pl.Expr, ppm: pl.Expr) -> pl.Expr:
     """fen × rate, rounded half up to the fen (both operands non-negative)."""
-    return (fen * ppm + PPM // 2) // PPM
+    return round_micro(micro(fen, ppm))
 
 
 def fen_to_yuan_expr(fen: pl.Expr) -> pl.Expr:

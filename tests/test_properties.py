@@ -6,7 +6,7 @@ from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
 
 import polars as pl
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from disburse.money import apply_rate, fmt_fen, fmt_fen_expr, parse_money
@@ -18,6 +18,7 @@ ppm_values = st.integers(min_value=0, max_value=1_000_000)
 
 
 @given(fen=st.lists(fen_values, min_size=1, max_size=50), ppm=ppm_values)
+@example(fen=[9_999_947_840_649, 10**13], ppm=922_343)  # fen × ppm beyond 2^63: once wrapped to a negative amount
 def test_rate_rounds_half_up_exactly(fen: list[int], ppm: int) -> None:
     got = pl.DataFrame({"f": fen}).select(apply_rate(pl.col("f"), pl.lit(ppm)))["f"].to_list()
     rate = Decimal(ppm) / 1_000_000

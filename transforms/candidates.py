@@ -18,7 +18,7 @@ import datetime as dt
 import polars as pl
 
 from disburse.ledgers import LEDGERS, ROW
-from disburse.money import PPM, fmt_fen_expr
+from disburse.money import PPM, fmt_fen_expr, micro
 from disburse.rules import Rule
 
 CANDIDATE_SCHEMA = {
@@ -328,9 +328,9 @@ def _growth(rule: Rule, ctx: Context) -> pl.DataFrame:
     cur = [pl.col("rd_expense")] + [pl.col(f"_rd{k}") for k in range(1, g.years + 1)]
     grew = pl.lit(True)
     for later, earlier in zip(cur[:-1], cur[1:]):
-        grew = grew & (later * PPM >= earlier * (PPM + growth_ppm)) & (earlier > 0)
+        grew = grew & (micro(later, PPM) >= micro(earlier, PPM + growth_ppm)) & (earlier > 0)
     increase = pl.col("rd_expense") - pl.col("_rd1")
-    intense = pl.col("rd_expense") * PPM >= pl.col("main_revenue") * int(g.min_intensity * PPM)
+    intense = micro(pl.col("rd_expense"), PPM) >= micro(pl.col("main_revenue"), int(g.min_intensity * PPM))
     met = (grew & intense & (increase >= int(g.min_increase * 100))).fill_null(False)
     out = wide.select(
         "applicant_id",

@@ -17,7 +17,7 @@ import datetime as dt
 
 import polars as pl
 
-from disburse.money import PPM, apply_rate
+from disburse.money import PPM, apply_rate, micro, round_micro
 from disburse.params import ParamError
 
 HISTORY_SCHEMA = {
@@ -104,8 +104,8 @@ def _progressive(lines: pl.DataFrame, tiers: pl.DataFrame) -> pl.DataFrame:
             (pl.min_horizontal(pl.col("base_fen"), pl.col("upper_fen").fill_null(pl.col("base_fen")))
              - pl.col("lower_fen")).clip(lower_bound=0).alias("_slice")
         )
-        .group_by("_line").agg(((pl.col("_slice") * pl.col("rate_ppm")).sum()).alias("_tiered_micro"))
-        .select("_line", ((pl.col("_tiered_micro") + 500_000) // 1_000_000).alias("tiered_fen"))
+        .group_by("_line").agg(micro(pl.col("_slice"), pl.col("rate_ppm")).sum().alias("_tiered_micro"))
+        .select("_line", round_micro(pl.col("_tiered_micro")).alias("tiered_fen"))
     )
     return lines.join(slices, on="_line", how="left")
 
@@ -184,8 +184,8 @@ def compute_lines(
     eff_rate = pl.when(pl.col("approved_ppm").is_not_null()).then(_min(pl.col("approved_ppm"), rule_rate)).otherwise(pl.col("rate_ppm"))
     kind = pl.col("kind")
     # rate × base plus the capped rate × second amount, in millionths of a fen, rounded once
-    second_micro = _min(pl.col("second_fen") * pl.col("eff_rate_ppm"), pl.col("second_cap_fen") * PPM).fill_null(0)
-    rated = (pl.col("base_fen") * pl.col("eff_rate_ppm") + second_micro + PPM // 2) // PPM
+    second_micro = _min(micro(pl.col("second_fen"), pl.col("eff_rate_ppm")), micro(pl.col("second_cap_fen"), PPM)).fill_null(0)
+    rated = round_micro(micro(pl.col("base_fen"), pl.col("eff_rate_ppm")) + second_micro)
     formula = (
         pl.when(kind.is_in(["rate", "matching", "growth"])).then(rated)
         .when(kind == "in_kind").then(0)
