@@ -15,5 +15,5 @@ import pytest  # noqa: E402
 def prefect_api():
     from prefect.testing.utilities import prefect_test_harness
 
-    with prefect_test_harness():
+    with prefect_test_harness(server_startup_timeout=600):  # never time out on a loaded machine
         yield
