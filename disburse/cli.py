@@ -31,6 +31,22 @@ RulesOpt = Annotated[Optional[Path], typer.Option("--rules", help="Rules catalog
 ParamsOpt = Annotated[Optional[Path], typer.Option("--params", help="YAML of administrator-set values.")]
 
 
+def _version(value: bool) -> None:
+    if value:
+        from importlib.metadata import version
+
+        out.print(f"disburse {version('disburse')}", markup=False, highlight=False)
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
+                                          help="Print the version and exit.")] = False,
+) -> None:
+    """Exact, explainable yearly subsidy payments."""
+
+
 def fail(message: str, code: int = 2) -> None:
     err.print(f"disburse: {message}", markup=False, highlight=False)
     raise typer.Exit(code)

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import polars as pl
 
-from disburse import outputs, state
+from disburse import outputs, paths, state
 from disburse.money import fen_to_decimal
 from disburse.ledgers import LEDGER_ORDER, InputError, check_ledgers_dir, read_ledgers
 from disburse.params import ParamError, Params, load_params, policy_windows
@@ -25,7 +25,7 @@ from transforms.region import RegionResult, compute_region
 from transforms.validate import Validated, validate
 
 JOB_ERRORS = (InputError, RuleError, ParamError, StateError)
-DEFAULT_RULES = Path(__file__).resolve().parent.parent / "rules"
+DEFAULT_RULES = paths.RULES
 
 
 @dataclass

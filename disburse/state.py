@@ -14,9 +14,10 @@ from pathlib import Path
 import duckdb
 import polars as pl
 
+from disburse import paths
 from transforms.compute import CLAWBACK_SCHEMA, HISTORY_SCHEMA
 
-SQL = Path(__file__).resolve().parent.parent / "sql"
+SQL = paths.SQL
 
 
 class StateError(Exception):
