@@ -1,0 +1,162 @@
+"""How long a whole yearly run takes against reading the ledgers once (prints; not a test).
+
+    python benchmarks/run.py --applicants 1000000 [--year 2022] [--pairs 3] [--work DIR]
+
+Generates (once, cached under --work) a Parquet ledger set of N applicants and
+a set holding only one of them, then, alternating, measures three things, each
+in a fresh process:
+
+- floor: read every ledger file from Parquet and sum every money column by
+  applicant with polars: the least any job that reads these ledgers must do;
+- fixed: the same ``disburse run`` on the one-applicant set: start-up, Prefect,
+  catalogue, writing the files; what does not grow with the ledgers;
+- full: ``disburse run --year Y`` for all regions on the N-applicant set.
+
+It prints seconds per stage of the full run (as ``disburse run`` reports them),
+ledger rows per second, the peak RSS of the run, fixed, floor, and last the
+line ``full/floor: R`` with R = (full - fixed) / floor, the median over the
+pairs. Prefect runs as a user would run it (a temporary local server, unless
+PREFECT_API_URL is set).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+PARAMS = ROOT / "fixtures" / "demo" / "params.yaml"
+DISBURSE = Path(sys.executable).parent / "disburse"
+
+# Runs a command and prints its wall seconds and the peak RSS (KiB) of its largest process.
+_MEASURE = r"""
+import json, resource, subprocess, sys, time
+t0 = time.perf_counter()
+done = subprocess.run(sys.argv[1:], capture_output=True, text=True)
+wall = time.perf_counter() - t0
+peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+print(json.dumps({"rc": done.returncode, "wall": wall, "peak_kib": peak, "stdout": done.stdout, "stderr": done.stderr}))
+"""
+
+_FLOOR = r"""
+import sys, time
+from pathlib import Path
+import polars as pl
+t0 = time.perf_counter()
+money = set(sys.argv[2].split(","))
+rows = 0
+for path in sorted(Path(sys.argv[1]).glob("*.parquet")):
+    lf = pl.scan_parquet(path)
+    cols = [c for c in lf.collect_schema().names() if c in money]
+    key = "applicant_id"
+    exprs = [(pl.col(c).cast(pl.Decimal(38, 2)) if lf.collect_schema()[c] != pl.String
+              else pl.col(c).replace("", None).cast(pl.Decimal(38, 2))).sum() for c in cols]
+    df = lf.group_by(key).agg(exprs or [pl.len()]).collect()
+    rows += pl.scan_parquet(path).select(pl.len()).collect().item()
+print(time.perf_counter() - t0, rows)
+"""
+
+
+def measure(cmd: list[str], env: dict[str, str]) -> dict:
+    done = subprocess.run([sys.executable, "-c", _MEASURE, *cmd], capture_output=True, text=True, env=env, check=True)
+    return json.loads(done.stdout)
+
+
+def generate(n: int, out: Path) -> None:
+    if (out / "applicants.parquet").exists():
+        return
+    print(f"generating {n:,} applicants into {out} ...", flush=True)
+    subprocess.run([sys.executable, str(ROOT / "fixtures" / "make_demo.py"), "--out", str(out), "--applicants", str(n),
+                    "--no-bad-rows", "--format", "parquet"], check=True, stdout=subprocess.DEVNULL)
+
+
+def one_applicant(full: Path, out: Path) -> None:
+    import polars as pl
+
+    if (out / "applicants.parquet").exists():
+        return
+    out.mkdir(parents=True, exist_ok=True)
+    applicants = pl.read_parquet(full / "applicants.parquet")
+    first = applicants["applicant_id"][-1]  # a generated applicant, not a hand-placed one
+    for path in full.glob("*.parquet"):
+        df = pl.read_parquet(path)
+        df.filter(pl.col("applicant_id") == first).write_parquet(out / path.name)
+
+
+def money_columns() -> list[str]:
+    sys.path.insert(0, str(ROOT))
+    from disburse.ledgers import LEDGERS
+
+    return sorted({c.name for led in LEDGERS.values() for c in led.columns if c.type == "money"})
+
+
+def stage_seconds(stdout: str) -> dict[str, float]:
+    found = re.search(r"Seconds: (.*)", stdout)
+    return {k: float(v) for k, v in re.findall(r"(\w+) ([0-9.]+)", found.group(1))} if found else {}
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--applicants", type=int, required=True)
+    ap.add_argument("--year", type=int, default=2022)
+    ap.add_argument("--pairs", type=int, default=3)
+    ap.add_argument("--work", type=Path, default=Path(tempfile.gettempdir()) / "disburse-bench")
+    args = ap.parse_args()
+
+    full_set = args.work / f"city-{args.applicants}"
+    small_set = args.work / f"one-of-{args.applicants}"
+    generate(args.applicants, full_set)
+    one_applicant(full_set, small_set)
+    env = {**os.environ, "PREFECT_HOME": os.environ.get("PREFECT_HOME", str(args.work / "prefect-home"))}
+    # Prefect's first start in a new home creates its database: do it once, outside the measurements.
+    subprocess.run([str(DISBURSE), "run", "--year", str(args.year), "--ledgers", str(small_set), "--params", str(PARAMS),
+                    "--out", str(args.work / "warm-up")], env=env, capture_output=True)
+    money = ",".join(money_columns())
+
+    floors, fixeds, fulls, ratios, peaks, stages = [], [], [], [], [], []
+    rows = 0
+    for i in range(args.pairs):
+        done = subprocess.run([sys.executable, "-c", _FLOOR, str(full_set), money], capture_output=True, text=True,
+                              env=env, check=True)
+        floor, rows = float(done.stdout.split()[0]), int(done.stdout.split()[1])
+        runs = {}
+        for name, ledgers in (("fixed", small_set), ("full", full_set)):
+            with tempfile.TemporaryDirectory(dir=args.work) as out:
+                m = measure([str(DISBURSE), "run", "--year", str(args.year), "--ledgers", str(ledgers),
+                             "--params", str(PARAMS), "--out", out], env)
+            if m["rc"] != 0:
+                print(f"{name} run failed: {m['stderr'].strip()}", file=sys.stderr)
+                return 1
+            runs[name] = m
+        floors.append(floor)
+        fixeds.append(runs["fixed"]["wall"])
+        fulls.append(runs["full"]["wall"])
+        peaks.append(runs["full"]["peak_kib"])
+        stages.append(stage_seconds(runs["full"]["stdout"]))
+        ratios.append((fulls[-1] - fixeds[-1]) / floor)
+        print(f"pair {i + 1}: floor {floor:.2f} s, fixed {fixeds[-1]:.2f} s, full {fulls[-1]:.2f} s, "
+              f"ratio {ratios[-1]:.2f}", flush=True)
+
+    med = statistics.median
+    print(f"applicants: {args.applicants:,}; ledger rows: {rows:,}; year {args.year}, all regions, Parquet")
+    print("seconds per stage (median): " + ", ".join(
+        f"{k} {med(s.get(k, 0.0) for s in stages):.2f}" for k in stages[0]))
+    print(f"rows per second (full run): {rows / med(fulls):,.0f}")
+    print(f"peak RSS of the run: {max(peaks) / 1024 / 1024:.2f} GiB")
+    print(f"fixed: {med(fixeds):.2f} s")
+    print(f"floor: {med(floors):.2f} s")
+    print(f"full: {med(fulls):.2f} s")
+    print(f"full/floor: {med(ratios):.2f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
