@@ -76,6 +76,11 @@ class Context:
         return rec.filter(pl.col("year") <= self.year) if upto else rec.filter(pl.col("year") == self.year)
 
 
+def _min_fen(a: pl.Expr, b: pl.Expr) -> pl.Expr:
+    """The smaller of two amounts; a missing bound does not bind."""
+    return pl.min_horizontal(a, b.fill_null(a))
+
+
 def _where(rule: Rule) -> pl.Expr:
     expr = pl.lit(True)
     for col, values in rule.base.where.items():
@@ -233,23 +238,40 @@ def _recognition_base(rule: Rule, ctx: Context) -> pl.DataFrame:
 
 
 def _levels(rule: Rule, ctx: Context) -> pl.DataFrame:
-    """Level awards: the award of the highest level this matter has reached so far."""
-    lines = _recognition_base(rule, ctx)
+    """Level awards (SPEC §5.8): the total ever paid for a matter is the largest, over its
+    recognitions in the window up to this year, of min(the level's award, that recognition's
+    approved amount).
+
+    A recognition that falls back below the highest level reached before it, or repeats that
+    level with no approved amount, adds nothing. ``target_fen`` is the award of the best
+    recognition's level and ``approved_fen`` its approved amount; the formula takes the smaller.
+    """
+    lines = _recognition_base(rule, ctx).drop("target_fen", "approved_fen", "detail")
     levels = ctx.levels.filter(pl.col("clause_id") == rule.clause_id).drop("clause_id")
-    history = (
+    matter = ["applicant_id", "matter_id"]
+    reached_before = pl.col("level_rank").cum_max().shift(1).over(matter, order_by=["year", "recognized_on"])
+    counts = reached_before.is_null() | (pl.col("level_rank") > reached_before) | (
+        (pl.col("level_rank") == reached_before) & pl.col("approved_amount").is_not_null())
+    worth = _min_fen(pl.col("award_fen"), pl.col("approved_amount"))
+    best = (
         ctx.recognitions(rule.clause_id, upto=True)
         .filter(ctx.date_in_window("recognized_on"))
         .join(levels, on="level", how="inner")
-        .group_by("applicant_id", "matter_id")
-        .agg(pl.col("level_rank").max().alias("top_rank"))
-        .join(levels.rename({"level": "top_level"}), left_on="top_rank", right_on="level_rank")
+        .filter(counts)
+        .sort(worth, "level_rank", "recognized_on", descending=True)
+        .group_by(matter, maintain_order=True).first()
+        .select(*matter, pl.col("level").alias("top_level"), pl.col("award_fen").alias("target_fen"),
+                pl.col("approved_amount").alias("approved_fen"), pl.col("recognized_on").alias("top_on"))
     )
     return (
-        lines.join(history, on=["applicant_id", "matter_id"], how="left")
+        lines.join(best, on=matter, how="left")
         .with_columns(
-            pl.col("award_fen").alias("target_fen"),
-            pl.when(pl.col("top_level").is_not_null() & (pl.col("top_level") != pl.col("level")))
-            .then(pl.format("highest level reached: {}", pl.col("top_level")))
+            pl.when(pl.col("top_level").is_null()).then(pl.format("level {}", pl.col("level")))
+            .when((pl.col("top_level") != pl.col("level")) | (pl.col("top_on") != pl.col("line_date")))
+            .then(pl.format("level {}; the best recognition so far: {} of {}{}", pl.col("level"), pl.col("top_level"),
+                            pl.col("top_on").dt.to_string("%Y-%m-%d"),
+                            pl.when(pl.col("approved_fen").is_not_null())
+                            .then(pl.format(", approved {}", fmt_fen_expr(pl.col("approved_fen")))).otherwise(pl.lit(""))))
             .otherwise(pl.format("level {}", pl.col("level"))).alias("detail"),
         )
         .select(list(CANDIDATE_SCHEMA))
