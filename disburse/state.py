@@ -83,6 +83,7 @@ def record(con: duckdb.DuckDBPyConnection, *, year: int, region: str, run_id: st
     kept = lines.filter((pl.col("payable_fen") > 0) | (pl.col("award_fen") > 0)).select(
         pl.lit(year).alias("year"), pl.lit(region).alias("region"), "applicant_id", "clause_id", "matter_id",
         "installment", "installments", pl.col("award_fen").fill_null(0), "payable_fen",
+        pl.col("line_date").alias("dated_on"),
     )
     claws = clawbacks.select(pl.lit(year).alias("year"), pl.lit(region).alias("region"), "applicant_id",
                              "clause_id", "matter_id", "amount_fen", "reason")

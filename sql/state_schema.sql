@@ -25,6 +25,9 @@ create table if not exists lines (
     installments  integer not null,
     award_fen     bigint not null,
     payable_fen   bigint not null,
+    -- the line's date (its ledger row's date; 31 December for a line that sums a year's
+    -- figures): the relocation clock and gaps between payments count from it
+    dated_on      date,
     primary key (year, region, applicant_id, clause_id, matter_id, installment)
 );
 

@@ -8,7 +8,8 @@ renders it in words.
 
 ``history`` is what was paid before this year (state and prior_payments):
 applicant_id, clause_id, matter_id, year, installment, installments,
-payable_fen, award_fen.
+payable_fen, award_fen, dated_on (the line's date; 31 December of its year for
+a prior payment).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from disburse.params import ParamError
 HISTORY_SCHEMA = {
     "applicant_id": pl.String, "clause_id": pl.String, "matter_id": pl.String, "year": pl.Int64,
     "installment": pl.Int64, "installments": pl.Int64, "payable_fen": pl.Int64, "award_fen": pl.Int64,
+    "dated_on": pl.Date,
 }
 CLAWBACK_SCHEMA = {
     "applicant_id": pl.String, "clause_id": pl.String, "matter_id": pl.String,
@@ -131,10 +133,10 @@ def _fill(lines: pl.DataFrame, amount: str, cap: str, group: list[str], order: l
 
 
 def _years_paid(history: pl.DataFrame, keys: list[str], suffix: str) -> pl.DataFrame:
-    """First and last year with a payment, and how many years had one."""
+    """First year with a payment, the date of the last paid line, and how many years had one."""
     return (
         history.filter(pl.col("payable_fen") > 0).group_by(keys)
-        .agg(pl.col("year").min().alias(f"first_year_{suffix}"), pl.col("year").max().alias(f"last_year_{suffix}"),
+        .agg(pl.col("year").min().alias(f"first_year_{suffix}"), pl.col("dated_on").max().alias(f"last_paid_on_{suffix}"),
              pl.col("year").n_unique().alias(f"n_years_{suffix}"))
     )
 
@@ -223,7 +225,8 @@ def compute_lines(
     by_scope = lambda scope, m, a: pl.when(pl.col(scope) == "applicant").then(pl.col(a)).otherwise(pl.col(m))  # noqa: E731
     first_year = by_scope("period_scope", "first_year_m", "first_year_a")
     n_years = by_scope("period_scope", "n_years_m", "n_years_a")
-    last_year = by_scope("period_scope", "last_year_m", "last_year_a")
+    # 三年后 counts by date: the line's date at least N years after the last paid line's date
+    gap_ends = by_scope("period_scope", "last_paid_on_m", "last_paid_on_a").dt.offset_by(pl.format("{}y", pl.col("min_gap_years")))
     live = ~pl.col("scheduled")
     lines = lines.with_columns(
         pl.when(live & pl.col("level_up")).then((pl.col("gross_fen") - pl.col("paid_matter_fen")).clip(lower_bound=0))
@@ -233,7 +236,7 @@ def compute_lines(
         .when(pl.col("first_year_only") & first_year.is_not_null()).then(pl.lit("period:first_year_only"))
         .when((pl.lit(year) - first_year) >= pl.col("consecutive_years")).then(pl.lit("period:consecutive_years_over"))
         .when(n_years >= pl.col("max_years")).then(pl.lit("period:max_years_reached"))
-        .when((pl.lit(year) - last_year) < pl.col("min_gap_years")).then(pl.lit("period:too_soon_after_last_payment"))
+        .when(pl.col("line_date") < gap_ends).then(pl.lit("period:too_soon_after_last_payment"))
         .alias("period_block"),
     )
     # A one-off award, or one that needs years between payments, is paid for the first line
@@ -317,10 +320,11 @@ def clawbacks(applicants: pl.DataFrame, history: pl.DataFrame, recovered: pl.Dat
               relocation_years: int | None, relocation_text: str | None, fraud_text: str | None) -> pl.DataFrame:
     """SPEC §5.11: what to recover in the run for the year the fraud or relocation falls in.
 
-    Fraud recovers everything received; a move out within `relocation_years`
-    of the first payment (the first payment year counting as year 1)
-    recovers everything received under the policy. Reported once, in that
-    year's run; a rerun of that year replaces it.
+    Fraud recovers everything received; a move out before the
+    `relocation_years`-th anniversary of the first line paid under the policy
+    (its date: the ledger row's, 31 December of its year for a line summing a
+    year's figures or a prior payment) recovers everything received under the
+    policy. Reported once, in that year's run; a rerun of that year replaces it.
     """
     keys = ["applicant_id", "clause_id", "matter_id"]
     recovered = recovered.group_by(keys).agg(pl.col("amount_fen").sum().alias("_recovered"))
@@ -331,7 +335,7 @@ def clawbacks(applicants: pl.DataFrame, history: pl.DataFrame, recovered: pl.Dat
         .filter(pl.col("amount_fen") > 0)
         .drop("_recovered")
     )
-    first_paid = history.filter(pl.col("payable_fen") > 0).group_by("applicant_id").agg(pl.col("year").min().alias("first_year"))
+    first_paid = history.filter(pl.col("payable_fen") > 0).group_by("applicant_id").agg(pl.col("dated_on").min().alias("first_paid_on"))
     a = applicants.join(first_paid, on="applicant_id", how="left")
     fraud = a.filter(pl.col("fraud_found_on").dt.year() == year).select(
         "applicant_id",
@@ -340,15 +344,18 @@ def clawbacks(applicants: pl.DataFrame, history: pl.DataFrame, recovered: pl.Dat
     )
     parts = [fraud]
     if relocation_years is not None:
+        clock_ends = pl.col("first_paid_on").dt.offset_by(f"{relocation_years}y")
         moved = a.filter(
             (pl.col("relocated_out_on").dt.year() == year)
-            & (pl.col("relocated_out_on").dt.year() - pl.col("first_year") < relocation_years)
+            & (pl.col("relocated_out_on") < clock_ends)
             & ~pl.col("applicant_id").is_in(fraud.get_column("applicant_id").implode())
         ).select(
             "applicant_id",
-            pl.format("moved out of {} on {}, within {} years of the first payment ({}): everything received is returned{}",
+            pl.format("moved out of {} on {}, within {} years of the first payment under the policy (dated {}): "
+                      "everything received is returned{}",
                       pl.lit(region), pl.col("relocated_out_on").dt.to_string("%Y-%m-%d"), pl.lit(relocation_years),
-                      pl.col("first_year"), pl.lit(f" ({relocation_text})" if relocation_text else "")).alias("reason"),
+                      pl.col("first_paid_on").dt.to_string("%Y-%m-%d"),
+                      pl.lit(f" ({relocation_text})" if relocation_text else "")).alias("reason"),
         )
         parts.append(moved)
     who = pl.concat(parts)
