@@ -132,6 +132,21 @@ def _fill(lines: pl.DataFrame, amount: str, cap: str, group: list[str], order: l
     )
 
 
+def _competing_paid(history: pl.DataFrame, prefixes: pl.DataFrame, clauses: pl.DataFrame) -> pl.DataFrame:
+    """What each clause committed before for a matter, keyed as the lines compete (applicant,
+    supersede_key, paid_for), with the matter's total over all clauses of the region."""
+    part = ["applicant_id", "supersede_key", "paid_for"]
+    keyed = (
+        history.join(prefixes, on="clause_id").join(clauses.select("clause_id", "paid_for"), on="clause_id")
+        .with_columns(pl.format("{}{}", pl.col("supersede_prefix"), pl.col("matter_id")).alias("supersede_key"))
+    )
+    by_clause = _paid_before(keyed, [*part, "clause_id"], "_own_fen").filter(pl.col("_own_fen") > 0)
+    return by_clause.with_columns(
+        pl.col("_own_fen").sum().over(part).alias("_matter_fen"),
+        pl.col("clause_id").sort().over(part, mapping_strategy="join").alias("_paid_clauses"),
+    )
+
+
 def _years_paid(history: pl.DataFrame, keys: list[str], suffix: str) -> pl.DataFrame:
     """First year with a payment, the date of the last paid line, and how many years had one."""
     return (
@@ -271,15 +286,41 @@ def compute_lines(
         pl.when(~live).then(pl.col("after_item_fen"))
         .otherwise(_min(_min(pl.col("after_item_fen"), pl.col("annual_cap_fen")), cum_room)).alias("alone_fen")
     )
-    contest = [pl.col("applicant_id"), pl.col("supersede_key"), pl.col("paid_for")]
-    rank = pl.struct(-pl.col("alone_fen"), pl.col("clause_order")).rank("ordinal").over(contest)
-    winner = pl.col("clause_id").sort_by([-pl.col("alone_fen"), pl.col("clause_order")]).first().over(contest)
-    in_contest = live & (pl.col("alone_fen") > 0)
+    # Across years too: a line pays at most its bounded amount minus what the matter already
+    # received under the competing clauses (the same matter and part, another clause).
+    part = ["applicant_id", "supersede_key", "paid_for"]
+    competing = _competing_paid(history, tables["supersede_prefixes"], clauses)
+    matter_total = competing.select(*part, "_matter_fen", "_paid_clauses").unique(part)
+    own = competing.select(*part, "clause_id", "_own_fen")
+    lines = (
+        lines.join(matter_total, on=part, how="left")
+        .join(own, on=[*part, "clause_id"], how="left")
+        .with_columns(
+            pl.when(live).then(pl.col("_matter_fen").fill_null(0) - pl.col("_own_fen").fill_null(0))
+            .otherwise(0).alias("competing_paid_fen"),
+            pl.col("_paid_clauses").list.set_difference(pl.concat_list(pl.col("clause_id")))
+            .list.sort().list.join(",").alias("competing_clauses"),
+        )
+        .with_columns(
+            pl.when(pl.col("competing_paid_fen") > 0)
+            .then((pl.col("alone_fen") - pl.col("competing_paid_fen")).clip(lower_bound=0))
+            .otherwise(pl.col("alone_fen")).alias("after_competing_fen")
+        )
+        .drop("_matter_fen", "_paid_clauses", "_own_fen")
+    )
+    contest = [pl.col(c) for c in part]
+    rank = pl.struct(-pl.col("after_competing_fen"), pl.col("clause_order")).rank("ordinal").over(contest)
+    winner = pl.col("clause_id").sort_by([-pl.col("after_competing_fen"), pl.col("clause_order")]).first().over(contest)
+    in_contest = live & (pl.col("after_competing_fen") > 0)
     ranked = lines.filter(in_contest).with_columns(rank.alias("_rank"), winner.alias("_winner")).select("_line", "_rank", "_winner")
     lines = lines.join(ranked, on="_line", how="left").with_columns(
         pl.when(pl.col("_rank") > 1).then(pl.col("_winner")).alias("superseded_by")
     )
-    kept = pl.when(pl.col("superseded_by").is_not_null()).then(0).otherwise(pl.col("after_item_fen"))
+    kept = (
+        pl.when(pl.col("superseded_by").is_not_null()).then(0)
+        .when(pl.col("competing_paid_fen") > 0).then(pl.min_horizontal("after_item_fen", "after_competing_fen"))
+        .otherwise(pl.col("after_item_fen"))
+    )
     lines = lines.with_columns(kept.alias("kept_fen"))
 
     # §5.6 annual caps per applicant and clause (or group), filled in date order, then id.

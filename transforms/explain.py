@@ -19,6 +19,7 @@ FLAGS = {
     "approved_rate_capped": ~c("scheduled") & (c("approved_ppm") > c("eff_rate_ppm")),
     "level_up": ~c("scheduled") & c("level_up") & (c("paid_matter_fen") > 0),
     "cap:item": c("period_block").is_null() & (c("after_item_fen") < c("after_level_up_fen")),
+    "paid_before_under": ~c("scheduled") & (c("competing_paid_fen") > 0) & (c("after_item_fen") > 0),
     "superseded": c("superseded_by").is_not_null(),
     "cap:annual": c("after_annual_fen") < c("kept_fen"),
     "cap:cumulative": c("after_cumulative_fen") < c("after_annual_fen"),
@@ -63,6 +64,9 @@ def _steps() -> list[pl.Expr]:
         .then(pl.format("level-up difference: minus {} paid before = {}", F(c("paid_matter_fen")), F(c("after_level_up_fen")))),
         pl.when(c("period_block").is_not_null()).then(pl.format("0.00 ({})", c("period_block"))),
         pl.when(_flag("cap:item")).then(pl.format("per-item cap {} → {}", F(c("item_cap_applied_fen")), F(c("after_item_fen")))),
+        pl.when(_flag("paid_before_under"))
+        .then(pl.format("{} minus {} the same matter received in earlier years under {} (never twice) = {}",
+                        F(c("alone_fen")), F(c("competing_paid_fen")), c("competing_clauses"), F(c("after_competing_fen")))),
         pl.when(_flag("superseded")).then(pl.format("0.00: superseded by {} (keep the highest, never twice)", c("superseded_by"))),
         pl.when(_flag("cap:annual"))
         .then(pl.format("yearly cap {} (filled in date order) → {}", F(c("annual_cap_fen")), F(c("after_annual_fen")))),
@@ -80,6 +84,7 @@ def _reasons() -> list[pl.Expr]:
         *(pl.when(_flag(name)).then(pl.lit(name)) for name in ("approved_amount", "approved_rate_capped", "level_up")),
         c("period_block"),
         pl.when(_flag("cap:item")).then(pl.lit("cap:item")),
+        pl.when(_flag("paid_before_under")).then(pl.format("paid_before_under:{}", c("competing_clauses"))),
         pl.when(_flag("superseded")).then(pl.format("superseded_by:{}", c("superseded_by"))),
         *(pl.when(_flag(name)).then(pl.lit(name)) for name in ("cap:annual", "cap:cumulative")),
         pl.when(_flag("installment")).then(pl.format("installment:{}/{}", c("installment"), c("installments"))),

@@ -18,7 +18,7 @@ import polars as pl
 from disburse.money import rate_to_ppm, yuan_to_fen
 from disburse.params import ParamError, Params
 from disburse.rules import Catalogue
-from transforms.candidates import CANDIDATE_SCHEMA, Context, extract
+from transforms.candidates import CANDIDATE_SCHEMA, Context, extract, supersede_prefix
 from transforms.compute import PARAM_SCHEMA, clawbacks, compute_lines
 from transforms.explain import explain
 
@@ -26,7 +26,7 @@ AUDIT_COLUMNS = [
     "applicant_id", "applicant_name", "region", "year", "clause_id", "clause_title", "article", "matter_id",
     "installment", "installments", "line_date", "source", "base_fen", "eff_rate_ppm", "formula_fen", "gross_fen",
     "paid_matter_fen", "after_level_up_fen", "item_cap_applied_fen", "after_item_fen", "alone_fen",
-    "superseded_by", "kept_fen", "annual_cap_fen", "after_annual_fen", "cumulative_cap_fen",
+    "competing_paid_fen", "competing_clauses", "after_competing_fen", "superseded_by", "kept_fen", "annual_cap_fen", "after_annual_fen", "cumulative_cap_fen",
     "cum_paid_before_fen", "after_cumulative_fen", "award_fen", "payable_fen", "in_kind_quantity", "in_kind_unit",
     "blocked", "reasons", "steps",
 ]
@@ -86,12 +86,15 @@ def compute_region(
     clauses = tables["clauses"].filter(pl.col("region") == region)
     history = history.join(clauses.select("clause_id"), on="clause_id", how="semi")
     ctx = Context(accepted, applicants, year, window or (dt.date.max, dt.date.max), tables["levels"], tables["steps"])
-    parts = [extract(rule, ctx) for rule in cat.rules_of(region)]
+    rules = cat.rules_of(region)
+    parts = [extract(rule, ctx) for rule in rules]
     candidates = pl.concat(parts) if parts else pl.DataFrame(schema=CANDIDATE_SCHEMA)
     if window is None and not candidates.is_empty():
         raise ParamError(f"policy {region}: administrator parameter effective_from is missing "
                          f"(set policies.{region}.effective_from in the params file)")
-    region_tables = {**tables, "clauses": clauses}
+    prefixes = pl.DataFrame({"clause_id": [r.clause_id for r in rules], "supersede_prefix": [supersede_prefix(r) for r in rules]},
+                            schema={"clause_id": pl.String, "supersede_prefix": pl.String})
+    region_tables = {**tables, "clauses": clauses, "supersede_prefixes": prefixes}
     lines = compute_lines(candidates, region_tables, params_table(params, region), applicants, history, year)
     lines = explain(lines).with_columns(
         pl.col("name").alias("applicant_name"),
