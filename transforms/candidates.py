@@ -145,11 +145,24 @@ def supersede_prefix(rule: Rule) -> str:
         return f"{b.ledger}:{b.amount}:first_reach:"
     if rule.kind == "growth":
         return "rd:growth:"
-    if rule.kind not in ("level", "matching") and b is not None and b.ledger != "recognitions" and b.per == "applicant_year":
+    if _sums_a_year(rule):
         where = ",".join([*(f"{k}={'|'.join(map(str, v))}" for k, v in sorted(b.where.items())),
                           *(f"{k}~{lo}..{hi}" for k, (lo, hi) in sorted(b.between.items()))])
         return f"{b.ledger}:{b.amount}:{where}:"
     return f"{matter_namespace(rule)}:"
+
+
+def _sums_a_year(rule: Rule) -> bool:
+    b = rule.base
+    return (rule.kind not in ("level", "ladder", "first_reach", "growth", "matching") and b is not None
+            and b.ledger != "recognitions" and b.per == "applicant_year")
+
+
+def same_matter_every_year(rule: Rule) -> bool:
+    """Whether a line's matter is the same in every year (a project, a recognised matter, a ladder,
+    a first reach), so earlier years' payments under competing clauses count against it; a year's
+    figures summed (bills, R&D, revenue, R&D growth) are another matter next year."""
+    return not (_sums_a_year(rule) or rule.kind == "growth")
 
 
 def _finish(df: pl.DataFrame, rule: Rule) -> pl.DataFrame:
