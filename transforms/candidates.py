@@ -130,46 +130,30 @@ def matter_namespace(rule: Rule) -> str:
     return rule.base.ledger
 
 
-def supersede_prefix(rule: Rule) -> str:
-    """A line's supersede_key is this prefix and its matter id (the same for what earlier years paid).
-
-    Lines compete under keep-the-highest when their supersede_key is equal: the
-    matter's ledger and id (the same project, event, rent row or recognised
-    matter), so an event and a project that share an id never do; a line summing
-    a year's figures competes only with lines summing exactly the same base.
-    """
+def earlier_years_prefix(rule: Rule) -> str | None:
+    """The prefix of a line's supersede_key ("<ledger>:") where its matter is a ledger row, a
+    project or a recognised matter, the same in every year: earlier years' payments for it are
+    keyed alike (SPEC §5.5 across years). None where the key names a year's figures summed, a
+    ladder, a first reach or a growth: next year's figures are another matter."""
+    if rule.kind in ("ladder", "first_reach", "growth"):
+        return None
     b = rule.base
-    if rule.kind == "ladder":
-        return f"{b.ledger}:{rule.ladder.figure}:"
-    if rule.kind == "first_reach":
-        return f"{b.ledger}:{b.amount}:first_reach:"
-    if rule.kind == "growth":
-        return "rd:growth:"
-    if _sums_a_year(rule):
-        where = ",".join([*(f"{k}={'|'.join(map(str, v))}" for k, v in sorted(b.where.items())),
-                          *(f"{k}~{lo}..{hi}" for k, (lo, hi) in sorted(b.between.items()))])
-        return f"{b.ledger}:{b.amount}:{where}:"
+    if rule.kind not in ("level", "matching") and b is not None and b.ledger != "recognitions" and b.per == "applicant_year":
+        return None
     return f"{matter_namespace(rule)}:"
 
 
-def _sums_a_year(rule: Rule) -> bool:
-    b = rule.base
-    return (rule.kind not in ("level", "ladder", "first_reach", "growth", "matching") and b is not None
-            and b.ledger != "recognitions" and b.per == "applicant_year")
+def _finish(df: pl.DataFrame, rule: Rule, supersede_key: pl.Expr | None = None) -> pl.DataFrame:
+    """Fill the columns an extraction did not set and order them as CANDIDATE_SCHEMA.
 
-
-def same_matter_every_year(rule: Rule) -> bool:
-    """Whether a line's matter is the same in every year (a project, a recognised matter, a ladder,
-    a first reach), so earlier years' payments under competing clauses count against it; a year's
-    figures summed (bills, R&D, revenue, R&D growth) are another matter next year."""
-    return not (_sums_a_year(rule) or rule.kind == "growth")
-
-
-def _finish(df: pl.DataFrame, rule: Rule) -> pl.DataFrame:
-    """Fill the columns an extraction did not set and order them as CANDIDATE_SCHEMA."""
+    Lines compete under keep-the-highest when their supersede_key is equal: by
+    default the matter's ledger and id (the same project, event, rent row or
+    recognised matter), so an event and a project that share an id never do.
+    """
     df = df.with_columns(pl.lit(rule.clause_id).alias("clause_id"))
     if "supersede_key" not in df.columns:
-        df = df.with_columns(pl.format("{}{}", pl.lit(supersede_prefix(rule)), pl.col("matter_id")).alias("supersede_key"))
+        key = supersede_key if supersede_key is not None else pl.format("{}:{}", pl.lit(matter_namespace(rule)), pl.col("matter_id"))
+        df = df.with_columns(key.alias("supersede_key"))
     for col, dtype in CANDIDATE_SCHEMA.items():
         if col not in df.columns:
             default = {"in_window": True, "recognized": not rule.recognition, "condition_met": True,
@@ -225,7 +209,10 @@ def _ledger_base(rule: Rule, ctx: Context) -> pl.DataFrame:
         )
         .with_columns(pl.col("applicant_id").alias("matter_id"), pl.lit(ctx.year_end).alias("line_date"))
     )
-    return _finish(_join_recognition(out, rule, ctx), rule)
+    out = _join_recognition(out, rule, ctx)
+    where = ",".join([*(f"{k}={'|'.join(map(str, v))}" for k, v in sorted(b.where.items())),
+                      *(f"{k}~{lo}..{hi}" for k, (lo, hi) in sorted(b.between.items()))])
+    return _finish(out, rule, pl.format("{}:{}:{}:{}", pl.lit(b.ledger), pl.lit(b.amount), pl.lit(where), pl.col("matter_id")))
 
 
 def _join_recognition(lines: pl.DataFrame, rule: Rule, ctx: Context) -> pl.DataFrame:
@@ -332,7 +319,7 @@ def _ladder(rule: Rule, ctx: Context) -> pl.DataFrame:
             .otherwise(pl.format("{} has passed no step", pl.lit(fig))).alias("detail"),
         )
     )
-    return _finish(out, rule)
+    return _finish(out, rule, pl.format("{}:{}:{}", pl.lit(led), pl.lit(fig), pl.col("matter_id")))
 
 
 def _first_reach(rule: Rule, ctx: Context) -> pl.DataFrame:
@@ -358,7 +345,8 @@ def _first_reach(rule: Rule, ctx: Context) -> pl.DataFrame:
         pl.format("{} first reached {} on {}", pl.lit(b.amount), fmt_fen_expr(pl.lit(int(rule.threshold * 100))),
                   pl.col("_date").dt.to_string("%Y-%m-%d")).alias("detail"),
     )
-    return _finish(_join_recognition(out, rule, ctx), rule)
+    key = pl.format("{}:{}:first_reach:{}", pl.lit(b.ledger), pl.lit(b.amount), pl.col("matter_id"))
+    return _finish(_join_recognition(out, rule, ctx), rule, key)
 
 
 def _growth(rule: Rule, ctx: Context) -> pl.DataFrame:
@@ -391,7 +379,7 @@ def _growth(rule: Rule, ctx: Context) -> pl.DataFrame:
         .otherwise(pl.lit(f"not met: R&D growth ≥{g.min_growth:%} for {g.years} years, intensity ≥{g.min_intensity:%}, "
                           f"increase ≥{g.min_increase:,}")).alias("detail"),
     )
-    return _finish(out, rule)
+    return _finish(out, rule, pl.format("rd:growth:{}", pl.col("matter_id")))
 
 
 def _matching(rule: Rule, ctx: Context) -> pl.DataFrame:

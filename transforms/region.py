@@ -18,7 +18,7 @@ import polars as pl
 from disburse.money import rate_to_ppm, yuan_to_fen
 from disburse.params import ParamError, Params
 from disburse.rules import Catalogue
-from transforms.candidates import CANDIDATE_SCHEMA, Context, extract, same_matter_every_year, supersede_prefix
+from transforms.candidates import CANDIDATE_SCHEMA, Context, earlier_years_prefix, extract
 from transforms.compute import PARAM_SCHEMA, clawbacks, compute_lines
 from transforms.explain import explain
 
@@ -93,9 +93,8 @@ def compute_region(
         raise ParamError(f"policy {region}: administrator parameter effective_from is missing "
                          f"(set policies.{region}.effective_from in the params file)")
     # earlier years' payments are found under these keys (SPEC §5.5 across years)
-    across = [r for r in rules if same_matter_every_year(r)]
-    prefixes = pl.DataFrame({"clause_id": [r.clause_id for r in across], "supersede_prefix": [supersede_prefix(r) for r in across]},
-                            schema={"clause_id": pl.String, "supersede_prefix": pl.String})
+    across = [(r.clause_id, earlier_years_prefix(r)) for r in rules if earlier_years_prefix(r) is not None]
+    prefixes = pl.DataFrame(across, schema={"clause_id": pl.String, "supersede_prefix": pl.String}, orient="row")
     region_tables = {**tables, "clauses": clauses, "supersede_prefixes": prefixes}
     lines = compute_lines(candidates, region_tables, params_table(params, region), applicants, history, year)
     lines = explain(lines).with_columns(
