@@ -182,7 +182,7 @@ def rules_list(
     if fmt == "csv":
         sys.stdout.write(df.write_csv())
     elif fmt == "table":
-        _print_frame(df.drop("valid_to", "recognition", "params"), f"Clauses ({df.height})")
+        _print_frame(df.drop("valid_to", "params"), f"Clauses ({df.height})")
     else:
         fail(f"--format {fmt}: expected table or csv")
 

@@ -26,6 +26,22 @@ def tested_clauses(scenarios_dir: Path) -> dict[str, list[str]]:
     return found
 
 
+def recognition_text(r) -> str:
+    """What recognition (经认定) a clause needs, in words; empty when none."""
+    if r.recognition_under:
+        text = f"under {r.recognition_under}, that year or before"
+    elif r.recognition:
+        text = "under this clause"
+    else:
+        return ""
+    if r.recognition_in_advance:
+        text += ", filed on or before the event"
+    if r.approved_rate_range:
+        low, high = r.approved_rate_range
+        text += f", approved rate {low:.0%}–{high:.0%}"
+    return text
+
+
 def clause_table(cat: Catalogue, region: str | None = None) -> pl.DataFrame:
     """One row per encoded clause: id, region, title, kind, then caps and validity."""
     windows = policy_windows(cat, Params())
@@ -42,11 +58,11 @@ def clause_table(cat: Catalogue, region: str | None = None) -> pl.DataFrame:
             "cumulative_cap": _yuan(r.cumulative_cap), "one_off": r.one_off,
             "valid_from": str(window[0]) if window else "administrator parameter",
             "valid_to": str(window[1]) if window else f"{cat.policies[r.region].valid_years} years from it",
-            "recognition": r.recognition, "params": ",".join(r.params),
+            "recognition": recognition_text(r), "params": ",".join(r.params),
         })
     return pl.DataFrame(rows, schema={k: pl.String for k in (
         "clause_id", "region", "title", "kind", "article", "item_cap", "annual_cap", "cumulative_cap")}
-        | {"one_off": pl.Boolean, "valid_from": pl.String, "valid_to": pl.String, "recognition": pl.Boolean,
+        | {"one_off": pl.Boolean, "valid_from": pl.String, "valid_to": pl.String, "recognition": pl.String,
            "params": pl.String})
 
 

@@ -54,7 +54,9 @@ def choose_regions(cat: Catalogue, region: str | None) -> list[str]:
 
 
 def check(inputs: Inputs) -> Validated:
-    return validate(inputs.raw, inputs.catalogue.regions, inputs.catalogue.rules.keys())
+    cat = inputs.catalogue
+    rate_ranges = {cid: r.approved_rate_range for cid, r in cat.rules.items() if r.approved_rate_range}
+    return validate(inputs.raw, cat.regions, cat.rules.keys(), rate_ranges)
 
 
 @dataclass

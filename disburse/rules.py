@@ -73,6 +73,9 @@ class Base(Strict):
     # a second amount paid at the same rate, with a cap of its own (jinan.10 guarantee fees)
     second_amount: str | None = None
     second_cap: Money | None = Field(default=None, ge=0)
+    # only rows dated on or after the row's applicant's registered_in_region_on count (lingang.8.1
+    # 注册并实到: capital paid in before the firm registered in the region is not 实到 there)
+    since_in_region: bool = False
 
     @model_validator(mode="after")
     def _columns_exist(self):
@@ -129,6 +132,8 @@ class Eligibility(Strict):
     max_age_years: int | None = Field(default=None, ge=0)            # since established_on
     max_years_since_move_in: int | None = Field(default=None, ge=0)  # since registered_in_region_on
     moved_in: bool | None = None  # 新迁入: registered in the region after it was established elsewhere
+    # 新注册或新迁入: registered_in_region_on (founded there or moved in) falls inside the policy window
+    new_in_region: bool | None = None
 
 
 class Rule(Strict):
@@ -140,6 +145,13 @@ class Rule(Strict):
     kind: Kind
     base: Base | None = None
     recognition: bool = False
+    # 经认定 over the whole sentence: the matter must be recognised under another clause of the
+    # region (the construction half: lingang.2b under lingang.2a), in the paying year or before
+    recognition_under: str | None = None
+    # 经事前认定备案: the recognition must be dated on or before the line's own date (the event)
+    recognition_in_advance: bool = False
+    # 10%-30%: an approved_rate outside [low, high] rejects the recognition row (not paid, not capped)
+    approved_rate_range: tuple[Rate, Rate] | None = None
     rate: Rate | None = Field(default=None, ge=0, le=1)
     max_rate: Rate | None = Field(default=None, ge=0, le=1)
     size_rates: dict[Literal["large", "medium", "small", "micro"], Rate] | None = None  # replaces rate for these sizes
@@ -183,8 +195,9 @@ class Rule(Strict):
         for attr in need:
             if getattr(self, attr) is None:
                 raise ValueError(f"{attr}: required for kind {self.kind}")
-        if self.kind == "rate" and self.rate is None and "rate" not in self.params and not self.recognition:
-            raise ValueError("rate: a rate kind needs a rate, an administrator rate or an approved rate")
+        if (self.kind == "rate" and self.rate is None and "rate" not in self.params and not self.recognition
+                and self.max_rate is None):
+            raise ValueError("rate: a rate kind needs a rate, a ceiling (max_rate), an administrator rate or an approved rate")
         if self.size_rates:
             for size, value in self.size_rates.items():
                 if not 0 <= value <= 1:
@@ -192,6 +205,17 @@ class Rule(Strict):
         for key in ("level_caps", "level_cumulative_caps"):
             if getattr(self, key) and self.levels and set(getattr(self, key)) - set(self.levels):
                 raise ValueError(f"{key}: a level with a cap must also have an award in levels")
+        if self.recognition_under is not None:
+            if self.recognition:
+                raise ValueError("recognition_under: a clause is recognised under itself (recognition) or under another, not both")
+            if self.recognition_under.split(".", 1)[0] != self.region or self.recognition_under == self.clause_id:
+                raise ValueError("recognition_under: must name another clause of the same region")
+        if self.recognition_in_advance and not (self.recognition or self.recognition_under):
+            raise ValueError("recognition_in_advance: needs recognition or recognition_under")
+        if self.approved_rate_range is not None:
+            low, high = self.approved_rate_range
+            if not 0 <= low <= high <= 1 or not self.recognition:
+                raise ValueError("approved_rate_range: [low, high] shares from 0 to 1, on a clause with recognition")
         if self.installments is not None and sum(self.installments) != 1:
             raise ValueError("installments: shares must add up to 1")
         if self.tiers is not None:
@@ -303,6 +327,10 @@ def load_catalogue(rules_dir: Path) -> Catalogue:
             if rule.clause_id in rules:
                 raise RuleError(f"{path}: clause_id: duplicate clause id {rule.clause_id}")
             rules[rule.clause_id] = rule
+    for cid, rule in sorted(rules.items()):
+        if rule.recognition_under is not None and rule.recognition_under not in rules:
+            raise RuleError(f"{rules_dir / rule.region / (cid + '.yaml')}: recognition_under: "
+                            f"no clause {rule.recognition_under} in the rules")
     if not policies:
         raise RuleError(f"{rules_dir}: no policies found")
     return Catalogue(policies=policies, rules=rules, fingerprint=digest.hexdigest())
@@ -326,11 +354,12 @@ CLAUSE_SCHEMA = {
     "clause_id": S, "region": S, "clause_order": I, "kind": S, "title": S, "article": S,
     "rate_ppm": I, "max_rate_ppm": I, "fixed_fen": I, "unit_fen": I, "item_cap_fen": I, "annual_cap_fen": I,
     "annual_group": S, "cumulative_cap_fen": I, "cumulative_scope": S, "one_off": B, "one_off_scope": S,
-    "level_up": B, "installments": I, "paid_for": S, "recognition": B, "first_year_only": B,
+    "level_up": B, "installments": I, "paid_for": S, "recognition": B, "recognition_under": S,
+    "recognition_in_advance": B, "first_year_only": B,
     "consecutive_years": I, "max_years": I, "min_gap_years": I, "min_quantity": I, "second_cap_fen": I, "period_scope": S,
     "in_kind_text": S, "in_kind_unit": S, "in_kind_max": I,
     "elig_sector": pl.List(S), "elig_size": pl.List(S), "elig_above_scale": B, "elig_credit_ok": B,
-    "elig_max_age_years": I, "elig_max_years_since_move_in": I, "elig_moved_in": B, "params": pl.List(S),
+    "elig_max_age_years": I, "elig_max_years_since_move_in": I, "elig_moved_in": B, "elig_new_in_region": B, "params": pl.List(S),
     "tiers_text": S,
 }
 
@@ -353,7 +382,8 @@ def compile_tables(cat: Catalogue) -> dict[str, pl.DataFrame]:
             "cumulative_cap_fen": _fen(r.cumulative_cap), "cumulative_scope": r.cumulative_scope,
             "one_off": r.one_off, "one_off_scope": r.one_off_scope, "level_up": r.level_up,
             "installments": len(r.installments) if r.installments else 1,
-            "paid_for": r.paid_for, "recognition": r.recognition,
+            "paid_for": r.paid_for, "recognition": r.recognition, "recognition_under": r.recognition_under,
+            "recognition_in_advance": r.recognition_in_advance,
             "first_year_only": bool(r.period and r.period.first_year_only),
             "consecutive_years": r.period.consecutive_years if r.period else None,
             "max_years": r.period.max_years if r.period else None,

@@ -32,6 +32,7 @@ CANDIDATE_SCHEMA = {
     "excluded_fen": pl.Int64,
     "source": pl.String,
     "recognized": pl.Boolean,
+    "recognized_on": pl.Date,
     "level": pl.String,
     "quantity": pl.Int64,
     "approved_fen": pl.Int64,
@@ -216,6 +217,8 @@ def _ledger_base(rule: Rule, ctx: Context) -> pl.DataFrame:
 
 
 def _join_recognition(lines: pl.DataFrame, rule: Rule, ctx: Context) -> pl.DataFrame:
+    if rule.recognition_under:
+        return _join_recognition_under(lines, rule, ctx)
     if not rule.recognition:
         return lines
     # A recognition stands until a later one replaces it: the latest up to this year counts.
@@ -234,11 +237,34 @@ def _join_recognition(lines: pl.DataFrame, rule: Rule, ctx: Context) -> pl.DataF
     )
 
 
+def _join_recognition_under(lines: pl.DataFrame, rule: Rule, ctx: Context) -> pl.DataFrame:
+    """经认定 over the whole sentence: the matter was recognised under another clause (its
+    construction half), in the window, this year or before; the earliest such recognition is named.
+    That recognition's approved amount or rate is the other clause's and does not bound this line."""
+    under = rule.recognition_under
+    rec = (
+        ctx.recognitions(under, upto=True)
+        .filter(ctx.date_in_window("recognized_on") & (pl.col("recognized_on") <= pl.lit(ctx.year_end)))
+        .group_by("applicant_id", "matter_id").agg(pl.col("recognized_on").min())
+    )
+    if "detail" not in lines.columns:
+        lines = lines.with_columns(pl.lit(None, pl.String).alias("detail"))
+    return lines.join(rec, on=["applicant_id", "matter_id"], how="left").with_columns(
+        pl.col("recognized_on").is_not_null().alias("recognized"),
+        pl.coalesce(
+            "detail",
+            pl.when(pl.col("recognized_on").is_not_null())
+            .then(pl.format("recognised under {} on {}", pl.lit(under), pl.col("recognized_on").dt.to_string("%Y-%m-%d")))
+            .otherwise(pl.lit(f"no recognition under {under} up to {ctx.year}")),
+        ).alias("detail"),
+    )
+
+
 def _recognition_base(rule: Rule, ctx: Context) -> pl.DataFrame:
     """Lines that exist only as a recognised matter (a lab, a paper, an approved amount)."""
     rec = ctx.recognitions(rule.clause_id)
     out = rec.select(
-        "applicant_id", "matter_id", "level", "quantity",
+        "applicant_id", "matter_id", "level", "quantity", "recognized_on",
         pl.col("recognized_on").alias("line_date"),
         pl.col("approved_amount").alias("base_fen"),
         pl.col("approved_amount").alias("approved_fen"),
@@ -327,8 +353,13 @@ def _first_reach(rule: Rule, ctx: Context) -> pl.DataFrame:
     b = rule.base
     led = LEDGERS[b.ledger]
     date = pl.col(led.date_column) if led.date_column else pl.date(pl.col("year"), 12, 31)
+    rows = ctx.ledgers[b.ledger].filter(_where(rule) & (pl.col(b.amount) >= rule.threshold * 100))
+    if b.since_in_region:
+        # 注册并实到: a row dated before the firm registered in the region does not count
+        arrived = ctx.ledgers["applicants"].select("applicant_id", "registered_in_region_on")
+        rows = rows.join(arrived, on="applicant_id").filter(date >= pl.col("registered_in_region_on"))
     first = (
-        ctx.ledgers[b.ledger].filter(_where(rule) & (pl.col(b.amount) >= rule.threshold * 100))
+        rows
         .with_columns(date.alias("_date"))
         .sort("_date", ROW)
         .group_by("applicant_id").first()

@@ -73,7 +73,8 @@ def eligibility_reason(year: int) -> pl.Expr:
     move_limit = pl.col("registered_in_region_on").dt.offset_by(pl.format("{}y", pl.col("elig_max_years_since_move_in")))
     checks = [
         (~pl.col("in_window"), pl.lit("outside_validity")),
-        (pl.col("region").is_null(), pl.lit("ineligible:not_an_applicant_of_the_region")),
+        # the payee (the row's applicant, or the investor it names) must be an accepted applicant of the region
+        (pl.col("applicant_region").is_null(), pl.lit("ineligible:not_an_applicant_of_the_region")),
         (pl.col("fraud_found_on") <= year_end, pl.lit("ineligible:fraud")),
         (pl.col("relocated_out_on") <= year_end, pl.lit("ineligible:relocated_out")),
         (pl.col("registered_in_region_on") > year_end, pl.lit("ineligible:not_yet_in_region")),
@@ -83,9 +84,15 @@ def eligibility_reason(year: int) -> pl.Expr:
         (pl.col("elig_above_scale") & ~pl.col("above_scale"), pl.lit("ineligible:not_above_scale")),
         (pl.col("line_date") > age_limit, pl.lit("ineligible:too_old")),
         (pl.col("line_date") > move_limit, pl.lit("ineligible:moved_in_too_long_ago")),
+        # N年内 after moving in: an event before the move-in is not within N years of it
+        (pl.col("elig_max_years_since_move_in").is_not_null() & (pl.col("line_date") < pl.col("registered_in_region_on")),
+         pl.lit("ineligible:before_moving_in")),
         (pl.col("elig_moved_in") & (pl.col("registered_in_region_on") <= pl.col("established_on")), pl.lit("ineligible:not_moved_in")),
+        (pl.col("elig_new_in_region") & ~pl.col("registered_in_window"), pl.lit("ineligible:not_new_in_region")),
         (~pl.col("recognized"), pl.lit("ineligible:not_recognised")),
-        (pl.col("kind").is_in(["rate", "matching", "growth"]) & pl.col("rate_ppm").is_null()
+        (pl.col("recognition_in_advance") & (pl.col("recognized_on") > pl.col("line_date")),
+         pl.lit("ineligible:recognised_after_the_event")),
+        (pl.col("recognition") & pl.col("kind").is_in(["rate", "matching", "growth"]) & pl.col("rate_ppm").is_null()
          & pl.col("approved_ppm").is_null() & pl.col("max_rate_ppm").is_not_null(), pl.lit("not_approved:no_rate")),
         (~pl.col("condition_met"), pl.lit("condition_not_met")),
         (pl.col("quantity").fill_null(0) < pl.col("min_quantity"), pl.lit("condition_not_met:quantity_below_minimum")),
@@ -178,7 +185,7 @@ def compute_lines(
         .with_row_index("_line")
         .join(clauses, on="clause_id", how="left")
         .join(params, on="clause_id", how="left")
-        .join(applicants, on="applicant_id", how="left")
+        .join(applicants.rename({"region": "applicant_region"}), on="applicant_id", how="left")
         .join(tables["size_rates"], on=["clause_id", "size"], how="left")
         .with_columns(
             pl.coalesce("size_rate_ppm", "rate_ppm", "p_rate_ppm").alias("rate_ppm"),
@@ -198,7 +205,13 @@ def compute_lines(
         .with_columns(pl.coalesce("level_cumulative_cap_fen", "cumulative_cap_fen").alias("cumulative_cap_fen"))
     )
     rule_rate = pl.coalesce("rate_ppm", "max_rate_ppm")
-    eff_rate = pl.when(pl.col("approved_ppm").is_not_null()).then(_min(pl.col("approved_ppm"), rule_rate)).otherwise(pl.col("rate_ppm"))
+    # A clause with no recognition whose text gives only a ceiling (jinan.9a 不超过…5%) pays the
+    # ceiling, or the administrator's lower rate (params `rate`); never more than the ceiling.
+    eff_rate = (
+        pl.when(pl.col("approved_ppm").is_not_null()).then(_min(pl.col("approved_ppm"), rule_rate))
+        .when(~pl.col("recognition")).then(_min(rule_rate, pl.col("max_rate_ppm")))
+        .otherwise(pl.col("rate_ppm"))
+    )
     kind = pl.col("kind")
     # rate × base plus the capped rate × second amount, in millionths of a fen, rounded once
     second_micro = _min(micro(pl.col("second_fen"), pl.col("eff_rate_ppm")), micro(pl.col("second_cap_fen"), PPM)).fill_null(0)

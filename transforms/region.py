@@ -82,10 +82,14 @@ def compute_region(
     year: int,
     region: str,
 ) -> RegionResult:
-    applicants = accepted["applicants"].filter(pl.col("region") == region).drop("_row")
     clauses = tables["clauses"].filter(pl.col("region") == region)
     history = history.join(clauses.select("clause_id"), on="clause_id", how="semi")
-    ctx = Context(accepted, applicants, year, window or (dt.date.max, dt.date.max), tables["levels"], tables["steps"])
+    span = window or (dt.date.max, dt.date.max)
+    applicants = accepted["applicants"].filter(pl.col("region") == region).drop("_row").with_columns(
+        # 新注册或新迁入: registered in (founded in, or moved into) the region while the policy is in force
+        pl.col("registered_in_region_on").is_between(pl.lit(span[0]), pl.lit(span[1])).alias("registered_in_window")
+    )
+    ctx = Context(accepted, applicants, year, span, tables["levels"], tables["steps"])
     rules = cat.rules_of(region)
     parts = [extract(rule, ctx) for rule in rules]
     candidates = pl.concat(parts) if parts else pl.DataFrame(schema=CANDIDATE_SCHEMA)

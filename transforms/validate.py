@@ -10,15 +10,16 @@ name an accepted applicant.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
+from decimal import Decimal
 
 import pandera.polars as pa
 import polars as pl
 
 from disburse import uscc
 from disburse.ledgers import BOOL, DATE, INT, LEDGERS, MONEY, NUMBER, RATE, ROW, STR, Col, Ledger, empty_raw
-from disburse.money import MONEY_RE, RATE_RE, parse_money, parse_rate
+from disburse.money import MONEY_RE, RATE_RE, parse_money, parse_rate, rate_to_ppm
 
 APPLICANT = "applicant_id"
 REJECTED_SCHEMA = {
@@ -52,13 +53,16 @@ class Validated:
     rejected: pl.DataFrame             # REJECTED_SCHEMA, one line per fault
 
 
-def validate(raw: dict[str, pl.DataFrame], regions: Collection[str], clause_ids: Collection[str]) -> Validated:
+def validate(raw: dict[str, pl.DataFrame], regions: Collection[str], clause_ids: Collection[str],
+             rate_ranges: Mapping[str, tuple[Decimal, Decimal]] | None = None) -> Validated:
+    """``rate_ranges``: clause id -> the approved rates its recognitions may carry (lingang.5.1 10%-30%)."""
     known = {"region": list(regions), "clause_id": list(clause_ids), APPLICANT: None}
     accepted: dict[str, pl.DataFrame] = {}
     rejected: list[pl.DataFrame] = []
     for name, ledger in LEDGERS.items():  # applicants come first: the others refer to them
         df = raw.get(name, empty_raw(ledger)).select(ROW, pl.col(ledger.column_names).cast(pl.String))
-        faults = pl.concat([_value_faults(df, ledger, known), *_row_faults(df, ledger)])
+        faults = pl.concat([_value_faults(df, ledger, known), *_row_faults(df, ledger),
+                            *_range_faults(df, ledger, rate_ranges or {})])
         good = df.filter(~pl.col(ROW).is_in(faults["row"].implode()))
         accepted[name] = good.with_columns(PARSE[c.type](pl.col(c.name)) for c in ledger.columns)
         rejected.append(_rejected_lines(name, df, faults))
@@ -168,6 +172,29 @@ def _row_faults(df: pl.DataFrame, ledger: Ledger) -> list[pl.DataFrame]:
                   "project_id", _rows_in_group("project_id")).alias("reason"),
     )
     return [duplicates, conflicts]
+
+
+def _range_faults(df: pl.DataFrame, ledger: Ledger, rate_ranges: Mapping[str, tuple[Decimal, Decimal]]) -> list[pl.DataFrame]:
+    """A recognition whose approved rate lies outside the range its clause allows is refused, not capped."""
+    if ledger.name != "recognitions" or not rate_ranges:
+        return []
+    ranges = pl.DataFrame(
+        [{"clause_id": cid, "_low": rate_to_ppm(lo), "_high": rate_to_ppm(hi), "_text": f"{lo:.0%}–{hi:.0%}"}
+         for cid, (lo, hi) in rate_ranges.items()],
+        schema={"clause_id": pl.String, "_low": pl.Int64, "_high": pl.Int64, "_text": pl.String},
+    )
+    rate = parse_rate(pl.col("approved_rate"))
+    return [
+        df.filter(pl.col("approved_rate").str.contains(RATE_RE).fill_null(False))
+        .join(ranges, on="clause_id")
+        .filter(~rate.is_between(pl.col("_low"), pl.col("_high")))
+        .select(
+            pl.col(ROW).alias("row"),
+            pl.lit("approved_rate").alias("column"),
+            pl.col("approved_rate").alias("value"),
+            pl.format("rate_outside_range: {} approves a rate from {} only", "clause_id", "_text").alias("reason"),
+        )
+    ]
 
 
 def _rejected_lines(name: str, df: pl.DataFrame, faults: pl.DataFrame) -> pl.DataFrame:
