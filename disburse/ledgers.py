@@ -40,7 +40,7 @@ PROJECT_CATEGORIES = (
     "smart_city",              # lingang.5.5
     "service_platform",        # lingang.6.1a/b/c
     "rd_institution",          # lingang.9.2
-    "higher_level_funded",     # changning.7.1, jinan.4a, jinan.4b
+    "higher_level_funded",     # changning.7.1, jinan.4b
     "innovation_project",      # changning.7.2
     "open_scenario",           # changning.7.3
     "scenario_platform",       # hangzhou.11
