@@ -229,6 +229,13 @@ def _join_recognition(lines: pl.DataFrame, rule: Rule, ctx: Context) -> pl.DataF
         .select("applicant_id", "matter_id", *REC_COLUMNS)
     )
     out = lines.join(rec, on=["applicant_id", "matter_id"], how="left")
+    if rule.recognition_in_advance:
+        # 经事前认定备案: the line says when it was recognised and when the event took place
+        if "detail" not in out.columns:
+            out = out.with_columns(pl.lit(None, pl.String).alias("detail"))
+        out = out.with_columns(pl.coalesce("detail", pl.when(pl.col("recognized_on").is_not_null()).then(
+            pl.format("recognised on {}, held on {}", pl.col("recognized_on").dt.to_string("%Y-%m-%d"),
+                      pl.col("line_date").dt.to_string("%Y-%m-%d")))).alias("detail"))
     return out.with_columns(
         pl.col("recognized_on").is_not_null().alias("recognized"),
         (pl.col("in_window") & (pl.col("recognized_on").is_null() | ctx.date_in_window("recognized_on"))).alias("in_window"),
