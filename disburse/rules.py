@@ -197,7 +197,8 @@ class Rule(Strict):
                 raise ValueError(f"{attr}: required for kind {self.kind}")
         if (self.kind == "rate" and self.rate is None and "rate" not in self.params and not self.recognition
                 and self.max_rate is None):
-            raise ValueError("rate: a rate kind needs a rate, a ceiling (max_rate), an administrator rate or an approved rate")
+            raise ValueError("rate: a rate kind needs a rate, a ceiling (max_rate), an administrator rate "
+                             "or an approved rate")
         if self.size_rates:
             for size, value in self.size_rates.items():
                 if not 0 <= value <= 1:
@@ -207,7 +208,8 @@ class Rule(Strict):
                 raise ValueError(f"{key}: a level with a cap must also have an award in levels")
         if self.recognition_under is not None:
             if self.recognition:
-                raise ValueError("recognition_under: a clause is recognised under itself (recognition) or under another, not both")
+                raise ValueError("recognition_under: a clause is recognised under itself (recognition) "
+                                 "or under another, not both")
             if self.recognition_under.split(".", 1)[0] != self.region or self.recognition_under == self.clause_id:
                 raise ValueError("recognition_under: must name another clause of the same region")
         if self.recognition_in_advance and not (self.recognition or self.recognition_under):
@@ -359,7 +361,8 @@ CLAUSE_SCHEMA = {
     "consecutive_years": I, "max_years": I, "min_gap_years": I, "min_quantity": I, "second_cap_fen": I, "period_scope": S,
     "in_kind_text": S, "in_kind_unit": S, "in_kind_max": I,
     "elig_sector": pl.List(S), "elig_size": pl.List(S), "elig_above_scale": B, "elig_credit_ok": B,
-    "elig_max_age_years": I, "elig_max_years_since_move_in": I, "elig_moved_in": B, "elig_new_in_region": B, "params": pl.List(S),
+    "elig_max_age_years": I, "elig_max_years_since_move_in": I, "elig_moved_in": B, "elig_new_in_region": B,
+    "params": pl.List(S),
     "tiers_text": S,
 }
 
