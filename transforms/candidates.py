@@ -365,6 +365,8 @@ def _first_reach(rule: Rule, ctx: Context) -> pl.DataFrame:
         # 注册并实到: a row dated before the firm registered in the region does not count
         arrived = ctx.ledgers["applicants"].select("applicant_id", "registered_in_region_on")
         rows = rows.join(arrived, on="applicant_id").filter(date >= pl.col("registered_in_region_on"))
+        # ... and a firm that arrived before the policy reaches it on its first such row inside the window
+        rows = rows.filter(ctx.date_in_window(date) if led.date_column else ctx.year_in_window())
     first = (
         rows
         .with_columns(date.alias("_date"))
