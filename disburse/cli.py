@@ -19,6 +19,7 @@ from rich.table import Table
 from disburse import offline
 from disburse.job import JOB_ERRORS, check, choose_regions, ingest, ledger_counts, preflight
 from disburse.money import fmt_fen
+from disburse.phrases import phrase
 
 offline.apply()
 
@@ -133,11 +134,13 @@ def explain(
     first = lines.row(0, named=True)
     out.print(f"[bold]{first['applicant_name']}[/bold] ({applicant}), {first['region']}, {year}")
     for line in lines.sort("clause_id", "matter_id", "installment").iter_rows(named=True):
-        out.print(f"\n[bold]{line['clause_id']}[/bold] {line['clause_title']} ({line['article']}) — matter {line['matter_id']}")
+        out.print(f"\n[bold]{line['clause_id']}[/bold] {line['clause_title']}（{line['article']}）— 事项 {line['matter_id']}")
         for step in line["steps"].split(" → "):
             out.print(f"  → {step}", markup=False)
-        out.print(f"  payable: [bold]{fmt_fen(line['payable_fen'])}[/bold]" + (f"   reasons: {line['reasons']}" if line["reasons"] else ""))
-    out.print(f"\nTotal payable: [bold]{fmt_fen(int(lines['payable_fen'].sum()))}[/bold]")
+        codes = line["reasons"].split(";") if line["reasons"] else []
+        why = "；".join(f"{code} {phrase(code) or ''}".rstrip() for code in codes)
+        out.print(f"  应付：[bold]{fmt_fen(line['payable_fen'])}[/bold]" + (f"   原因：{why}" if why else ""))
+    out.print(f"\n应付合计：[bold]{fmt_fen(int(lines['payable_fen'].sum()))}[/bold]")
 
 
 rules_app = typer.Typer(no_args_is_help=True, help="The rules catalogue: list the clauses, show coverage.")

@@ -92,10 +92,13 @@ def publish(inputs: Inputs, checked: Validated, results: list[RegionResult], con
     staged = outputs.stage(out_dir, year, run_id, regions)
     try:
         rejected = rejected_by_region(inputs, checked)
+        run = outputs.RunInfo(run_id, inputs.catalogue.fingerprint, inputs.params.fingerprint)
         counts = {}
         for res in results:
             mine = rejected.filter(pl.col("region") == res.region).drop("region", "applicant_id")
-            counts[res.region] = outputs.write_region(res, mine, year, staged.region_dir(res.region))
+            counts[res.region] = outputs.write_region(
+                res, mine, year, staged.region_dir(res.region), run,
+                previous=outputs.previous_year(out_dir / str(year - 1) / res.region))
         orphans = rejected.filter(pl.col("region").is_null()).drop("region", "applicant_id")
         outputs.write_csv(orphans, staged.staging / "rejected.csv")
         manifest = build_manifest(inputs, checked, results, counts, staged, year=year, run_id=run_id,

@@ -15,10 +15,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import polars as pl
-from jinja2 import Environment, PackageLoader, select_autoescape
-from markupsafe import Markup
 
-from disburse.money import fen_to_yuan_expr, fmt_fen, fmt_fen_expr, rate_text, yuan_text
+from disburse.audit import RunInfo, clause_totals, previous_year, write_audit  # noqa: F401 (re-exported)
+from disburse.excel import write_payments_xlsx
+from disburse.money import fen_to_yuan_expr, rate_text, yuan_text
 from transforms.region import RegionResult
 
 
@@ -34,8 +34,11 @@ def disbursement_frame(result: RegionResult, *, as_text: bool) -> pl.DataFrame:
     )
 
 
-def payments_frame(result: RegionResult) -> pl.DataFrame:
-    return result.payments.select("applicant_id", "applicant_name", yuan_text("total_payable_fen").alias("total_payable"))
+def payments_frame(result: RegionResult, year: int | None = None, run_id: str | None = None) -> pl.DataFrame:
+    """SPEC §4's columns, then the year and the run id (so a file on its own says which run it is)."""
+    extra = [] if year is None else [pl.lit(year, pl.Int64).alias("year"), pl.lit(run_id, pl.String).alias("run_id")]
+    return result.payments.select("applicant_id", "applicant_name", yuan_text("total_payable_fen").alias("total_payable"),
+                                  *extra)
 
 
 def clawbacks_frame(result: RegionResult) -> pl.DataFrame:
@@ -54,15 +57,17 @@ def sha256(path: Path) -> str:
     return h.hexdigest()
 
 
-_env = Environment(loader=PackageLoader("disburse", "templates"), autoescape=select_autoescape())
+def write_region(result: RegionResult, rejected: pl.DataFrame, year: int, directory: Path, run: RunInfo, *,
+                 previous: pl.DataFrame | None = None, detail_limit: int | None = None) -> dict[str, int]:
+    """All of one region's files into DIRECTORY; returns row counts by file name (paths relative to DIRECTORY).
 
-
-def write_region(result: RegionResult, rejected: pl.DataFrame, year: int, directory: Path) -> dict[str, int]:
-    """All of one region's files into DIRECTORY; returns row counts by file name."""
+    PREVIOUS: the previous year's payable lines of the region (``audit.previous_year``), for the audit's comparison.
+    Past detail_limit lines (default ``audit.DETAIL_LIMIT``) the audit's per-line detail goes to paged files under audit/.
+    """
     directory.mkdir(parents=True)
     frames = {
         "disbursements.csv": disbursement_frame(result, as_text=True),
-        "payments.csv": payments_frame(result),
+        "payments.csv": payments_frame(result, year, run.run_id),
         "clawbacks.csv": clawbacks_frame(result),
         "in_kind.csv": result.in_kind.select("applicant_id", "applicant_name", "clause_id", "clause_title", "matter_id",
                                              pl.col("in_kind_quantity").alias("quantity"), pl.col("in_kind_unit").alias("unit"),
@@ -73,54 +78,14 @@ def write_region(result: RegionResult, rejected: pl.DataFrame, year: int, direct
         write_csv(df, directory / name)
     disbursement_frame(result, as_text=False).write_parquet(directory / "disbursements.parquet")
     result.lines.write_parquet(directory / "audit_lines.parquet")
-    (directory / "audit.html").write_text(render_audit(result, year), encoding="utf-8")
     counts = {name: df.height for name, df in frames.items()}
     counts |= {"disbursements.parquet": frames["disbursements.csv"].height, "audit_lines.parquet": result.lines.height}
+    counts |= write_audit(result, year, directory, run, rejected=rejected, previous=previous, detail_limit=detail_limit)
+    counts["payments.xlsx"] = write_payments_xlsx(
+        directory / "payments.xlsx", year=year, region=result.region, run_id=run.run_id,
+        rules_fp=run.rules_fingerprint, params_fp=run.params_fingerprint, payments=result.payments,
+        lines=result.disbursements, totals=clause_totals(result.lines).filter(pl.col("payable_fen") > 0))
     return counts
-
-
-def clause_totals(lines: pl.DataFrame) -> pl.DataFrame:
-    return (
-        lines.group_by("clause_id", "clause_title", "article")
-        .agg(pl.len().alias("lines"), (pl.col("payable_fen") > 0).sum().alias("paid_lines"),
-             pl.col("gross_fen").sum().alias("gross_fen"), pl.col("payable_fen").sum().alias("payable_fen"))
-        .sort("clause_id")
-    )
-
-
-def _html(col: str | pl.Expr) -> pl.Expr:
-    """Text escaped for HTML, vectorised."""
-    e = pl.col(col) if isinstance(col, str) else col
-    e = e.cast(pl.String).fill_null("")
-    for char, entity in (("&", "&amp;"), ("<", "&lt;"), (">", "&gt;"), ('"', "&quot;")):
-        e = e.str.replace_all(char, entity, literal=True)
-    return e
-
-
-def audit_rows(lines: pl.DataFrame) -> str:
-    """One <tr> per line, built with polars string expressions (no Python loop over lines)."""
-    if lines.is_empty():
-        return ""
-    row = pl.format(
-        '<tr class="{}"><td>{}<br><small>{}</small></td><td>{}<br><small>{} ({})</small></td><td>{}</td>'
-        '<td class="num">{}/{}</td><td class="num">{}</td><td class="steps">{}</td><td class="steps">{}</td></tr>',
-        pl.when(pl.col("payable_fen") == 0).then(pl.lit("zero")).otherwise(pl.lit("")),
-        _html("applicant_name"), _html("applicant_id"), _html("clause_id"), _html("clause_title"), _html("article"),
-        _html("matter_id"), pl.col("installment"), pl.col("installments"), fmt_fen_expr(pl.col("payable_fen")),
-        _html("steps"), _html("reasons"),
-    )
-    ordered = lines.sort("applicant_id", "clause_id", "matter_id", "installment")
-    return ordered.select(row.str.join("\n")).item()
-
-
-def render_audit(result: RegionResult, year: int) -> str:
-    return _env.get_template("audit.html.j2").render(
-        region=result.region, year=year, fmt=fmt_fen,
-        totals=clause_totals(result.lines).to_dicts(),
-        total_payable=int(result.lines["payable_fen"].sum() or 0),
-        total_clawback=int(result.clawbacks["amount_fen"].sum() or 0),
-        line_rows=Markup(audit_rows(result.lines)), clawbacks=result.clawbacks.to_dicts(),
-    )
 
 
 @dataclass

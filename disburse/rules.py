@@ -393,15 +393,15 @@ def compile_tables(cat: Catalogue) -> dict[str, pl.DataFrame]:
             "min_gap_years": r.period.min_gap_years if r.period else None,
             "min_quantity": r.min_quantity,
             "second_cap_fen": _fen(r.base.second_cap) if r.base else None,
-            "in_kind_text": (f"at most {r.in_kind.max_quantity} {r.in_kind.unit} for {r.in_kind.duration}"
+            "in_kind_text": (f"不超过 {r.in_kind.max_quantity} {r.in_kind.unit}，期限 {r.in_kind.duration}"
                              if r.in_kind else None),
             "in_kind_unit": r.in_kind.unit if r.in_kind else None,
             "in_kind_max": int(r.in_kind.max_quantity) if r.in_kind else None,
             "period_scope": r.period.scope if r.period else "matter",
             **{f"elig_{f}": v for f, v in elig.items()},
             "params": list(r.params),
-            "tiers_text": ", ".join(
-                f"{fmt_ppm(_ppm(t.rate))} up to {t.up_to:,.2f}" if t.up_to is not None else f"{fmt_ppm(_ppm(t.rate))} above"
+            "tiers_text": "，".join(
+                f"{t.up_to:,.2f} 以内 {fmt_ppm(_ppm(t.rate))}" if t.up_to is not None else f"超过部分 {fmt_ppm(_ppm(t.rate))}"
                 for t in r.tiers) if r.tiers else None,
         })
         if r.tiers:

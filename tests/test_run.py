@@ -64,11 +64,12 @@ def test_cli_run_prints_summary_and_writes_files(ledgers: Path, tmp_path: Path, 
 
 def test_finance_files_are_exact_yuan_with_bom(ledgers: Path, tmp_path: Path) -> None:
     out = tmp_path / "out"
-    run_year(ledgers, out, 2021)
+    manifest, _ = run_year(ledgers, out, 2021)
     raw = (out / "2021" / "lingang" / "payments.csv").read_bytes()
     assert raw.startswith(b"\xef\xbb\xbf")
     payments = pl.read_csv(out / "2021" / "lingang" / "payments.csv", infer_schema=False)
-    assert payments.rows() == [(credit_code("L1"), "L1", "280000.00")]
+    assert payments.columns == ["applicant_id", "applicant_name", "total_payable", "year", "run_id"]
+    assert payments.rows() == [(credit_code("L1"), "L1", "280000.00", "2021", manifest["run_id"])]
     parquet = pl.read_parquet(out / "2021" / "lingang" / "disbursements.parquet")
     assert parquet.schema["payable"] == pl.Decimal(18, 2)
     assert str(parquet["payable"][0]) == "280000.00"
@@ -138,10 +139,12 @@ def test_rerun_replaces_its_own_record_and_never_double_counts(ledgers: Path, tm
     out = tmp_path / "out"
     run_year(ledgers, out, 2021)
     first = state_rows(out / "state.duckdb")
-    first_files = (out / "2021" / "lingang" / "payments.csv").read_bytes()
+    payments = lambda: pl.read_csv(out / "2021" / "lingang" / "payments.csv", infer_schema=False)  # noqa: E731
+    first_files = payments()
     run_year(ledgers, out, 2021)
     assert state_rows(out / "state.duckdb") == first
-    assert (out / "2021" / "lingang" / "payments.csv").read_bytes() == first_files
+    again = payments()
+    assert again.drop("run_id").equals(first_files.drop("run_id")) and again["run_id"][0] != first_files["run_id"][0]
     con = state.connect(out / "state.duckdb", read_only=True)
     try:
         history = state.history(con, pl.DataFrame(schema={c: pl.String for c in ("applicant_id", "clause_id", "matter_id")}
@@ -221,7 +224,9 @@ def test_parquet_ledgers_and_bom_csv_read_alike(ledgers: Path, tmp_path: Path) -
         pl.read_csv(f, infer_schema=False).write_parquet(pq_dir / f"{f.stem}.parquet")
     run_year(pq_dir, pq_out, 2021)
     for region in ("lingang", "changning"):
-        assert (csv_out / "2021" / region / "payments.csv").read_bytes() == (pq_out / "2021" / region / "payments.csv").read_bytes()
+        csv_payments, pq_payments = (pl.read_csv(o / "2021" / region / "payments.csv", infer_schema=False).drop("run_id")
+                                     for o in (csv_out, pq_out))
+        assert csv_payments.equals(pq_payments)
 
 
 def test_explain_prints_one_applicants_steps(tmp_path: Path) -> None:
@@ -235,8 +240,9 @@ def test_explain_prints_one_applicants_steps(tmp_path: Path) -> None:
     text = result.stdout
     assert "changning.8.2" in text and "第八条（二）" in text
     assert "50% × 1,234,567.89 = 617,283.95" in text
-    assert "yearly cap 500,000.00" in text
-    assert "Total payable: 500,000.00" in text
+    assert "年度上限 500,000.00" in text
+    assert "cap:annual 年度上限" in text      # the code, and its words from the phrase table
+    assert "应付合计：500,000.00" in text
     missing = CliRunner().invoke(app, ["explain", "--year", "2022", "--applicant", credit_code("NOBODY"), "--out", str(out)])
     assert missing.exit_code == 2 and "no lines in 2022" in missing.stderr
 

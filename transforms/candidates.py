@@ -19,6 +19,7 @@ import polars as pl
 
 from disburse.ledgers import LEDGERS, ROW
 from disburse.money import PPM, fmt_fen_expr, micro
+from disburse.phrases import field_name
 from disburse.rules import Rule
 
 CANDIDATE_SCHEMA = {
@@ -103,15 +104,15 @@ def _investee_conditions(df: pl.DataFrame, rule: Rule, ctx: Context) -> pl.DataF
     firms = ctx.ledgers["applicants"].select("applicant_id", pl.col("sector").alias("_sector"), pl.col("size").alias("_size"))
     checks = []
     if b.investee_sector is not None:
-        checks.append((pl.col("_sector").is_in(b.investee_sector), pl.format("investee sector {} not eligible", pl.col("_sector"))))
+        checks.append((pl.col("_sector").is_in(b.investee_sector), pl.format("被投企业行业 {} 不符合条款", pl.col("_sector"))))
     if b.investee_size is not None:
-        checks.append((pl.col("_size").is_in(b.investee_size), pl.format("investee size {} not eligible", pl.col("_size"))))
+        checks.append((pl.col("_size").is_in(b.investee_size), pl.format("被投企业规模 {} 不符合条款", pl.col("_size"))))
     if b.max_main_revenue is not None:
         ceiling = int(b.max_main_revenue * 100)
-        checks.append((pl.col("_revenue").is_not_null(), pl.lit("no revenue figure for the investee that year")))
-        checks.append((pl.col("_revenue") <= ceiling, pl.format("investee main revenue {} above {}", fmt_fen_expr(pl.col("_revenue")),
+        checks.append((pl.col("_revenue").is_not_null(), pl.lit("被投企业当年没有营业收入数据")))
+        checks.append((pl.col("_revenue") <= ceiling, pl.format("被投企业主营业务收入 {} 高于 {}", fmt_fen_expr(pl.col("_revenue")),
                                                                 fmt_fen_expr(pl.lit(ceiling)))))
-    detail = pl.lit("investee conditions met")
+    detail = pl.lit("被投企业条件满足")
     for ok, why in reversed(checks):
         detail = pl.when(~ok.fill_null(False)).then(why).otherwise(detail)
     met = pl.all_horizontal([ok.fill_null(False) for ok, _ in checks])
@@ -164,7 +165,7 @@ def _finish(df: pl.DataFrame, rule: Rule, supersede_key: pl.Expr | None = None) 
 
 
 def _rows_text(ledger: str) -> pl.Expr:
-    return pl.format("{} row {}", pl.lit(ledger), pl.col(ROW))
+    return pl.format("{} 第 {} 行", pl.lit(ledger), pl.col(ROW))
 
 
 def _ledger_base(rule: Rule, ctx: Context) -> pl.DataFrame:
@@ -182,7 +183,7 @@ def _ledger_base(rule: Rule, ctx: Context) -> pl.DataFrame:
         payee = pl.col(b.payee) if b.payee else pl.col("applicant_id")
         source = _rows_text(b.ledger)
         if b.payee:
-            source = pl.format("{} (investee {})", source, pl.col("applicant_id"))
+            source = pl.format("{}（被投企业 {}）", source, pl.col("applicant_id"))
         out = df.select(
             payee.alias("applicant_id"),
             pl.col(led.key[0]).alias("matter_id"),
@@ -203,7 +204,7 @@ def _ledger_base(rule: Rule, ctx: Context) -> pl.DataFrame:
             second.filter(pl.col("_in")).sum().alias("second_fen") if b.second_amount else pl.lit(None, pl.Int64).alias("second_fen"),
             pl.col("_amt").filter(~pl.col("_in")).sum().alias("excluded_fen"),
             pl.col("_in").any().alias("in_window"),
-            pl.format("{} rows {}", pl.lit(b.ledger), pl.col(ROW).sort().cast(pl.String).str.join(", ")).alias("source"),
+            pl.format("{} 第 {} 行", pl.lit(b.ledger), pl.col(ROW).sort().cast(pl.String).str.join(", ")).alias("source"),
             # every row summed must meet the base's conditions on its applicant
             *([pl.col("condition_met").all(), pl.col("detail").sort_by("condition_met").first()]
               if "condition_met" in df.columns else []),
@@ -312,13 +313,13 @@ def _levels(rule: Rule, ctx: Context) -> pl.DataFrame:
     return (
         lines.join(best, on=matter, how="left")
         .with_columns(
-            pl.when(pl.col("top_level").is_null()).then(pl.format("level {}", pl.col("level")))
+            pl.when(pl.col("top_level").is_null()).then(pl.format("等级 {}", pl.col("level")))
             .when((pl.col("top_level") != pl.col("level")) | (pl.col("top_on") != pl.col("line_date")))
-            .then(pl.format("level {}; the best recognition so far: {} of {}{}", pl.col("level"), pl.col("top_level"),
+            .then(pl.format("等级 {}；至今最好的认定：{}（{}）{}", pl.col("level"), pl.col("top_level"),
                             pl.col("top_on").dt.to_string("%Y-%m-%d"),
                             pl.when(pl.col("approved_fen").is_not_null())
-                            .then(pl.format(", approved {}", fmt_fen_expr(pl.col("approved_fen")))).otherwise(pl.lit(""))))
-            .otherwise(pl.format("level {}", pl.col("level"))).alias("detail"),
+                            .then(pl.format("，核定 {}", fmt_fen_expr(pl.col("approved_fen")))).otherwise(pl.lit(""))))
+            .otherwise(pl.format("等级 {}", pl.col("level"))).alias("detail"),
         )
         .select(list(CANDIDATE_SCHEMA))
     )
@@ -335,7 +336,7 @@ def _ladder(rule: Rule, ctx: Context) -> pl.DataFrame:
         .group_by("applicant_id").agg(pl.col("award_fen").max().alias("target_fen"),
                                       pl.col("threshold_fen").max().alias("_threshold"))
     )
-    word = "exceeds" if rule.ladder.comparison == "over" else "reaches"
+    word = "超过" if rule.ladder.comparison == "over" else "达到"
     out = (
         ctx.ledgers[led].filter(pl.col("year") == ctx.year)
         .join(top, on="applicant_id", how="left")
@@ -348,8 +349,8 @@ def _ladder(rule: Rule, ctx: Context) -> pl.DataFrame:
             _rows_text(led).alias("source"),
             pl.col("target_fen").fill_null(0),
             pl.when(pl.col("_threshold").is_not_null())
-            .then(pl.format("highest step passed so far: {} {} {}", pl.lit(fig), pl.lit(word), fmt_fen_expr(pl.col("_threshold"))))
-            .otherwise(pl.format("{} has passed no step", pl.lit(fig))).alias("detail"),
+            .then(pl.format("至今最高一档：{} {} {}", pl.lit(field_name(fig)), pl.lit(word), fmt_fen_expr(pl.col("_threshold"))))
+            .otherwise(pl.format("{} 尚未达到任何一档", pl.lit(field_name(fig)))).alias("detail"),
         )
     )
     return _finish(out, rule, pl.format("{}:{}:{}", pl.lit(led), pl.lit(fig), pl.col("matter_id")))
@@ -382,8 +383,8 @@ def _first_reach(rule: Rule, ctx: Context) -> pl.DataFrame:
         pl.col(b.amount).alias("base_fen"),
         in_window.alias("in_window"),
         _rows_text(b.ledger).alias("source"),
-        pl.format("{} first reached {} on {}", pl.lit(b.amount), fmt_fen_expr(pl.lit(int(rule.threshold * 100))),
-                  pl.col("_date").dt.to_string("%Y-%m-%d")).alias("detail"),
+        pl.format("{} 于 {} 首次达到 {}", pl.lit(field_name(b.amount)), pl.col("_date").dt.to_string("%Y-%m-%d"),
+                  fmt_fen_expr(pl.lit(int(rule.threshold * 100)))).alias("detail"),
     )
     key = pl.format("{}:{}:first_reach:{}", pl.lit(b.ledger), pl.lit(b.amount), pl.col("matter_id"))
     return _finish(_join_recognition(out, rule, ctx), rule, key)
@@ -415,9 +416,9 @@ def _growth(rule: Rule, ctx: Context) -> pl.DataFrame:
         ctx.year_in_window().alias("in_window"),
         _rows_text("rd").alias("source"),
         met.alias("condition_met"),
-        pl.when(met).then(pl.format("R&D increase {}", fmt_fen_expr(increase)))
-        .otherwise(pl.lit(f"not met: R&D growth ≥{g.min_growth:%} for {g.years} years, intensity ≥{g.min_intensity:%}, "
-                          f"increase ≥{g.min_increase:,}")).alias("detail"),
+        pl.when(met).then(pl.format("研发投入增加 {}", fmt_fen_expr(increase)))
+        .otherwise(pl.lit(f"未满足：研发投入连续 {g.years} 年增长不低于 {g.min_growth:%}、研发强度不低于 {g.min_intensity:%}、"
+                          f"增加额不低于 {g.min_increase:,}")).alias("detail"),
     )
     return _finish(out, rule, pl.format("rd:growth:{}", pl.col("matter_id")))
 
@@ -431,7 +432,7 @@ def _matching(rule: Rule, ctx: Context) -> pl.DataFrame:
         p.filter(pl.col("year") <= ctx.year)
         .group_by("project_id")
         .agg(pl.col(rule.base.amount).fill_null(0).sum().alias("base_fen"),
-             pl.format("projects rows {}", pl.col(ROW).sort().cast(pl.String).str.join(", ")).first().alias("source"))
+             pl.format("projects 第 {} 行", pl.col(ROW).sort().cast(pl.String).str.join(", ")).first().alias("source"))
     )
     out = accepted.join(funding, on="project_id").select(
         "applicant_id",
@@ -440,7 +441,7 @@ def _matching(rule: Rule, ctx: Context) -> pl.DataFrame:
         "base_fen",
         ctx.date_in_window("accepted_on").alias("in_window"),
         "source",
-        pl.format("accepted on {}", pl.col("accepted_on").dt.to_string("%Y-%m-%d")).alias("detail"),
+        pl.format("{} 验收", pl.col("accepted_on").dt.to_string("%Y-%m-%d")).alias("detail"),
     )
     return _finish(_join_recognition(out, rule, ctx), rule)
 

@@ -30,6 +30,14 @@ CLAWBACK_SCHEMA = {
     "applicant_id": pl.String, "clause_id": pl.String, "matter_id": pl.String,
     "amount_fen": pl.Int64, "reason": pl.String,
 }
+# Codes of the limits across years and within a year (SPEC §5.7): a line they stop pays 0.00.
+PERIOD_REASONS = {
+    "one_off": "one_off_already_paid",
+    "first_year_only": "period:first_year_only",
+    "consecutive_years": "period:consecutive_years_over",
+    "max_years": "period:max_years_reached",
+    "min_gap_years": "period:too_soon_after_last_payment",
+}
 PARAM_SCHEMA = {"clause_id": pl.String, "p_rate_ppm": pl.Int64, "p_annual_cap_fen": pl.Int64,
                 "p_item_cap_fen": pl.Int64, "p_amount_fen": pl.Int64}
 
@@ -66,40 +74,45 @@ def scheduled_installments(history: pl.DataFrame, clauses: pl.DataFrame, year: i
     )
 
 
-def eligibility_reason(year: int) -> pl.Expr:
-    """The first reason a line cannot be paid, or null. Needs applicant and clause columns."""
+def eligibility_checks(year: int) -> list[tuple[pl.Expr, str]]:
+    """(condition, reason code) in the order they are tried. Needs applicant and clause columns."""
     year_end = pl.lit(dt.date(year, 12, 31))
     age_limit = pl.col("established_on").dt.offset_by(pl.format("{}y", pl.col("elig_max_age_years")))
     move_limit = pl.col("registered_in_region_on").dt.offset_by(pl.format("{}y", pl.col("elig_max_years_since_move_in")))
     checks = [
-        (~pl.col("in_window"), pl.lit("outside_validity")),
+        (~pl.col("in_window"), "outside_validity"),
         # the payee (the row's applicant, or the investor it names) must be an accepted applicant of the region
-        (pl.col("applicant_region").is_null(), pl.lit("ineligible:not_an_applicant_of_the_region")),
-        (pl.col("fraud_found_on") <= year_end, pl.lit("ineligible:fraud")),
-        (pl.col("relocated_out_on") <= year_end, pl.lit("ineligible:relocated_out")),
-        (pl.col("registered_in_region_on") > year_end, pl.lit("ineligible:not_yet_in_region")),
-        (pl.col("elig_credit_ok") & ~pl.col("credit_ok"), pl.lit("ineligible:credit")),
-        (~pl.col("elig_sector").list.contains(pl.col("sector")), pl.lit("ineligible:sector")),
-        (~pl.col("elig_size").list.contains(pl.col("size")), pl.lit("ineligible:size")),
-        (pl.col("elig_above_scale") & ~pl.col("above_scale"), pl.lit("ineligible:not_above_scale")),
-        (pl.col("line_date") > age_limit, pl.lit("ineligible:too_old")),
-        (pl.col("line_date") > move_limit, pl.lit("ineligible:moved_in_too_long_ago")),
+        (pl.col("applicant_region").is_null(), "ineligible:not_an_applicant_of_the_region"),
+        (pl.col("fraud_found_on") <= year_end, "ineligible:fraud"),
+        (pl.col("relocated_out_on") <= year_end, "ineligible:relocated_out"),
+        (pl.col("registered_in_region_on") > year_end, "ineligible:not_yet_in_region"),
+        (pl.col("elig_credit_ok") & ~pl.col("credit_ok"), "ineligible:credit"),
+        (~pl.col("elig_sector").list.contains(pl.col("sector")), "ineligible:sector"),
+        (~pl.col("elig_size").list.contains(pl.col("size")), "ineligible:size"),
+        (pl.col("elig_above_scale") & ~pl.col("above_scale"), "ineligible:not_above_scale"),
+        (pl.col("line_date") > age_limit, "ineligible:too_old"),
+        (pl.col("line_date") > move_limit, "ineligible:moved_in_too_long_ago"),
         # N年内 after moving in: an event before the move-in is not within N years of it
         (pl.col("elig_max_years_since_move_in").is_not_null() & (pl.col("line_date") < pl.col("registered_in_region_on")),
-         pl.lit("ineligible:before_moving_in")),
-        (pl.col("elig_moved_in") & (pl.col("registered_in_region_on") <= pl.col("established_on")), pl.lit("ineligible:not_moved_in")),
-        (pl.col("elig_new_in_region") & ~pl.col("registered_in_window"), pl.lit("ineligible:not_new_in_region")),
-        (~pl.col("recognized"), pl.lit("ineligible:not_recognised")),
+         "ineligible:before_moving_in"),
+        (pl.col("elig_moved_in") & (pl.col("registered_in_region_on") <= pl.col("established_on")), "ineligible:not_moved_in"),
+        (pl.col("elig_new_in_region") & ~pl.col("registered_in_window"), "ineligible:not_new_in_region"),
+        (~pl.col("recognized"), "ineligible:not_recognised"),
         (pl.col("recognition_in_advance") & (pl.col("recognized_on") > pl.col("line_date")),
-         pl.lit("ineligible:recognised_after_the_event")),
+         "ineligible:recognised_after_the_event"),
         (pl.col("recognition") & pl.col("kind").is_in(["rate", "matching", "growth"]) & pl.col("rate_ppm").is_null()
-         & pl.col("approved_ppm").is_null() & pl.col("max_rate_ppm").is_not_null(), pl.lit("not_approved:no_rate")),
-        (~pl.col("condition_met"), pl.lit("condition_not_met")),
-        (pl.col("quantity").fill_null(0) < pl.col("min_quantity"), pl.lit("condition_not_met:quantity_below_minimum")),
+         & pl.col("approved_ppm").is_null() & pl.col("max_rate_ppm").is_not_null(), "not_approved:no_rate"),
+        (~pl.col("condition_met"), "condition_not_met"),
+        (pl.col("quantity").fill_null(0) < pl.col("min_quantity"), "condition_not_met:quantity_below_minimum"),
     ]
+    return checks
+
+
+def eligibility_reason(year: int) -> pl.Expr:
+    """The first reason a line cannot be paid, or null."""
     expr = pl.lit(None, pl.String)
-    for cond, reason in reversed(checks):
-        expr = pl.when(cond.fill_null(False)).then(reason).otherwise(expr)
+    for cond, reason in reversed(eligibility_checks(year)):
+        expr = pl.when(cond.fill_null(False)).then(pl.lit(reason)).otherwise(expr)
     return expr
 
 
@@ -177,8 +190,8 @@ def compute_lines(
     later = sched.with_columns(
         pl.lit(dt.date(year, 12, 31)).alias("line_date"), pl.lit(True).alias("in_window"),
         pl.lit(True).alias("recognized"), pl.lit(True).alias("condition_met"), pl.lit(True).alias("scheduled"),
-        pl.format("installment {} of the award earned in {}", pl.col("installment"), pl.col("earned_year")).alias("detail"),
-        pl.lit("state").alias("source"), pl.col("matter_id").alias("supersede_key"),
+        pl.format("{} 年核定奖励的第 {} 期", pl.col("earned_year"), pl.col("installment")).alias("detail"),
+        pl.lit("以往年度兑付记录").alias("source"), pl.col("matter_id").alias("supersede_key"),
     )
     lines = (
         pl.concat([new, later], how="diagonal_relaxed")
@@ -260,11 +273,11 @@ def compute_lines(
         pl.when(live & pl.col("level_up")).then((pl.col("gross_fen") - pl.col("paid_matter_fen")).clip(lower_bound=0))
         .otherwise(pl.col("gross_fen")).alias("after_level_up_fen"),
         pl.when(~live).then(None)
-        .when(pl.col("one_off") & (by_scope("one_off_scope", "paid_matter_fen", "paid_applicant_fen") > 0)).then(pl.lit("one_off_already_paid"))
-        .when(pl.col("first_year_only") & first_year.is_not_null()).then(pl.lit("period:first_year_only"))
-        .when((pl.lit(year) - first_year) >= pl.col("consecutive_years")).then(pl.lit("period:consecutive_years_over"))
-        .when(n_years >= pl.col("max_years")).then(pl.lit("period:max_years_reached"))
-        .when(pl.col("line_date") < gap_ends).then(pl.lit("period:too_soon_after_last_payment"))
+        .when(pl.col("one_off") & (by_scope("one_off_scope", "paid_matter_fen", "paid_applicant_fen") > 0)).then(pl.lit(PERIOD_REASONS["one_off"]))
+        .when(pl.col("first_year_only") & first_year.is_not_null()).then(pl.lit(PERIOD_REASONS["first_year_only"]))
+        .when((pl.lit(year) - first_year) >= pl.col("consecutive_years")).then(pl.lit(PERIOD_REASONS["consecutive_years"]))
+        .when(n_years >= pl.col("max_years")).then(pl.lit(PERIOD_REASONS["max_years"]))
+        .when(pl.col("line_date") < gap_ends).then(pl.lit(PERIOD_REASONS["min_gap_years"]))
         .alias("period_block"),
     )
     # A one-off award, or one that needs years between payments, is paid for the first line
@@ -278,8 +291,8 @@ def compute_lines(
     not_first = lambda group: pl.int_range(pl.len()).over(group, order_by=slot_order) > 0  # noqa: E731
     limited = lines.filter(open_ & (pl.col("one_off") | pl.col("min_gap_years").is_not_null())).select(
         "_line",
-        pl.when(pl.col("one_off") & not_first(one_off_group)).then(pl.lit("one_off_already_paid"))
-        .when(pl.col("min_gap_years").is_not_null() & not_first(gap_group)).then(pl.lit("period:too_soon_after_last_payment"))
+        pl.when(pl.col("one_off") & not_first(one_off_group)).then(pl.lit(PERIOD_REASONS["one_off"]))
+        .when(pl.col("min_gap_years").is_not_null() & not_first(gap_group)).then(pl.lit(PERIOD_REASONS["min_gap_years"]))
         .alias("_slot_block"),
     )
     lines = lines.join(limited, on="_line", how="left").with_columns(
@@ -393,8 +406,8 @@ def clawbacks(applicants: pl.DataFrame, history: pl.DataFrame, recovered: pl.Dat
     a = applicants.join(first_paid, on="applicant_id", how="left")
     fraud = a.filter(pl.col("fraud_found_on").dt.year() == year).select(
         "applicant_id",
-        pl.format("fraud found on {}: everything received is recovered{}", pl.col("fraud_found_on").dt.to_string("%Y-%m-%d"),
-                  pl.lit(f" ({fraud_text})" if fraud_text else "")).alias("reason"),
+        pl.format("{} 查实弄虚作假：追回已获得的全部支持资金{}", pl.col("fraud_found_on").dt.to_string("%Y-%m-%d"),
+                  pl.lit(f"（{fraud_text}）" if fraud_text else "")).alias("reason"),
     )
     parts = [fraud]
     if relocation_years is not None:
@@ -405,11 +418,10 @@ def clawbacks(applicants: pl.DataFrame, history: pl.DataFrame, recovered: pl.Dat
             & ~pl.col("applicant_id").is_in(fraud.get_column("applicant_id").implode())
         ).select(
             "applicant_id",
-            pl.format("moved out of {} on {}, within {} years of the first payment under the policy (dated {}): "
-                      "everything received is returned{}",
-                      pl.lit(region), pl.col("relocated_out_on").dt.to_string("%Y-%m-%d"), pl.lit(relocation_years),
-                      pl.col("first_paid_on").dt.to_string("%Y-%m-%d"),
-                      pl.lit(f" ({relocation_text})" if relocation_text else "")).alias("reason"),
+            pl.format("{} 迁出 {}，在本政策下首次获得支持（{}）后 {} 年内：退回已获得的全部支持资金{}",
+                      pl.col("relocated_out_on").dt.to_string("%Y-%m-%d"), pl.lit(region),
+                      pl.col("first_paid_on").dt.to_string("%Y-%m-%d"), pl.lit(relocation_years),
+                      pl.lit(f"（{relocation_text}）" if relocation_text else "")).alias("reason"),
         )
         parts.append(moved)
     who = pl.concat(parts)

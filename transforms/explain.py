@@ -1,9 +1,10 @@
-"""Every line in words: the chain of steps and the reason codes (SPEC §5.12).
+"""Every line in words: the chain of steps (in Chinese) and the reason codes (SPEC §5.12).
 
 Reads only the step columns that ``transforms.compute`` keeps, so the audit,
 ``disburse explain`` and the finance files tell one story. Each step that
 changed a line is decided once (FLAGS); its words and its reason code are
-both rendered from that decision.
+both rendered from that decision; the words of a code come from
+``disburse.phrases``, the one table the audit and payments.xlsx use too.
 """
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ import polars as pl
 
 from disburse.money import fmt_fen_expr as F
 from disburse.money import fmt_ppm_expr as P
+from disburse.phrases import REASONS, reasons_expr
+from transforms.compute import PERIOD_REASONS, eligibility_checks
 
 c = pl.col
 FLAGS = {
@@ -28,53 +31,67 @@ FLAGS = {
 }
 
 
+# Reason codes that carry a value after their colon, by the flag that sets them.
+VALUED = {"paid_before_under": "paid_before_under", "superseded": "superseded_by", "installment": "installment"}
+
+
+def reason_codes() -> set[str]:
+    """Every reason code a line can carry (a valued code by its name before the colon)."""
+    return ({code for _, code in eligibility_checks(2000)} | set(PERIOD_REASONS.values())
+            | {VALUED.get(name, name) for name in FLAGS})
+
+
 def _flag(name: str) -> pl.Expr:
     return c(f"_flag_{name}").fill_null(False)
+
+
+def _word(code: str) -> pl.Expr:
+    return pl.lit(REASONS[code])
 
 
 def _formula() -> pl.Expr:
     kind = c("kind")
     base_text = pl.when(c("excluded_fen") > 0).then(
-        pl.format("{} ({} dated outside the policy window left out)", F(c("base_fen")), F(c("excluded_fen")))
+        pl.format("{}（另有 {} 不在政策有效期内，未计入）", F(c("base_fen")), F(c("excluded_fen")))
     ).otherwise(F(c("base_fen")))
     return (
         pl.when(c("second_fen").is_not_null())
-        .then(pl.format("{} × {} + {} × {} (at most {}) = {}", P(c("eff_rate_ppm")), base_text, P(c("eff_rate_ppm")),
+        .then(pl.format("{} × {} + {} × {}（最多 {}）= {}", P(c("eff_rate_ppm")), base_text, P(c("eff_rate_ppm")),
                         F(c("second_fen")), F(c("second_cap_fen")), F(c("formula_fen"))))
         .when(kind.is_in(["rate", "matching", "growth"]) | ((kind == "first_reach") & c("eff_rate_ppm").is_not_null()))
         .then(pl.format("{} × {} = {}", P(c("eff_rate_ppm")), base_text, F(c("formula_fen"))))
-        .when(kind == "in_kind").then(pl.format("in kind, not money: {} {} ({})", c("in_kind_quantity"), c("in_kind_unit"), c("in_kind_text")))
-        .when(kind == "progressive").then(pl.format("tiers ({}) on {} = {}", c("tiers_text"), base_text, F(c("formula_fen"))))
-        .when(kind.is_in(["fixed", "first_reach"])).then(pl.format("fixed award {}", F(c("formula_fen"))))
+        .when(kind == "in_kind").then(pl.format("{}：{} {}（{}）", _word("in_kind"), c("in_kind_quantity"), c("in_kind_unit"),
+                                                c("in_kind_text")))
+        .when(kind == "progressive").then(pl.format("分段计算（{}），基数 {} = {}", c("tiers_text"), base_text, F(c("formula_fen"))))
+        .when(kind.is_in(["fixed", "first_reach"])).then(pl.format("定额奖励 {}", F(c("formula_fen"))))
         .when(kind == "per_unit").then(pl.format("{} × {} = {}", F(c("unit_fen")), c("quantity"), F(c("formula_fen"))))
-        .when(kind == "approved").then(pl.format("approved amount {}", F(c("formula_fen"))))
-        .otherwise(pl.format("award {}", F(c("formula_fen"))))
+        .when(kind == "approved").then(pl.format("核定金额 {}", F(c("formula_fen"))))
+        .otherwise(pl.format("奖励 {}", F(c("formula_fen"))))
     )
 
 
 def _steps() -> list[pl.Expr]:
     return [
-        pl.when(c("detail").is_not_null()).then(pl.format("{}: {}", c("source"), c("detail"))).otherwise(c("source")),
+        pl.when(c("detail").is_not_null()).then(pl.format("{}：{}", c("source"), c("detail"))).otherwise(c("source")),
         pl.when(_flag("approved_rate_capped"))
-        .then(pl.format("approved rate {} is above the clause's {}: {} applies", P(c("approved_ppm")),
-                        P(c("eff_rate_ppm")), P(c("eff_rate_ppm")))),
-        pl.when(c("scheduled")).then(pl.format("award {} earned in {}", F(c("award_fen")), c("earned_year"))).otherwise(_formula()),
-        pl.when(_flag("approved_amount")).then(pl.format("approved amount {}", F(c("approved_fen")))),
+        .then(pl.format("核定比例 {} 高于条款比例 {}，按 {}", P(c("approved_ppm")), P(c("eff_rate_ppm")), P(c("eff_rate_ppm")))),
+        pl.when(c("scheduled")).then(pl.format("{} 年核定奖励 {}", c("earned_year"), F(c("award_fen")))).otherwise(_formula()),
+        pl.when(_flag("approved_amount")).then(pl.format("{} {}", _word("approved_amount"), F(c("approved_fen")))),
         pl.when(_flag("level_up"))
-        .then(pl.format("level-up difference: minus {} paid before = {}", F(c("paid_matter_fen")), F(c("after_level_up_fen")))),
-        pl.when(c("period_block").is_not_null()).then(pl.format("0.00 ({})", c("period_block"))),
-        pl.when(_flag("cap:item")).then(pl.format("per-item cap {} → {}", F(c("item_cap_applied_fen")), F(c("after_item_fen")))),
+        .then(pl.format("晋级补差：减去此前已付 {} = {}", F(c("paid_matter_fen")), F(c("after_level_up_fen")))),
+        pl.when(c("period_block").is_not_null()).then(pl.format("0.00（{}）", reasons_expr("period_block"))),
+        pl.when(_flag("cap:item")).then(pl.format("{} {} → {}", _word("cap:item"), F(c("item_cap_applied_fen")), F(c("after_item_fen")))),
         pl.when(_flag("paid_before_under"))
-        .then(pl.format("{} minus {} the same matter received in earlier years under {} (never twice) = {}",
-                        F(c("alone_fen")), F(c("competing_paid_fen")), c("competing_clauses"), F(c("after_competing_fen")))),
-        pl.when(_flag("superseded")).then(pl.format("0.00: superseded by {} (keep the highest, never twice)", c("superseded_by"))),
+        .then(pl.format("{} 减去同一事项以往年度在 {} 下已获得的 {}（不重复享受）= {}",
+                        F(c("alone_fen")), c("competing_clauses"), F(c("competing_paid_fen")), F(c("after_competing_fen")))),
+        pl.when(_flag("superseded")).then(pl.format("0.00：就高不重复，由 {} 替代（同一事项只取最高一项）", c("superseded_by"))),
         pl.when(_flag("cap:annual"))
-        .then(pl.format("yearly cap {} (filled in date order) → {}", F(c("annual_cap_fen")), F(c("after_annual_fen")))),
+        .then(pl.format("{} {}（按日期先后计入）→ {}", _word("cap:annual"), F(c("annual_cap_fen")), F(c("after_annual_fen")))),
         pl.when(_flag("cap:cumulative"))
-        .then(pl.format("cumulative cap {} with {} paid before → {}", F(c("cumulative_cap_fen")),
+        .then(pl.format("{} {}，此前已付 {} → {}", _word("cap:cumulative"), F(c("cumulative_cap_fen")),
                         F(c("cum_paid_before_fen")), F(c("after_cumulative_fen")))),
-        pl.when(_flag("installment")).then(pl.format("installment {} of {}: {}", c("installment"), c("installments"), F(c("payable_fen")))),
-        pl.when(c("blocked").is_not_null()).then(pl.format("not paid: {}", c("blocked"))),
+        pl.when(_flag("installment")).then(pl.format("分期拨付第 {}/{} 期：{}", c("installment"), c("installments"), F(c("payable_fen")))),
+        pl.when(c("blocked").is_not_null()).then(pl.format("不予支付：{}", reasons_expr("blocked"))),
     ]
 
 
@@ -84,16 +101,16 @@ def _reasons() -> list[pl.Expr]:
         *(pl.when(_flag(name)).then(pl.lit(name)) for name in ("approved_amount", "approved_rate_capped", "level_up")),
         c("period_block"),
         pl.when(_flag("cap:item")).then(pl.lit("cap:item")),
-        pl.when(_flag("paid_before_under")).then(pl.format("paid_before_under:{}", c("competing_clauses"))),
-        pl.when(_flag("superseded")).then(pl.format("superseded_by:{}", c("superseded_by"))),
+        pl.when(_flag("paid_before_under")).then(pl.format("{}:{}", pl.lit(VALUED["paid_before_under"]), c("competing_clauses"))),
+        pl.when(_flag("superseded")).then(pl.format("{}:{}", pl.lit(VALUED["superseded"]), c("superseded_by"))),
         *(pl.when(_flag(name)).then(pl.lit(name)) for name in ("cap:annual", "cap:cumulative")),
-        pl.when(_flag("installment")).then(pl.format("installment:{}/{}", c("installment"), c("installments"))),
+        pl.when(_flag("installment")).then(pl.format("{}:{}/{}", pl.lit(VALUED["installment"]), c("installment"), c("installments"))),
         pl.when(_flag("in_kind")).then(pl.lit("in_kind")),
     ]
 
 
 def explain(lines: pl.DataFrame) -> pl.DataFrame:
-    """Adds ``steps`` (text, steps joined by ' → ') and ``reasons`` (codes joined by ';')."""
+    """Adds ``steps`` (Chinese text, steps joined by ' → ') and ``reasons`` (codes joined by ';')."""
     flagged = lines.with_columns(cond.alias(f"_flag_{name}") for name, cond in FLAGS.items())
     return flagged.with_columns(
         pl.concat_list(_steps()).list.drop_nulls().list.join(" → ").alias("steps"),

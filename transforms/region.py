@@ -11,7 +11,7 @@ Frames in, frames out; no files. Grains:
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import polars as pl
 
@@ -32,11 +32,18 @@ AUDIT_COLUMNS = [
 ]
 
 
+CLAUSE_TEXT_SCHEMA = {"clause_id": pl.String, "clause_title": pl.String, "article": pl.String, "text": pl.String}
+
+
 @dataclass
 class RegionResult:
     region: str
     lines: pl.DataFrame
     clawbacks: pl.DataFrame
+    # for the audit: each clause's article quoted (CLAUSE_TEXT_SCHEMA), the policy's title and its 就高不重复 article
+    clauses: pl.DataFrame = field(default_factory=lambda: pl.DataFrame(schema=CLAUSE_TEXT_SCHEMA))
+    policy_title: str = ""
+    keep_highest_text: str | None = None
 
     @property
     def disbursements(self) -> pl.DataFrame:
@@ -110,4 +117,6 @@ def compute_region(
     pol = cat.policies[region].provisions
     claws = clawbacks(applicants, history, recovered, year, region,
                       pol.clawback_on_relocation_years, pol.clawback_text, pol.fraud_text)
-    return RegionResult(region, lines, claws)
+    texts = pl.DataFrame([(r.clause_id, r.title, r.article, r.text) for r in cat.rules_of(region)],
+                         schema=CLAUSE_TEXT_SCHEMA, orient="row")
+    return RegionResult(region, lines, claws, texts, cat.policies[region].title, pol.keep_highest)

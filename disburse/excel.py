@@ -1,0 +1,145 @@
+"""payments.xlsx: the finance handoff as a workbook.
+
+Sheets: 封面 (year, region, run id, fingerprints, totals), 付款 (one row per
+applicant, as payments.csv), 明细 (one row per payable line, as
+disbursements.csv, with the reasons in words; past a sheet's capacity it goes
+on in 明细 2, …), 条款汇总 (totals per clause). Ids are text cells (an
+18-character credit code of digits never becomes a number); amounts are
+numeric cells holding the exact yuan text of the fen amount ("1234.56"),
+formatted to the fen.
+
+xlsxwriter writes the workbook (styles, cover, headers, column widths, the
+money format); the data rows of the sheets are then rendered with polars
+string expressions as the cell XML xlsxwriter writes in its constant-memory
+mode (strings inline, numbers with the money format's style) and spliced into
+those sheets. Cell by cell through xlsxwriter cost about 20 µs a cell here:
+12 s of the write stage for the 100,000-applicant city.
+"""
+
+from __future__ import annotations
+
+import re
+import zipfile
+from pathlib import Path
+
+import polars as pl
+import xlsxwriter
+
+from disburse.money import fmt_ppm_expr, yuan_text
+from disburse.phrases import reasons_expr
+
+SHEET_ROWS = 1_000_000  # an Excel sheet holds 1,048,576 rows
+TEXT, MONEY, INT = "text", "money", "int"
+_XML_BAD = r"[\x00-\x08\x0b\x0c\x0e-\x1f]"
+
+
+def _letters(j: int) -> str:
+    s = ""
+    j += 1
+    while j:
+        j, r = divmod(j - 1, 26)
+        s = chr(65 + r) + s
+    return s
+
+
+def _xml_text(e: pl.Expr) -> pl.Expr:
+    e = e.cast(pl.String).str.replace_all(_XML_BAD, "")
+    for char, entity in (("&", "&amp;"), ("<", "&lt;"), (">", "&gt;")):
+        e = e.str.replace_all(char, entity, literal=True)
+    return e
+
+
+def _cell(j: int, kind: str, value: pl.Expr, row: pl.Expr, money_style: int) -> pl.Expr:
+    """One cell's XML (empty for a null or empty text), as xlsxwriter writes it in constant-memory mode."""
+    ref = pl.format("{}{}", pl.lit(_letters(j)), row)
+    if kind == MONEY:
+        xml = pl.format('<c r="{}" s="{}"><v>{}</v></c>', ref, pl.lit(money_style), yuan_text(value))
+    elif kind == INT:
+        xml = pl.format('<c r="{}"><v>{}</v></c>', ref, value)
+    else:
+        xml = pl.format('<c r="{}" t="inlineStr"><is><t xml:space="preserve">{}</t></is></c>', ref, _xml_text(value))
+        xml = pl.when(value.cast(pl.String) == "").then(None).otherwise(xml)
+    return xml.fill_null("")
+
+
+def _rows_xml(df: pl.DataFrame, columns: list[tuple[str, str, pl.Expr]], money_style: int) -> str:
+    """Rows 2.. of a sheet (row 1 is the header) as one XML string, vectorised."""
+    if df.is_empty():
+        return ""
+    row = pl.int_range(2, pl.len() + 2)
+    cells = [_cell(j, kind, expr, row, money_style) for j, (_, kind, expr) in enumerate(columns)]
+    xml = pl.format('<row r="{}">{}</row>', row, pl.concat_str(cells))
+    return df.select(xml.str.join("")).item()
+
+
+def _header(wb, name: str, columns: list[tuple[str, str, pl.Expr]], head) -> None:
+    ws = wb.add_worksheet(name)
+    for j, (title, kind, _) in enumerate(columns):
+        ws.write_string(0, j, title, head)
+        ws.set_column(j, j, {TEXT: 22, MONEY: 16, INT: 10}[kind])
+    ws.freeze_panes(1, 0)
+
+
+def write_payments_xlsx(path: Path, *, year: int, region: str, run_id: str, rules_fp: str, params_fp: str,
+                        payments: pl.DataFrame, lines: pl.DataFrame, totals: pl.DataFrame) -> int:
+    """PAYMENTS: applicant_id, applicant_name, total_payable_fen; LINES: the payable lines (audit columns);
+    TOTALS: clause_id, clause_title, article, paid_lines, payable_fen. Returns the payments sheet's rows."""
+    c = pl.col
+    pay_cols = [("统一社会信用代码", TEXT, c("applicant_id")), ("名称", TEXT, c("applicant_name")),
+                ("应付（元）", MONEY, c("total_payable_fen"))]
+    line_cols = [
+        ("统一社会信用代码", TEXT, c("applicant_id")), ("名称", TEXT, c("applicant_name")),
+        ("条款", TEXT, c("clause_id")), ("条款标题", TEXT, c("clause_title")), ("事项", TEXT, c("matter_id")),
+        ("期次", TEXT, pl.format("{}/{}", c("installment"), c("installments"))),
+        ("基数（元）", MONEY, c("base_fen")), ("比例", TEXT, fmt_ppm_expr(c("eff_rate_ppm"))),
+        ("测算金额（元）", MONEY, c("gross_fen")), ("应付（元）", MONEY, c("payable_fen")),
+        ("原因", TEXT, reasons_expr("reasons")), ("原因代码", TEXT, c("reasons")),
+    ]
+    total_cols = [("条款", TEXT, c("clause_id")), ("标题", TEXT, c("clause_title")), ("条文", TEXT, c("article")),
+                  ("应付行数", INT, c("paid_lines")), ("应付（元）", MONEY, c("payable_fen"))]
+
+    staging = path.with_name(path.name + ".part")
+    wb = xlsxwriter.Workbook(str(staging), {"in_memory": True})  # small: the large sheets get their rows below
+    money = wb.add_format({"num_format": "#,##0.00"})
+    head = wb.add_format({"bold": True, "bg_color": "#E4ECF5"})
+    total_fen = int(payments["total_payable_fen"].sum() or 0)
+    cover = wb.add_worksheet("封面")
+    cover.set_column(0, 0, 20)
+    cover.set_column(1, 1, 72)
+    cover.write_string(0, 0, "产业扶持资金兑付：交财务付款", head)
+    info = [("年度", year), ("区域", region), ("运行编号（run id）", run_id), ("规则指纹", rules_fp), ("参数指纹", params_fp),
+            ("付款户数", payments.height), ("明细行数", lines.height)]
+    for i, (label, value) in enumerate(info, start=2):
+        cover.write_string(i, 0, label)
+        (cover.write_string if isinstance(value, str) else cover.write_number)(i, 1, value)
+    cover.write_string(len(info) + 2, 0, "应付合计（元）")
+    cover.write_number(len(info) + 2, 1, total_fen / 100, money)
+    cover.write_string(len(info) + 4, 0, "付款表每户一行，应付等于该户明细行之和；金额单位元，精确到分；与 payments.csv、disbursements.csv 一致。")
+    money_style = money._get_xf_index()
+
+    chunks = [lines.slice(k, SHEET_ROWS) for k in range(0, max(lines.height, 1), SHEET_ROWS)]
+    # sheet number (1-based, in order of creation) -> (its data rows, its number of columns)
+    spliced: dict[int, tuple[str, int]] = {}
+    _header(wb, "付款", pay_cols, head)
+    spliced[2] = (_rows_xml(payments, pay_cols, money_style), len(pay_cols))
+    for k, chunk in enumerate(chunks):
+        _header(wb, "明细" if k == 0 else f"明细 {k + 1}", line_cols, head)
+        spliced[3 + k] = (_rows_xml(chunk, line_cols, money_style), len(line_cols))
+    _header(wb, "条款汇总", total_cols, head)
+    spliced[3 + len(chunks)] = (_rows_xml(totals, total_cols, money_style), len(total_cols))
+    wb.close()
+
+    with zipfile.ZipFile(staging) as src, zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED, compresslevel=1) as dst:
+        for item in src.infolist():
+            data = src.read(item.filename)
+            number = re.fullmatch(r"xl/worksheets/sheet(\d+)\.xml", item.filename)
+            if number and spliced.get(int(number.group(1)), ("",))[0]:
+                xml = data.decode("utf-8")
+                rows, n_cols = spliced[int(number.group(1))]
+                n_rows = rows.count("<row ") + 1
+                xml = re.sub(r'<dimension ref="[^"]*"/>', f'<dimension ref="A1:{_letters(n_cols - 1)}{n_rows}"/>', xml, count=1)
+                data = xml.replace("</sheetData>", rows + "</sheetData>", 1).encode("utf-8")
+            dst.writestr(item, data)
+    staging.unlink()
+    return payments.height
+
