@@ -18,6 +18,7 @@ the loops here are over clauses, chart bars and page files.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,7 +27,7 @@ from jinja2 import Environment, PackageLoader, select_autoescape
 from markupsafe import Markup
 
 from disburse.money import fmt_fen, fmt_fen_expr
-from disburse.phrases import REASONS, ledger_name, phrase, reasons_expr, rejection_expr
+from disburse.phrases import ledger_name, phrase, reasons_expr, rejection_expr
 from transforms.region import RegionResult
 
 DETAIL_LIMIT = 1500   # lines: above it, the per-line detail moves to paged files (about 0.6 kB a line)
@@ -71,19 +72,27 @@ def clause_totals(lines: pl.DataFrame) -> pl.DataFrame:
     )
 
 
+def _has_code(code: str) -> pl.Expr:
+    """The line's reasons hold CODE (alone, or with a value after a colon)."""
+    return pl.col("reasons").fill_null("").str.contains(f"(^|;){re.escape(code)}(:[^;]*)?(;|$)")
+
+
 def cap_effects(lines: pl.DataFrame) -> pl.DataFrame:
-    """Per clause and cap: how many lines it bound and how much it cut (fen)."""
+    """Per clause and cap: how many lines it bound and how much it cut (fen).
+
+    An approved amount and what the matter received under competing clauses in earlier years are
+    listed with the caps: they bound a line the same way."""
     cuts = {
         "approved_amount": pl.col("formula_fen") - pl.col("gross_fen"),
         "cap:item": pl.col("after_level_up_fen") - pl.col("after_item_fen"),
         "cap:annual": pl.col("kept_fen") - pl.col("after_annual_fen"),
         "cap:cumulative": pl.col("after_annual_fen") - pl.col("after_cumulative_fen"),
+        "paid_before_under": pl.col("alone_fen") - pl.col("after_competing_fen"),
     }
     caps = {"approved_amount": None, "cap:item": "item_cap_applied_fen", "cap:annual": "annual_cap_fen",
-            "cap:cumulative": "cumulative_cap_fen"}
-    codes = pl.col("reasons").fill_null("").str.split(";")
+            "cap:cumulative": "cumulative_cap_fen", "paid_before_under": None}
     parts = [
-        lines.filter(codes.list.contains(code)).group_by("clause_id", "clause_title").agg(
+        lines.filter(_has_code(code)).group_by("clause_id", "clause_title").agg(
             pl.lit(code).alias("cap"),
             (pl.col(caps[code]).max() if caps[code] else pl.lit(None, pl.Int64)).alias("cap_fen"),
             pl.len().alias("lines"),
@@ -344,7 +353,7 @@ def render_audit(result: RegionResult, year: int, run: RunInfo, *, rejected: pl.
     return _env.get_template("audit.html.j2").render(
         region=result.region, year=year, run=run, policy_title=result.policy_title,
         keep_highest_text=result.keep_highest_text, fmt=fmt_fen, h=headline,
-        totals=totals.to_dicts(), caps=cap_effects(lines).to_dicts(), cap_words=REASONS,
+        totals=totals.to_dicts(), caps=cap_effects(lines).to_dicts(),
         pairs=pairs.to_dicts(), superseded_lines=listed.to_dicts(), list_limit=LIST_LIMIT,
         rejected=rejected_summary(rejected).to_dicts(), ledger_name=ledger_name,
         clawbacks=claws.head(LIST_LIMIT).to_dicts(),
