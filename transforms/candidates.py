@@ -235,7 +235,7 @@ def _join_recognition(lines: pl.DataFrame, rule: Rule, ctx: Context) -> pl.DataF
         if "detail" not in out.columns:
             out = out.with_columns(pl.lit(None, pl.String).alias("detail"))
         out = out.with_columns(pl.coalesce("detail", pl.when(pl.col("recognized_on").is_not_null()).then(
-            pl.format("recognised on {}, held on {}", pl.col("recognized_on").dt.to_string("%Y-%m-%d"),
+            pl.format("{} 认定，{} 举办", pl.col("recognized_on").dt.to_string("%Y-%m-%d"),
                       pl.col("line_date").dt.to_string("%Y-%m-%d")))).alias("detail"))
     return out.with_columns(
         pl.col("recognized_on").is_not_null().alias("recognized"),
@@ -262,8 +262,8 @@ def _join_recognition_under(lines: pl.DataFrame, rule: Rule, ctx: Context) -> pl
         pl.coalesce(
             "detail",
             pl.when(pl.col("recognized_on").is_not_null())
-            .then(pl.format("recognised under {} on {}", pl.lit(under), pl.col("recognized_on").dt.to_string("%Y-%m-%d")))
-            .otherwise(pl.lit(f"no recognition under {under} up to {ctx.year}")),
+            .then(pl.format("{} 经 {} 认定", pl.col("recognized_on").dt.to_string("%Y-%m-%d"), pl.lit(under)))
+            .otherwise(pl.lit(f"截至 {ctx.year} 年未经 {under} 认定")),
         ).alias("detail"),
     )
 
