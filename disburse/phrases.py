@@ -68,6 +68,7 @@ REJECTIONS: dict[str, str] = {
     "unknown_clause": "条款编号不存在",
     "duplicate_key": "主键重复",
     "conflicting_applicant": "同一项目登记在多个申报主体名下",
+    "rate_outside_range": "核定比例超出条款允许的范围",
 }
 
 # Ledger names as a person says them (the file names stay as SPEC §3 has them).
