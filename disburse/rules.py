@@ -327,6 +327,9 @@ EVERY_KIND = frozenset({
     "item_cap", "annual_cap", "annual_cap_group", "cumulative_cap", "cumulative_scope",
     "one_off", "one_off_scope", "installments", "period",
 })
+# Keys for a person, never read by the engine: glosses and quoted text (tests check the quotes
+# against the policy). tests/test_code_health.py lets these, and only these, go unread.
+WORDS_ONLY = frozenset({"title_en", "text", "source", "provisions.keep_highest", "non_monetary.text"})
 # A key that means something only beside another (an approved rate needs a recognition to carry it).
 DEPENDS = {
     "max_rate": "recognition",
