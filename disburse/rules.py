@@ -388,6 +388,23 @@ KINDS: dict[str, KindKeys] = {
 assert set(KINDS) == set(Kind.__args__), "every kind declares its keys"
 
 
+def kinds_markdown() -> str:
+    """KINDS as the Markdown table rules/README.md carries (a test keeps the two equal)."""
+    shown = lambda key: " or ".join(f"`{_shown(k)}`" for k in key.split("|"))  # noqa: E731
+    rows = ["| kind | requires | also reads | base ledgers |", "| --- | --- | --- | --- |"]
+    for kind, spec in KINDS.items():
+        needed = {k for need in spec.requires for k in need.split("|")}
+        others = sorted(spec.reads - needed, key=lambda k: (k.startswith("base."), k))
+        ledgers = "any" if spec.ledgers == PAYING_LEDGERS else ", ".join(spec.ledgers)
+        rows.append(f"| `{kind}` | {', '.join(shown(n) for n in spec.requires) or '—'} | "
+                    f"{', '.join(f'`{k}`' for k in others) or '—'} | {ledgers} |")
+    every = ", ".join(f"`{k}`" for k in sorted(EVERY_KIND))
+    depends = "; ".join(f"`{k}` only with {shown(v)}" for k, v in DEPENDS.items())
+    return ("\n".join(rows) + f"\n\nEvery kind also reads {every}.\nA key is read only beside another: {depends}; "
+            "in `base`, `payee` only with `per: row`, `second_cap` only with `second_amount`, `matter_ledger` only "
+            "in a `recognitions` base, which reads nothing but `ledger`, `amount` and `matter_ledger`.\n")
+
+
 class PolicyProvisions(Strict):
     keep_highest: str | None = None         # the article that says 就高不重复 (quoted), if the policy has one
     clawback_on_relocation_years: int | None = Field(default=None, ge=1)

@@ -182,3 +182,7 @@ def test_each_kind_reads_the_base_it_declares(kind: str) -> None:
         # a few base keys are compiled into the clause table instead (second_cap: second_cap_fen)
         R.compile_tables(R.Catalogue.model_construct(policies={"testland": POLICY}, rules={rule.clause_id: Recorder(rule, "", seen)}))
     assert wanted - seen == set(), f"kind {kind} declares keys its extraction never reads"
+
+
+def test_the_rules_readme_carries_the_kinds_table() -> None:
+    assert R.kinds_markdown() in (ROOT / "rules" / "README.md").read_text(encoding="utf-8")

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 from pathlib import Path
 
 import pytest
 
+from disburse.ledgers import RECOGNITION_LEVELS
 from disburse.rules import RuleError, load_catalogue
 
 PROJECT_RULES = Path(__file__).parent.parent / "rules"
@@ -198,3 +200,16 @@ def test_every_quoted_text_is_the_policys_own_words() -> None:
     misquoted = [who for who, region, text in quotes
                  if not all(part in sources[region] for part in _squash(text).replace("……", "…").split("…") if part)]
     assert misquoted == []
+
+
+CLAUSES_MD = PROJECT_RULES.parent.parent / "shared" / "CLAUSES.md"
+
+
+@pytest.mark.skipif(not CLAUSES_MD.is_file(), reason="shared/CLAUSES.md is not beside the repo")
+def test_the_level_words_are_the_contracts() -> None:
+    """The loader checks levels against ledgers.RECOGNITION_LEVELS: the words CLAUSES.md lists at its top."""
+    text = CLAUSES_MD.read_text(encoding="utf-8")
+    listed = " ".join(text.split("takes these words:", 1)[1].split("\n\n", 1)[0].split())
+    listed = re.sub(r"\([^)]*\)", "", listed)  # the parenthesised clauses that use them
+    words = [piece.split()[0] for piece in re.split(r"[;,]", listed.rstrip(".")) if piece.split()]
+    assert set(words) - {"empty"} == set(RECOGNITION_LEVELS)
