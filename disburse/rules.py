@@ -17,9 +17,9 @@ per ladder step, per installment) that the transforms join to the lines.
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
 import hashlib
 import re
+from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
 from typing import Literal
@@ -70,6 +70,8 @@ YEARLY_LEDGERS = tuple(n for n in PAYING_LEDGERS if LEDGERS[n].key == ("applican
 # matching sums a matter's rows up to the year of that date.
 MATTER_YEAR_LEDGERS = tuple(n for n in PAYING_LEDGERS if len(LEDGERS[n].key) == 2 and LEDGERS[n].key[1] == "year"
                             and LEDGERS[n].key[0] != "applicant_id" and LEDGERS[n].date_column)
+# Ledgers whose rows have an id of their own (a row, project or event): a recognised matter can be one.
+MATTER_LEDGERS = tuple(n for n in PAYING_LEDGERS if n != "recognitions" and LEDGERS[n].key[0] != "applicant_id")
 
 
 def money_columns(ledger: str) -> list[str]:
@@ -85,7 +87,7 @@ class Base(Strict):
     per: Literal["row", "applicant_year"] = "row"
     # for a recognition-only clause whose matter_id is a ledger row's id (a project recognised under
     # changning.7.3 is the project of changning.7.2): the ledger, so keep-the-highest compares them
-    matter_ledger: Literal["rent", "projects", "events", "financing"] | None = None
+    matter_ledger: Literal[MATTER_LEDGERS] | None = None
     # the column naming who is paid, when it is not the row's applicant (jinan.9a pays the VC firm)
     payee: Literal["investor_id"] | None = None
     # conditions on the row's applicant when the payee is someone else (jinan.9a pays the VC firm for
@@ -245,7 +247,7 @@ class Rule(Strict):
                 what = " or ".join(_shown(k) for k in need.split("|"))
                 raise ValueError(f"{need.split('|')[0]}: required for kind {self.kind}" if "|" not in need
                                  else f"{need.split('|')[0]}: kind {self.kind} needs {what}")
-        given = [k for k in _keys_of(self) if self._given(k)] + [f"params.{p}" for p in self.params]
+        given = [k for k in _keys() if self._given(k)] + [f"params.{p}" for p in self.params]
         for key in given:
             read = key in EVERY_KIND or key in spec.reads or key.removeprefix("params.") in EVERY_KIND | spec.reads
             if not read:
@@ -306,7 +308,8 @@ def _shown(key: str) -> str:
     return f"{key}: true" if key == "recognition" else key
 
 
-def _keys_of(rule: Rule) -> list[str]:
+def _keys() -> list[str]:
+    """Every key a rule file can give, base keys as base.x."""
     return [*Rule.model_fields, *(f"base.{k}" for k in Base.model_fields)]
 
 
