@@ -299,7 +299,7 @@ class Rule(Strict):
         if not self._given(key) or key.startswith("params."):
             return self._given(key)
         value = getattr(self.base, key.removeprefix("base.")) if key.startswith("base.") else getattr(self, key)
-        return value not in (None, False, [], {})
+        return not (value is None or value is False or (isinstance(value, (list, dict)) and not value))
 
 
 def _shown(key: str) -> str:
