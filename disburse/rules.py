@@ -440,6 +440,10 @@ class Policy(Strict):
             raise ValueError("valid_to: must be given and not before valid_from")
         if self.valid_from is None and self.valid_years is None:
             raise ValueError("valid_years: needed when valid_from is an administrator parameter")
+        if self.valid_from is not None and self.valid_years is not None:
+            raise ValueError("valid_years: only read when valid_from is an administrator parameter (valid_to ends this window)")
+        if self.valid_from is None and self.valid_to is not None:
+            raise ValueError("valid_to: a window starting on an administrator parameter ends after valid_years")
         return self
 
 

@@ -163,6 +163,24 @@ def test_a_policy_eligibility_word_is_checked_too(rules: Path) -> None:
         load_catalogue(rules)
 
 
+@pytest.mark.parametrize(
+    "region, old, new, key",
+    [
+        ("lingang", "valid_to: 2023-08-31", "valid_to: 2023-08-31\nvalid_years: 3", "valid_years: only read when valid_from"),
+        ("jinan", "valid_years: 3", "valid_years: 3\nvalid_to: 2024-12-31", "valid_to: a window starting on an administrator"),
+    ],
+    ids=["length beside a fixed window", "end beside a parameter start"],
+)
+def test_a_window_key_the_engine_would_ignore_is_refused(rules: Path, region: str, old: str, new: str, key: str) -> None:
+    policy = rules / region / "policy.yaml"
+    text = policy.read_text(encoding="utf-8")
+    assert old in text
+    policy.write_text(text.replace(old, new, 1), encoding="utf-8")
+    with pytest.raises(RuleError) as err:
+        load_catalogue(rules)
+    assert str(err.value).startswith(f"{policy}: {key}"), str(err.value)
+
+
 def test_a_bad_policy_date_is_refused(rules: Path) -> None:
     policy = rules / "lingang" / "policy.yaml"
     policy.write_text(policy.read_text(encoding="utf-8").replace("valid_to: 2023-08-31", "valid_to: 2023-02-30"), encoding="utf-8")
