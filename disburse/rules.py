@@ -254,6 +254,9 @@ class Rule(Strict):
                 raise ValueError(f"{key}: kind {self.kind} does not read it (rules/README.md: what each kind reads)")
             if key in DEPENDS and not any(self._has(k) for k in DEPENDS[key].split("|")):
                 raise ValueError(f"{key}: only read with {' or '.join(_shown(k) for k in DEPENDS[key].split('|'))}")
+        for p in self.params:
+            if self._given(p):
+                raise ValueError(f"params.{p}: the rule gives its own {p}, so the administrator's is never read")
         for one, other in spec.exclusive:
             if any(self._has(k) for k in one.split("|")) and any(self._has(k) for k in other.split("|")):
                 raise ValueError(f"{other.split('|')[0]}: kind {self.kind} reads it only without {one.split('|')[0]}")
@@ -405,7 +408,8 @@ def kinds_markdown() -> str:
     depends = "; ".join(f"`{k}` only with {shown(v)}" for k, v in DEPENDS.items())
     return ("\n".join(rows) + f"\n\nEvery kind also reads {every}.\nA key is read only beside another: {depends}; "
             "in `base`, `payee` only with `per: row`, `second_cap` only with `second_amount`, `matter_ledger` only "
-            "in a `recognitions` base, which reads nothing but `ledger`, `amount` and `matter_ledger`.\n")
+            "in a `recognitions` base, which reads nothing but `ledger`, `amount` and `matter_ledger`. "
+            "An administrator parameter (`params`) is read only for a key the rule does not give itself.\n")
 
 
 class PolicyProvisions(Strict):

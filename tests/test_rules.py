@@ -109,6 +109,8 @@ REFUSED = {
     "rate under a level kind": ("kind: level\nrecognition: true\n" + LEVELS + "rate: 0.5\n", "rate: kind level does not read it"),
     "tiers under a rate kind": ("kind: rate\nrate: 0.5\n" + COMPUTE + "tiers: [{rate: 0.1}]\n", "tiers: kind rate does not read it"),
     "fixed amount paid on a column": ("kind: fixed\namount: 100\n" + COMPUTE, "base.amount: kind fixed does not read it"),
+    "administrator rate beside the rule's own": ("kind: rate\nrate: 0.5\n" + COMPUTE + "params: [rate]\n",
+                                                 "params.rate: the rule gives its own rate, so the administrator's is never read"),
     "administrator amount under a rate kind": ("kind: rate\nrate: 0.5\n" + COMPUTE + "params: [amount]\n",
                                                "params.amount: kind rate does not read it"),
     "second amount under progressive": (
