@@ -253,7 +253,7 @@ class Rule(Strict):
             if not read:
                 raise ValueError(f"{key}: kind {self.kind} does not read it (rules/README.md: what each kind reads)")
             if key in DEPENDS and not any(self._has(k) for k in DEPENDS[key].split("|")):
-                raise ValueError(f"{key}: only read with {' or '.join(_shown(k) for k in DEPENDS[key].split('|'))}")
+                raise ValueError(f"{key}: needs {' or '.join(_shown(k) for k in DEPENDS[key].split('|'))} (read only beside it)")
         for p in self.params:
             if self._given(p):
                 raise ValueError(f"params.{p}: the rule gives its own {p}, so the administrator's is never read")
