@@ -262,6 +262,9 @@ class Rule(Strict):
                 raise ValueError(f"{other.split('|')[0]}: kind {self.kind} reads it only without {one.split('|')[0]}")
         if self.base is not None and self.base.ledger not in spec.ledgers:
             raise ValueError(f"base.ledger: kind {self.kind} reads {', '.join(spec.ledgers)}, not {self.base.ledger}")
+        for key in sorted(JOINED):
+            if self._given(key) and (self.base is None or self.base.ledger == "recognitions"):
+                raise ValueError(f"{key}: read only for lines of a ledger base (a recognised matter is its own recognition)")
         if self.size_rates:
             for size, value in self.size_rates.items():
                 if not 0 <= value <= 1:
@@ -275,8 +278,6 @@ class Rule(Strict):
                                  "or under another, not both")
             if self.recognition_under.split(".", 1)[0] != self.region or self.recognition_under == self.clause_id:
                 raise ValueError("recognition_under: must name another clause of the same region")
-        if self.recognition_in_advance and not (self.recognition or self.recognition_under):
-            raise ValueError("recognition_in_advance: needs recognition or recognition_under")
         if self.approved_rate_range is not None:
             low, high = self.approved_rate_range
             if not 0 <= low <= high <= 1 or not self.recognition:
@@ -338,7 +339,8 @@ EVERY_KIND = frozenset({
 WORDS_ONLY = frozenset({"title_en", "text", "source", "provisions.keep_highest", "non_monetary.text"})
 # A key that means something only beside another (an approved rate needs a recognition to carry it).
 DEPENDS = {
-    "max_rate": "recognition",
+    "approved_rate_range": "recognition",
+    "recognition_in_advance": "recognition|recognition_under",
     "level_caps": "recognition",
     "level_cumulative_caps": "recognition",
     "min_quantity": "recognition",
@@ -347,13 +349,16 @@ DEPENDS = {
 }
 # Read by every extraction that joins the recognition of the line's matter (all but ladder, growth).
 RECOGNISED = frozenset({"recognition", "level_caps", "level_cumulative_caps", "min_quantity"})
+# Read where a line of a ledger base is joined to a recognition (candidates._join_recognition): not by
+# a recognitions base or a kind without one (level), nor by ladder and growth.
+JOINED = frozenset({"recognition_under", "recognition_in_advance"})
 # Read by the extraction of ledger rows (candidates._ledger_base); a recognitions base reads only
 # ledger, amount and matter_ledger (Base checks that).
 LEDGER_BASE = frozenset({
     "base", "base.ledger", "base.where", "base.between", "base.per", "base.payee",
     "base.max_main_revenue", "base.investee_sector", "base.investee_size", "base.matter_ledger",
 })
-RATED = frozenset({"rate", "max_rate", "size_rates"})
+RATED = frozenset({"rate", "max_rate", "size_rates", "approved_rate_range"})
 
 
 @dataclass(frozen=True)
@@ -366,30 +371,31 @@ class KindKeys:
 
 KINDS: dict[str, KindKeys] = {
     "rate": KindKeys(
-        ("base", "base.amount", "rate|params.rate|recognition"),
-        LEDGER_BASE | RATED | RECOGNISED | {"base.amount", "base.second_amount", "base.second_cap"}),
-    "progressive": KindKeys(("base", "base.amount", "tiers"), LEDGER_BASE | RECOGNISED | {"base.amount", "tiers"}),
-    "fixed": KindKeys(("amount|params.amount",), LEDGER_BASE | RECOGNISED | {"amount"}),
+        ("base", "base.amount", "rate|params.rate|max_rate|recognition"),
+        LEDGER_BASE | RATED | RECOGNISED | JOINED | {"base.amount", "base.second_amount", "base.second_cap"}),
+    "progressive": KindKeys(("base", "base.amount", "tiers"), LEDGER_BASE | RECOGNISED | JOINED | {"base.amount", "tiers"}),
+    "fixed": KindKeys(("amount|params.amount",), LEDGER_BASE | RECOGNISED | JOINED | {"amount"}),
     "level": KindKeys(("recognition", "levels"),
                       RECOGNISED | {"base", "base.ledger", "base.matter_ledger", "levels", "level_up"},
                       ledgers=("recognitions",)),
-    "per_unit": KindKeys(("recognition", "unit_amount"), LEDGER_BASE | RECOGNISED | {"unit_amount"}),
+    "per_unit": KindKeys(("recognition", "unit_amount"), LEDGER_BASE | RECOGNISED | JOINED | {"unit_amount"}),
     "matching": KindKeys(
         ("base", "base.amount", "rate|params.rate"),
-        RATED | RECOGNISED | {"base", "base.ledger", "base.amount", "base.where", "base.between"},
+        RATED | RECOGNISED | JOINED | {"base", "base.ledger", "base.amount", "base.where", "base.between"},
         ledgers=MATTER_YEAR_LEDGERS),
     "ladder": KindKeys(("base", "base.amount", "ladder"), frozenset({"base", "base.ledger", "base.amount", "ladder", "level_up"}),
                        ledgers=YEARLY_LEDGERS),
     "first_reach": KindKeys(
         ("base", "base.amount", "threshold", "rate|amount|params.rate|params.amount"),
-        RATED | RECOGNISED | {"base", "base.ledger", "base.amount", "base.where", "base.between", "threshold", "amount"},
+        RATED | RECOGNISED | JOINED | {"base", "base.ledger", "base.amount", "base.where", "base.between",
+                                       "base.since_in_region", "threshold", "amount"},
         ledgers=tuple(n for n in PAYING_LEDGERS if n != "recognitions"),
         exclusive=(("rate|params.rate", "amount|params.amount"),)),
     "growth": KindKeys(("base", "base.amount", "growth", "rate|params.rate"),
                        frozenset({"base", "base.ledger", "base.amount", "growth", "rate", "size_rates"}),
                        ledgers=YEARLY_LEDGERS),
-    "approved": KindKeys(("recognition",), LEDGER_BASE | RECOGNISED),
-    "in_kind": KindKeys(("recognition", "in_kind"), LEDGER_BASE | RECOGNISED | {"in_kind"}),
+    "approved": KindKeys(("recognition",), LEDGER_BASE | RECOGNISED | JOINED),
+    "in_kind": KindKeys(("recognition", "in_kind"), LEDGER_BASE | RECOGNISED | JOINED | {"in_kind"}),
 }
 assert set(KINDS) == set(Kind.__args__), "every kind declares its keys"
 
@@ -409,6 +415,7 @@ def kinds_markdown() -> str:
     return ("\n".join(rows) + f"\n\nEvery kind also reads {every}.\nA key is read only beside another: {depends}; "
             "in `base`, `payee` only with `per: row`, `second_cap` only with `second_amount`, `matter_ledger` only "
             "in a `recognitions` base, which reads nothing but `ledger`, `amount` and `matter_ledger`. "
+            f"{' and '.join(f'`{k}`' for k in sorted(JOINED))} only for lines of a ledger base (not `recognitions`). "
             "An administrator parameter (`params`) is read only for a key the rule does not give itself.\n")
 
 
@@ -547,7 +554,7 @@ CLAUSE_SCHEMA = {
     "clause_id": S, "region": S, "clause_order": I, "kind": S, "title": S, "article": S,
     "rate_ppm": I, "max_rate_ppm": I, "fixed_fen": I, "unit_fen": I, "item_cap_fen": I, "annual_cap_fen": I,
     "annual_group": S, "cumulative_cap_fen": I, "cumulative_scope": S, "one_off": B, "one_off_scope": S,
-    "level_up": B, "installments": I, "paid_for": S, "recognition": B, "recognition_under": S,
+    "level_up": B, "installments": I, "paid_for": S, "recognition": B,
     "recognition_in_advance": B, "first_year_only": B,
     "consecutive_years": I, "max_years": I, "min_gap_years": I, "min_quantity": I, "second_cap_fen": I, "period_scope": S,
     "in_kind_text": S, "in_kind_unit": S, "in_kind_max": I,
@@ -576,7 +583,7 @@ def compile_tables(cat: Catalogue) -> dict[str, pl.DataFrame]:
             "cumulative_cap_fen": _fen(r.cumulative_cap), "cumulative_scope": r.cumulative_scope,
             "one_off": r.one_off, "one_off_scope": r.one_off_scope, "level_up": r.level_up,
             "installments": len(r.installments) if r.installments else 1,
-            "paid_for": r.paid_for, "recognition": r.recognition, "recognition_under": r.recognition_under,
+            "paid_for": r.paid_for, "recognition": r.recognition,
             "recognition_in_advance": r.recognition_in_advance,
             "first_year_only": bool(r.period and r.period.first_year_only),
             "consecutive_years": r.period.consecutive_years if r.period else None,

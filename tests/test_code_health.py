@@ -112,7 +112,7 @@ class Recorder:
         return value
 
 
-EXTRACTION_KEYS = {"ladder", "growth", "threshold", "recognition"}
+EXTRACTION_KEYS = {"ladder", "growth", "threshold", "recognition", *R.JOINED}
 # For each kind, a rule giving every base key the kind reads (values from the ledger contract).
 FULL_BASE = {
     "ledger": "financing", "amount": "amount", "where": {"kind": ["loan"]}, "between": {"amount": [0, 10_000_000]},

@@ -116,8 +116,14 @@ REFUSED = {
     "second amount under progressive": (
         "kind: progressive\ntiers: [{rate: 0.1}]\nbase: {ledger: financing, amount: interest_paid, second_amount: guarantee_fee}\n",
         "base.second_amount: kind progressive does not read it"),
-    "approved-rate ceiling with no recognition": ("kind: rate\nrate: 0.5\nmax_rate: 0.3\n" + COMPUTE,
-                                                  "max_rate: needs recognition: true (read only beside it)"),
+    "approved-rate range with no recognition": ("kind: rate\nrate: 0.5\napproved_rate_range: [0.1, 0.3]\n" + COMPUTE,
+                                                "approved_rate_range: needs recognition: true (read only beside it)"),
+    "recognition in advance of a matter that is its own recognition": (
+        "kind: approved\nrecognition: true\nrecognition_in_advance: true\nbase: {ledger: recognitions}\n",
+        "recognition_in_advance: read only for lines of a ledger base"),
+    "capital since registration under a rate kind": (
+        "kind: rate\nrate: 0.5\nbase: {ledger: financing, amount: amount, since_in_region: true}\n",
+        "base.since_in_region: kind rate does not read it"),
     "level without recognition": ("kind: level\n" + LEVELS, "recognition: required for kind level"),
     "level on a ledger of rows": ("kind: level\nrecognition: true\n" + LEVELS + "base: {ledger: projects}\n",
                                   "base.ledger: kind level reads recognitions, not projects"),
