@@ -3,7 +3,11 @@
 Layout: ``rules/<region>/policy.yaml`` (the policy: source, window, provisions)
 and ``rules/<region>/<clause_id>.yaml`` (one paying clause each). Loading
 refuses unknown keys, bad dates, negative caps, rates outside 0..1 and
-duplicate clause ids, naming the file and the key in one line.
+duplicate clause ids, naming the file and the key in one line. Sectors, sizes,
+level words, ledgers and columns are checked against the ledger contract
+(``disburse.ledgers``), and ``KINDS`` declares, for every kind, the keys it
+requires and the keys it reads: a key the kind's formula would ignore is
+refused, so a rule never loads only to be misread.
 
 The engine never reads these models row by row: ``compile_tables`` turns the
 catalogue into small polars tables (one row per clause, per tier, per level,
@@ -15,6 +19,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import re
+from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
 from typing import Literal
@@ -23,7 +28,7 @@ import polars as pl
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from disburse.ledgers import LEDGERS
+from disburse.ledgers import BOOL, LEDGERS, MONEY, RECOGNITION_LEVELS, SECTORS, SIZES, STR
 from disburse.money import fmt_ppm, rate_to_ppm, yuan_to_fen
 
 Money = Decimal
@@ -52,8 +57,29 @@ class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+# Words from the ledger contract: a rule naming anything else would match no row.
+Sector = Literal[SECTORS]
+Size = Literal[SIZES]
+Level = Literal[RECOGNITION_LEVELS]
+# The ledgers a clause can pay on: every ledger of the contract but the applicants and the
+# engine's own history of payments.
+PAYING_LEDGERS = tuple(n for n in LEDGERS if n not in ("applicants", "prior_payments"))
+# Ledgers holding one yearly figure per applicant (rd, revenue): ladder and growth compare years.
+YEARLY_LEDGERS = tuple(n for n in PAYING_LEDGERS if LEDGERS[n].key == ("applicant_id", "year"))
+# Ledgers of yearly rows of a matter that is completed on a date (projects, accepted_on):
+# matching sums a matter's rows up to the year of that date.
+MATTER_YEAR_LEDGERS = tuple(n for n in PAYING_LEDGERS if len(LEDGERS[n].key) == 2 and LEDGERS[n].key[1] == "year"
+                            and LEDGERS[n].key[0] != "applicant_id" and LEDGERS[n].date_column)
+# Ledgers whose rows have an id of their own (a row, project or event): a recognised matter can be one.
+MATTER_LEDGERS = tuple(n for n in PAYING_LEDGERS if n != "recognitions" and LEDGERS[n].key[0] != "applicant_id")
+
+
+def money_columns(ledger: str) -> list[str]:
+    return [c.name for c in LEDGERS[ledger].columns if c.type == MONEY]
+
+
 class Base(Strict):
-    ledger: Literal["rent", "rd", "revenue", "compute", "projects", "events", "financing", "recognitions"]
+    ledger: Literal[PAYING_LEDGERS]
     amount: str | None = None  # the money column the clause pays on
     where: dict[str, list[str | bool]] = Field(default_factory=dict)
     # inclusive bounds (yuan) on a money column: {amount: [500000, 10000000]}
@@ -61,15 +87,15 @@ class Base(Strict):
     per: Literal["row", "applicant_year"] = "row"
     # for a recognition-only clause whose matter_id is a ledger row's id (a project recognised under
     # changning.7.3 is the project of changning.7.2): the ledger, so keep-the-highest compares them
-    matter_ledger: Literal["rent", "projects", "events", "financing"] | None = None
+    matter_ledger: Literal[MATTER_LEDGERS] | None = None
     # the column naming who is paid, when it is not the row's applicant (jinan.9a pays the VC firm)
     payee: Literal["investor_id"] | None = None
     # conditions on the row's applicant when the payee is someone else (jinan.9a pays the VC firm for
     # investing in an early AI SME): its main revenue that year must not exceed this (yuan; no revenue
     # figure: not met), and its sector and size must be among these
     max_main_revenue: Money | None = Field(default=None, ge=0)
-    investee_sector: list[Literal["ai", "blockchain", "collab", "other"]] | None = None
-    investee_size: list[Literal["large", "medium", "small", "micro"]] | None = None
+    investee_sector: list[Sector] | None = None
+    investee_size: list[Size] | None = None
     # a second amount paid at the same rate, with a cap of its own (jinan.10 guarantee fees)
     second_amount: str | None = None
     second_cap: Money | None = Field(default=None, ge=0)
@@ -78,11 +104,39 @@ class Base(Strict):
     since_in_region: bool = False
 
     @model_validator(mode="after")
-    def _columns_exist(self):
-        cols = LEDGERS[self.ledger].column_names
-        for c in [self.amount, self.second_amount, self.payee, *self.where, *self.between]:
-            if c is not None and c not in cols:
-                raise ValueError(f"base: ledger {self.ledger} has no column {c}")
+    def _columns_of_the_contract(self):
+        led = LEDGERS[self.ledger]
+        money = money_columns(self.ledger)
+        for key, col in [("amount", self.amount), ("second_amount", self.second_amount),
+                         *((f"between.{c}", c) for c in self.between)]:
+            if col is not None and col not in money:
+                raise ValueError(f"{key}: ledger {self.ledger} has no money column {col} (it has {', '.join(money) or 'none'})")
+        if self.payee is not None and self.payee not in led.column_names:
+            raise ValueError(f"payee: ledger {self.ledger} has no column {self.payee}")
+        for col, values in self.where.items():
+            if col not in led.column_names:
+                raise ValueError(f"where.{col}: ledger {self.ledger} has no column {col}")
+            c = led.col(col)
+            if c.type == BOOL:
+                wrong = [v for v in values if not isinstance(v, bool)]
+            elif c.type == STR:
+                wrong = [v for v in values if not isinstance(v, str) or (c.enum is not None and v not in c.enum)]
+            else:
+                raise ValueError(f"where.{col}: a {c.type} column cannot be matched by value (use between for money)")
+            if wrong:
+                allowed = ", ".join(c.enum) if c.enum else ("true, false" if c.type == BOOL else "text")
+                raise ValueError(f"where.{col}: {wrong[0]!r} is not a value of {self.ledger}.{col} ({allowed})")
+        if self.payee is not None and self.per != "row":
+            raise ValueError("payee: only a line per row names its payee (per: row)")
+        if self.second_cap is not None and self.second_amount is None:
+            raise ValueError("second_cap: caps the second_amount, which is not given")
+        if self.ledger == "recognitions":
+            # a recognised matter is its own line: nothing to filter, sum or pay to someone else
+            extra = sorted(self.model_fields_set - {"ledger", "amount", "matter_ledger"})
+            if extra:
+                raise ValueError(f"{extra[0]}: a recognitions base reads only amount and matter_ledger")
+        elif "matter_ledger" in self.model_fields_set:
+            raise ValueError("matter_ledger: only for a recognitions base (its matter ids are that ledger's rows)")
         return self
 
 
@@ -97,17 +151,18 @@ class Step(Strict):
 
 
 class Ladder(Strict):
-    figure: str  # column of rd / revenue, or financing kind via base
-    steps: list[Step]
+    # the figure compared with the steps is the base's amount (a yearly figure of rd or revenue)
+    steps: list[Step] = Field(min_length=1)
     # 超过 is strictly greater; 达到 / 以上 include the threshold.
     comparison: Literal["over", "at_least"]
 
 
 class Growth(Strict):
-    min_growth: Rate = Field(ge=0)        # each of the two years
+    # the figure that grows is the base's amount (a yearly figure of rd or revenue)
+    min_growth: Rate = Field(ge=0)        # each of the `years` years
     years: int = Field(ge=1)              # consecutive years of growth
-    min_intensity: Rate = Field(ge=0)     # rd / main revenue in the paying year
-    min_increase: Money = Field(ge=0)     # rd increase over the year before
+    min_intensity: Rate = Field(ge=0)     # the figure / main revenue in the paying year
+    min_increase: Money = Field(ge=0)     # the figure's increase over the year before
 
 
 class InKind(Strict):
@@ -125,8 +180,8 @@ class Period(Strict):
 
 
 class Eligibility(Strict):
-    sector: list[str] | None = None
-    size: list[str] | None = None
+    sector: list[Sector] | None = None
+    size: list[Size] | None = None
     above_scale: bool | None = None
     credit_ok: bool | None = None
     max_age_years: int | None = Field(default=None, ge=0)            # since established_on
@@ -154,9 +209,9 @@ class Rule(Strict):
     approved_rate_range: tuple[Rate, Rate] | None = None
     rate: Rate | None = Field(default=None, ge=0, le=1)
     max_rate: Rate | None = Field(default=None, ge=0, le=1)
-    size_rates: dict[Literal["large", "medium", "small", "micro"], Rate] | None = None  # replaces rate for these sizes
+    size_rates: dict[Size, Rate] | None = None  # replaces rate for these sizes
     tiers: list[Tier] | None = None
-    levels: dict[str, Money] | None = None
+    levels: dict[Level, Money] | None = None
     ladder: Ladder | None = None
     growth: Growth | None = None
     amount: Money | None = Field(default=None, ge=0)
@@ -164,8 +219,8 @@ class Rule(Strict):
     min_quantity: int | None = Field(default=None, ge=0)  # the recognised quantity must reach it (达…及以上)
     threshold: Money | None = Field(default=None, ge=0)
     item_cap: Money | None = Field(default=None, ge=0)
-    level_caps: dict[str, Money] | None = None
-    level_cumulative_caps: dict[str, Money] | None = None  # replaces cumulative_cap for these levels
+    level_caps: dict[Level, Money] | None = None
+    level_cumulative_caps: dict[Level, Money] | None = None  # replaces cumulative_cap for these levels
     annual_cap: Money | None = Field(default=None, ge=0)
     annual_cap_group: str | None = None
     cumulative_cap: Money | None = Field(default=None, ge=0)
@@ -185,20 +240,31 @@ class Rule(Strict):
         return self.clause_id.split(".", 1)[0]
 
     @model_validator(mode="after")
-    def _kind_has_what_it_needs(self):
-        need = {
-            "rate": ("base",), "progressive": ("base", "tiers"), "fixed": ("amount",),
-            "level": ("levels",), "per_unit": ("unit_amount",), "matching": ("base", "rate"),
-            "ladder": ("ladder",), "first_reach": ("base", "threshold"), "growth": ("growth", "rate"),
-            "approved": (), "in_kind": ("in_kind",),
-        }[self.kind]
-        for attr in need:
-            if getattr(self, attr) is None:
-                raise ValueError(f"{attr}: required for kind {self.kind}")
-        if (self.kind == "rate" and self.rate is None and "rate" not in self.params and not self.recognition
-                and self.max_rate is None):
-            raise ValueError("rate: a rate kind needs a rate, a ceiling (max_rate), an administrator rate "
-                             "or an approved rate")
+    def _kind_reads_what_it_is_given(self):
+        spec = KINDS[self.kind]
+        for need in spec.requires:
+            if not any(self._has(k) for k in need.split("|")):
+                what = " or ".join(_shown(k) for k in need.split("|"))
+                raise ValueError(f"{need.split('|')[0]}: required for kind {self.kind}" if "|" not in need
+                                 else f"{need.split('|')[0]}: kind {self.kind} needs {what}")
+        given = [k for k in _keys() if self._given(k)] + [f"params.{p}" for p in self.params]
+        for key in given:
+            read = key in EVERY_KIND or key in spec.reads or key.removeprefix("params.") in EVERY_KIND | spec.reads
+            if not read:
+                raise ValueError(f"{key}: kind {self.kind} does not read it (rules/README.md: what each kind reads)")
+            if key in DEPENDS and not any(self._has(k) for k in DEPENDS[key].split("|")):
+                raise ValueError(f"{key}: needs {' or '.join(_shown(k) for k in DEPENDS[key].split('|'))} (read only beside it)")
+        for p in self.params:
+            if self._given(p):
+                raise ValueError(f"params.{p}: the rule gives its own {p}, so the administrator's is never read")
+        for one, other in spec.exclusive:
+            if any(self._has(k) for k in one.split("|")) and any(self._has(k) for k in other.split("|")):
+                raise ValueError(f"{other.split('|')[0]}: kind {self.kind} reads it only without {one.split('|')[0]}")
+        if self.base is not None and self.base.ledger not in spec.ledgers:
+            raise ValueError(f"base.ledger: kind {self.kind} reads {', '.join(spec.ledgers)}, not {self.base.ledger}")
+        for key in sorted(JOINED):
+            if self._given(key) and (self.base is None or self.base.ledger == "recognitions"):
+                raise ValueError(f"{key}: read only for lines of a ledger base (a recognised matter is its own recognition)")
         if self.size_rates:
             for size, value in self.size_rates.items():
                 if not 0 <= value <= 1:
@@ -212,8 +278,6 @@ class Rule(Strict):
                                  "or under another, not both")
             if self.recognition_under.split(".", 1)[0] != self.region or self.recognition_under == self.clause_id:
                 raise ValueError("recognition_under: must name another clause of the same region")
-        if self.recognition_in_advance and not (self.recognition or self.recognition_under):
-            raise ValueError("recognition_in_advance: needs recognition or recognition_under")
         if self.approved_rate_range is not None:
             low, high = self.approved_rate_range
             if not 0 <= low <= high <= 1 or not self.recognition:
@@ -225,6 +289,134 @@ class Rule(Strict):
             if bounds[-1] is not None or any(b is None for b in bounds[:-1]) or bounds[:-1] != sorted(bounds[:-1]):
                 raise ValueError("tiers: ascending up_to bounds, the last tier without one")
         return self
+
+    def _given(self, key: str) -> bool:
+        """The key is written in the rule's file (base.x: in its base; params.x: among its parameters)."""
+        if key.startswith("params."):
+            return key.removeprefix("params.") in self.params
+        if key.startswith("base."):
+            return self.base is not None and key.removeprefix("base.") in self.base.model_fields_set
+        return key in self.model_fields_set
+
+    def _has(self, key: str) -> bool:
+        """The key is written with a value that asks for something (not empty, not false)."""
+        if not self._given(key) or key.startswith("params."):
+            return self._given(key)
+        value = getattr(self.base, key.removeprefix("base.")) if key.startswith("base.") else getattr(self, key)
+        return not (value is None or value is False or (isinstance(value, (list, dict)) and not value))
+
+
+def _shown(key: str) -> str:
+    if key.startswith("params."):
+        return f"params: [{key.removeprefix('params.')}]"
+    return f"{key}: true" if key == "recognition" else key
+
+
+def _keys() -> list[str]:
+    """Every key a rule file can give, base keys as base.x."""
+    return [*Rule.model_fields, *(f"base.{k}" for k in Base.model_fields)]
+
+
+# --- what each kind requires and reads -------------------------------------------------------
+#
+# The one place that says which keys the engine reads, per kind. A key written in a rule file
+# that its kind does not read (a revenue base under growth's fixed R&D, `where` under a ladder)
+# stops loading, naming the file and the key. A new key goes into EVERY_KIND when every kind
+# reads it, else into the `reads` of the kinds whose extraction or formula reads it (and into
+# DEPENDS if it means something only beside another key); tests/test_code_health.py fails for
+# a schema key declared nowhere, or declared but read nowhere in the engine.
+# Keys are written as in the file: `base.where` is `where` inside `base`; `params.rate` is the
+# administrator parameter `rate`; "a|b" is one of them.
+
+# Keys every kind reads: the clause's identity and words, eligibility, caps, periods, installments.
+EVERY_KIND = frozenset({
+    "clause_id", "title", "title_en", "article", "text", "kind", "eligibility", "params", "paid_for",
+    "item_cap", "annual_cap", "annual_cap_group", "cumulative_cap", "cumulative_scope",
+    "one_off", "one_off_scope", "installments", "period",
+})
+# Keys for a person, never read by the engine: glosses and quoted text (tests check the quotes
+# against the policy). tests/test_code_health.py lets these, and only these, go unread.
+WORDS_ONLY = frozenset({"title_en", "text", "source", "provisions.keep_highest", "non_monetary.text"})
+# A key that means something only beside another (an approved rate needs a recognition to carry it).
+DEPENDS = {
+    "approved_rate_range": "recognition",
+    "recognition_in_advance": "recognition|recognition_under",
+    "level_caps": "recognition",
+    "level_cumulative_caps": "recognition",
+    "min_quantity": "recognition",
+    "cumulative_scope": "cumulative_cap|level_cumulative_caps",
+    "one_off_scope": "one_off",
+}
+# Read by every extraction that joins the recognition of the line's matter (all but ladder, growth).
+RECOGNISED = frozenset({"recognition", "level_caps", "level_cumulative_caps", "min_quantity"})
+# Read where a line of a ledger base is joined to a recognition (candidates._join_recognition): not by
+# a recognitions base or a kind without one (level), nor by ladder and growth.
+JOINED = frozenset({"recognition_under", "recognition_in_advance"})
+# Read by the extraction of ledger rows (candidates._ledger_base); a recognitions base reads only
+# ledger, amount and matter_ledger (Base checks that).
+LEDGER_BASE = frozenset({
+    "base", "base.ledger", "base.where", "base.between", "base.per", "base.payee",
+    "base.max_main_revenue", "base.investee_sector", "base.investee_size", "base.matter_ledger",
+})
+RATED = frozenset({"rate", "max_rate", "size_rates", "approved_rate_range"})
+
+
+@dataclass(frozen=True)
+class KindKeys:
+    requires: tuple[str, ...]       # each a key, or "a|b": one of them
+    reads: frozenset[str]           # the keys it reads besides EVERY_KIND (its requirements among them)
+    ledgers: tuple[str, ...] = PAYING_LEDGERS  # the base ledgers its extraction reads
+    exclusive: tuple[tuple[str, str], ...] = ()  # (a, b): b is not read when a is given
+
+
+KINDS: dict[str, KindKeys] = {
+    "rate": KindKeys(
+        ("base", "base.amount", "rate|params.rate|max_rate|recognition"),
+        LEDGER_BASE | RATED | RECOGNISED | JOINED | {"base.amount", "base.second_amount", "base.second_cap"}),
+    "progressive": KindKeys(("base", "base.amount", "tiers"), LEDGER_BASE | RECOGNISED | JOINED | {"base.amount", "tiers"}),
+    "fixed": KindKeys(("amount|params.amount",), LEDGER_BASE | RECOGNISED | JOINED | {"amount"}),
+    "level": KindKeys(("recognition", "levels"),
+                      RECOGNISED | {"base", "base.ledger", "base.matter_ledger", "levels", "level_up"},
+                      ledgers=("recognitions",)),
+    "per_unit": KindKeys(("recognition", "unit_amount"), LEDGER_BASE | RECOGNISED | JOINED | {"unit_amount"}),
+    "matching": KindKeys(
+        ("base", "base.amount", "rate|params.rate"),
+        RATED | RECOGNISED | JOINED | {"base", "base.ledger", "base.amount", "base.where", "base.between"},
+        ledgers=MATTER_YEAR_LEDGERS),
+    "ladder": KindKeys(("base", "base.amount", "ladder"), frozenset({"base", "base.ledger", "base.amount", "ladder", "level_up"}),
+                       ledgers=YEARLY_LEDGERS),
+    "first_reach": KindKeys(
+        ("base", "base.amount", "threshold", "rate|amount|params.rate|params.amount"),
+        RATED | RECOGNISED | JOINED | {"base", "base.ledger", "base.amount", "base.where", "base.between",
+                                       "base.since_in_region", "threshold", "amount"},
+        ledgers=tuple(n for n in PAYING_LEDGERS if n != "recognitions"),
+        exclusive=(("rate|params.rate", "amount|params.amount"),)),
+    "growth": KindKeys(("base", "base.amount", "growth", "rate|params.rate"),
+                       frozenset({"base", "base.ledger", "base.amount", "growth", "rate", "size_rates"}),
+                       ledgers=YEARLY_LEDGERS),
+    "approved": KindKeys(("recognition",), LEDGER_BASE | RECOGNISED | JOINED),
+    "in_kind": KindKeys(("recognition", "in_kind"), LEDGER_BASE | RECOGNISED | JOINED | {"in_kind"}),
+}
+assert set(KINDS) == set(Kind.__args__), "every kind declares its keys"
+
+
+def kinds_markdown() -> str:
+    """KINDS as the Markdown table rules/README.md carries (a test keeps the two equal)."""
+    shown = lambda key: " or ".join(f"`{_shown(k)}`" for k in key.split("|"))  # noqa: E731
+    rows = ["| kind | requires | also reads | base ledgers |", "| --- | --- | --- | --- |"]
+    for kind, spec in KINDS.items():
+        needed = {k for need in spec.requires for k in need.split("|")}
+        others = sorted(spec.reads - needed, key=lambda k: (k.startswith("base."), k))
+        ledgers = "any" if spec.ledgers == PAYING_LEDGERS else ", ".join(spec.ledgers)
+        rows.append(f"| `{kind}` | {', '.join(shown(n) for n in spec.requires) or '—'} | "
+                    f"{', '.join(f'`{k}`' for k in others) or '—'} | {ledgers} |")
+    every = ", ".join(f"`{k}`" for k in sorted(EVERY_KIND))
+    depends = "; ".join(f"`{k}` only with {shown(v)}" for k, v in DEPENDS.items())
+    return ("\n".join(rows) + f"\n\nEvery kind also reads {every}.\nA key is read only beside another: {depends}; "
+            "in `base`, `payee` only with `per: row`, `second_cap` only with `second_amount`, `matter_ledger` only "
+            "in a `recognitions` base, which reads nothing but `ledger`, `amount` and `matter_ledger`. "
+            f"{' and '.join(f'`{k}`' for k in sorted(JOINED))} only for lines of a ledger base (not `recognitions`). "
+            "An administrator parameter (`params`) is read only for a key the rule does not give itself.\n")
 
 
 class PolicyProvisions(Strict):
@@ -259,6 +451,10 @@ class Policy(Strict):
             raise ValueError("valid_to: must be given and not before valid_from")
         if self.valid_from is None and self.valid_years is None:
             raise ValueError("valid_years: needed when valid_from is an administrator parameter")
+        if self.valid_from is not None and self.valid_years is not None:
+            raise ValueError("valid_years: only read when valid_from is an administrator parameter (valid_to ends this window)")
+        if self.valid_from is None and self.valid_to is not None:
+            raise ValueError("valid_to: a window starting on an administrator parameter ends after valid_years")
         return self
 
 
@@ -277,8 +473,10 @@ class Catalogue(Strict):
 
 def _one_line(err: ValidationError) -> str:
     e = err.errors()[0]
-    where = ".".join(str(p) for p in e["loc"]) or "(file)"
-    return f"{where}: {e['msg']}"
+    loc = [str(p) for p in e["loc"]]
+    if e["type"] == "value_error":  # the validators' own messages start with the key, relative to the model
+        return ".".join([*loc, e["msg"].removeprefix("Value error, ")])
+    return f"{'.'.join(loc) or '(file)'}: {e['msg']}"
 
 
 class TextDateLoader(yaml.SafeLoader):
@@ -356,7 +554,7 @@ CLAUSE_SCHEMA = {
     "clause_id": S, "region": S, "clause_order": I, "kind": S, "title": S, "article": S,
     "rate_ppm": I, "max_rate_ppm": I, "fixed_fen": I, "unit_fen": I, "item_cap_fen": I, "annual_cap_fen": I,
     "annual_group": S, "cumulative_cap_fen": I, "cumulative_scope": S, "one_off": B, "one_off_scope": S,
-    "level_up": B, "installments": I, "paid_for": S, "recognition": B, "recognition_under": S,
+    "level_up": B, "installments": I, "paid_for": S, "recognition": B,
     "recognition_in_advance": B, "first_year_only": B,
     "consecutive_years": I, "max_years": I, "min_gap_years": I, "min_quantity": I, "second_cap_fen": I, "period_scope": S,
     "in_kind_text": S, "in_kind_unit": S, "in_kind_max": I,
@@ -385,7 +583,7 @@ def compile_tables(cat: Catalogue) -> dict[str, pl.DataFrame]:
             "cumulative_cap_fen": _fen(r.cumulative_cap), "cumulative_scope": r.cumulative_scope,
             "one_off": r.one_off, "one_off_scope": r.one_off_scope, "level_up": r.level_up,
             "installments": len(r.installments) if r.installments else 1,
-            "paid_for": r.paid_for, "recognition": r.recognition, "recognition_under": r.recognition_under,
+            "paid_for": r.paid_for, "recognition": r.recognition,
             "recognition_in_advance": r.recognition_in_advance,
             "first_year_only": bool(r.period and r.period.first_year_only),
             "consecutive_years": r.period.consecutive_years if r.period else None,

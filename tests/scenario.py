@@ -13,7 +13,8 @@
         clawbacks: [{applicant_id: A1, clause_id: lingang.4, amount: "280000.00"}]
         error: "administrator parameter rate"                  # the run must fail with this in its message
     rules:                                                     # optional: a region of the scenario's own
-      policy: {valid_from: 2021-01-01, valid_to: 2023-12-31}  # merged over TEST_POLICY (region testland)
+      policy: {valid_from: 2021-01-01, valid_to: 2023-12-31}  # merged over TEST_POLICY (region testland unless
+                                                               # the policy names another)
       clauses: [{clause_id: testland.a, kind: rate, ...}]     # text, title and article may be left out
 
 Short applicant ids (A1) become valid 统一社会信用代码 wherever they appear as
@@ -109,9 +110,9 @@ class Scenario:
             return None
         shutil.copytree(PROJECT_RULES, directory)
         own = self.doc["rules"]
-        region_dir = directory / "testland"
-        region_dir.mkdir()
         policy = {**TEST_POLICY, **own.get("policy", {})}
+        region_dir = directory / policy["region"]
+        region_dir.mkdir()
         (region_dir / "policy.yaml").write_text(yaml.safe_dump(policy, allow_unicode=True), encoding="utf-8")
         for clause in own["clauses"]:
             body = {"title": clause["clause_id"], "article": "test", "text": "测试条款", **clause}

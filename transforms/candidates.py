@@ -326,8 +326,8 @@ def _levels(rule: Rule, ctx: Context) -> pl.DataFrame:
 
 
 def _ladder(rule: Rule, ctx: Context) -> pl.DataFrame:
-    """The award of the highest step a yearly figure has passed in the window so far."""
-    led, fig = rule.base.ledger, rule.ladder.figure
+    """The award of the highest step a yearly figure (the base's amount) has passed in the window so far."""
+    led, fig = rule.base.ledger, rule.base.amount
     steps = ctx.steps.filter(pl.col("clause_id") == rule.clause_id).drop("clause_id")
     hist = ctx.ledgers[led].filter((pl.col("year") <= ctx.year) & ctx.year_in_window())
     passed = (pl.col(fig) > pl.col("threshold_fen")) if rule.ladder.comparison == "over" else (pl.col(fig) >= pl.col("threshold_fen"))
@@ -391,22 +391,23 @@ def _first_reach(rule: Rule, ctx: Context) -> pl.DataFrame:
 
 
 def _growth(rule: Rule, ctx: Context) -> pl.DataFrame:
-    """hangzhou.5a: R&D grown by min_growth in each of the last `years` years, intensity, increase."""
-    g = rule.growth
-    rd = ctx.ledgers["rd"].select("applicant_id", "year", "rd_expense", ROW)
-    rev = ctx.ledgers["revenue"].filter(pl.col("year") == ctx.year).select("applicant_id", "main_revenue")
-    wide = rd.filter(pl.col("year") == ctx.year)
+    """hangzhou.5a: a yearly figure (the base's amount: R&D expense) grown by min_growth in each of the
+    last `years` years, its intensity (figure / main revenue) and its increase."""
+    g, led, fig = rule.growth, rule.base.ledger, rule.base.amount
+    figures = ctx.ledgers[led].select("applicant_id", "year", pl.col(fig).alias("_fig"), ROW)
+    rev = ctx.ledgers["revenue"].filter(pl.col("year") == ctx.year).select("applicant_id", pl.col("main_revenue").alias("_main_revenue"))
+    wide = figures.filter(pl.col("year") == ctx.year)
     for k in range(1, g.years + 1):
-        prev = rd.filter(pl.col("year") == ctx.year - k).select("applicant_id", pl.col("rd_expense").alias(f"_rd{k}"))
+        prev = figures.filter(pl.col("year") == ctx.year - k).select("applicant_id", pl.col("_fig").alias(f"_fig{k}"))
         wide = wide.join(prev, on="applicant_id", how="left")
     wide = wide.join(rev, on="applicant_id", how="left")
     growth_ppm = int(g.min_growth * PPM)
-    cur = [pl.col("rd_expense")] + [pl.col(f"_rd{k}") for k in range(1, g.years + 1)]
+    cur = [pl.col("_fig")] + [pl.col(f"_fig{k}") for k in range(1, g.years + 1)]
     grew = pl.lit(True)
     for later, earlier in zip(cur[:-1], cur[1:]):
         grew = grew & (micro(later, PPM) >= micro(earlier, PPM + growth_ppm)) & (earlier > 0)
-    increase = pl.col("rd_expense") - pl.col("_rd1")
-    intense = micro(pl.col("rd_expense"), PPM) >= micro(pl.col("main_revenue"), int(g.min_intensity * PPM))
+    increase = pl.col("_fig") - pl.col("_fig1")
+    intense = micro(pl.col("_fig"), PPM) >= micro(pl.col("_main_revenue"), int(g.min_intensity * PPM))
     met = (grew & intense & (increase >= int(g.min_increase * 100))).fill_null(False)
     out = wide.select(
         "applicant_id",
@@ -414,34 +415,38 @@ def _growth(rule: Rule, ctx: Context) -> pl.DataFrame:
         pl.lit(ctx.year_end).alias("line_date"),
         increase.clip(lower_bound=0).fill_null(0).alias("base_fen"),
         ctx.year_in_window().alias("in_window"),
-        _rows_text("rd").alias("source"),
+        _rows_text(led).alias("source"),
         met.alias("condition_met"),
-        pl.when(met).then(pl.format("研发投入增加 {}", fmt_fen_expr(increase)))
-        .otherwise(pl.lit(f"未满足：研发投入连续 {g.years} 年增长不低于 {g.min_growth:%}、研发强度不低于 {g.min_intensity:%}、"
-                          f"增加额不低于 {g.min_increase:,}")).alias("detail"),
+        pl.when(met).then(pl.format("{}增加 {}", pl.lit(field_name(fig)), fmt_fen_expr(increase)))
+        .otherwise(pl.lit(f"未满足：{field_name(fig)}连续 {g.years} 年增长不低于 {g.min_growth:%}、研发强度（占主营业务收入）不低于 "
+                          f"{g.min_intensity:%}、增加额不低于 {g.min_increase:,}")).alias("detail"),
     )
-    return _finish(out, rule, pl.format("rd:growth:{}", pl.col("matter_id")))
+    return _finish(out, rule, pl.format("{}:{}:growth:{}", pl.lit(led), pl.lit(fig), pl.col("matter_id")))
 
 
 def _matching(rule: Rule, ctx: Context) -> pl.DataFrame:
-    """Higher-level funding of a project summed over its rows up to its acceptance year."""
-    p = ctx.ledgers["projects"].filter(_where(rule))
-    accepted = p.filter((pl.col("year") == ctx.year) & pl.col("accepted_on").is_not_null()
-                        & (pl.col("accepted_on").dt.year() == ctx.year))
-    funding = (
-        p.filter(pl.col("year") <= ctx.year)
-        .group_by("project_id")
-        .agg(pl.col(rule.base.amount).fill_null(0).sum().alias("base_fen"),
-             pl.format("projects 第 {} 行", pl.col(ROW).sort().cast(pl.String).str.join(", ")).first().alias("source"))
+    """A matter's amount (higher-level funding of a project) summed over its yearly rows up to the
+    year it is completed (accepted), paid in that year."""
+    b = rule.base
+    led = LEDGERS[b.ledger]
+    matter, done = led.key[0], led.date_column
+    rows = ctx.ledgers[b.ledger].filter(_where(rule))
+    completed = rows.filter((pl.col("year") == ctx.year) & pl.col(done).is_not_null()
+                            & (pl.col(done).dt.year() == ctx.year))
+    summed = (
+        rows.filter(pl.col("year") <= ctx.year)
+        .group_by(matter)
+        .agg(pl.col(b.amount).fill_null(0).sum().alias("base_fen"),
+             pl.format("{} 第 {} 行", pl.lit(b.ledger), pl.col(ROW).sort().cast(pl.String).str.join(", ")).first().alias("source"))
     )
-    out = accepted.join(funding, on="project_id").select(
+    out = completed.join(summed, on=matter).select(
         "applicant_id",
-        pl.col("project_id").alias("matter_id"),
-        pl.col("accepted_on").alias("line_date"),
+        pl.col(matter).alias("matter_id"),
+        pl.col(done).alias("line_date"),
         "base_fen",
-        ctx.date_in_window("accepted_on").alias("in_window"),
+        ctx.date_in_window(done).alias("in_window"),
         "source",
-        pl.format("{} 验收", pl.col("accepted_on").dt.to_string("%Y-%m-%d")).alias("detail"),
+        pl.format("{} {}", pl.col(done).dt.to_string("%Y-%m-%d"), pl.lit("验收" if done == "accepted_on" else field_name(done))).alias("detail"),
     )
     return _finish(_join_recognition(out, rule, ctx), rule)
 

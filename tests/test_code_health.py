@@ -1,0 +1,188 @@
+"""The rule schema accepts no key the engine never reads.
+
+`disburse.rules.KINDS` declares, per kind, the keys its extraction and formula
+read (EVERY_KIND: the keys every kind reads); the loader refuses any other.
+These tests keep that table honest:
+
+- every key of the schema is declared somewhere, and the table names no key the
+  schema lacks;
+- every key of the schema (rules and policies, nested ones too) is read by the
+  engine (``disburse/``, ``transforms/``, ``flows/``) outside the schema's own
+  classes, but the few words for a person (WORDS_ONLY);
+- for every kind, the extraction of its lines (or, for second_cap, the compiled
+  clause table) reads each base key and each extraction key (ladder, growth,
+  threshold, recognition) the kind declares: a kind that declares `base.where`
+  but never filters on it fails here;
+- every column the catalogue compiles into the clause table is read by a transform.
+"""
+
+from __future__ import annotations
+
+import ast
+import datetime as dt
+import typing
+from pathlib import Path
+
+import pytest
+from pydantic import BaseModel
+
+from disburse import rules as R
+from disburse.ledgers import LEDGERS
+from transforms.candidates import Context, extract
+from transforms.validate import validate
+
+ROOT = Path(__file__).parent.parent
+ENGINE = [p for d in ("disburse", "transforms", "flows") for p in sorted((ROOT / d).glob("*.py"))]
+
+
+def schema_keys(model: type[BaseModel], prefix: str = "") -> list[tuple[type[BaseModel], str]]:
+    """(model, dotted key) for every field of the model and of the models nested in it."""
+    out = []
+    for name, field in model.model_fields.items():
+        out.append((model, prefix + name))
+        inner = {a for t in (field.annotation, *typing.get_args(field.annotation)) for a in (t, *typing.get_args(t))}
+        for sub in inner:
+            if isinstance(sub, type) and issubclass(sub, BaseModel):
+                out += schema_keys(sub, f"{prefix}{name}.")
+    return out
+
+
+def engine_reads() -> tuple[set[str], set[str]]:
+    """Attribute names and string constants used by the engine, outside the schema's classes."""
+    attrs, strings = set(), set()
+    for path in ENGINE:
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        schema = {id(n) for c in ast.walk(tree) if isinstance(c, ast.ClassDef) and issubclass(getattr(R, c.name, object), BaseModel)
+                  for n in ast.walk(c)} if path.name == "rules.py" else set()
+        for node in ast.walk(tree):
+            if id(node) in schema:
+                continue
+            if isinstance(node, ast.Attribute):
+                attrs.add(node.attr)
+            elif isinstance(node, ast.Constant) and isinstance(node.value, str):
+                strings.add(node.value)
+    return attrs, strings
+
+
+def _atoms(keys) -> set[str]:
+    return {k for key in keys for k in key.split("|") if not k.startswith("params.")}
+
+
+def test_every_rule_key_is_declared_for_some_kind() -> None:
+    schema = {"clause_id", *R.Rule.model_fields, *(f"base.{k}" for k in R.Base.model_fields)}
+    declared = set(R.EVERY_KIND) | {k for spec in R.KINDS.values() for k in spec.reads | _atoms(spec.requires)}
+    assert schema - declared == set(), "keys the schema accepts but no kind declares it reads (rules.KINDS)"
+    assert declared - schema == set(), "keys rules.KINDS declares but the schema lacks"
+    assert _atoms(R.DEPENDS) | set(R.DEPENDS) <= schema
+    for kind, spec in R.KINDS.items():
+        assert _atoms(spec.requires) <= spec.reads | R.EVERY_KIND, f"{kind} requires a key it does not read"
+
+
+def test_every_schema_key_is_read_by_the_engine() -> None:
+    attrs, strings = engine_reads()
+    unread = []
+    for model, key in [*schema_keys(R.Rule), *schema_keys(R.Policy)]:
+        leaf = key.rsplit(".", 1)[-1]
+        if model is R.Eligibility:  # compiled generically, field by field, into the elig_<name> columns
+            read = f"elig_{leaf}" in strings
+        else:
+            read = leaf in attrs
+        if not read and key not in R.WORDS_ONLY:
+            unread.append(f"{model.__name__}.{key}")
+    assert unread == []
+
+
+def test_every_compiled_clause_column_is_read_by_a_transform() -> None:
+    others = "".join(p.read_text(encoding="utf-8") for p in ENGINE if p.name != "rules.py")
+    assert [c for c in R.CLAUSE_SCHEMA if f'"{c}"' not in others] == []
+
+
+class Recorder:
+    """A rule (or a part of it) that notes every key read from it."""
+
+    def __init__(self, obj, prefix: str, seen: set[str]):
+        self._obj, self._prefix, self._seen = obj, prefix, seen
+
+    def __getattr__(self, name: str):
+        value = getattr(self._obj, name)
+        if name in type(self._obj).model_fields:
+            self._seen.add(self._prefix + name)
+            if isinstance(value, BaseModel):
+                return Recorder(value, f"{self._prefix}{name}.", self._seen)
+        return value
+
+
+EXTRACTION_KEYS = {"ladder", "growth", "threshold", "recognition", *R.JOINED}
+# For each kind, a rule giving every base key the kind reads (values from the ledger contract).
+FULL_BASE = {
+    "ledger": "financing", "amount": "amount", "where": {"kind": ["loan"]}, "between": {"amount": [0, 10_000_000]},
+    "per": "row", "payee": "investor_id", "max_main_revenue": 20_000_000, "investee_sector": ["ai"],
+    "investee_size": ["small"], "second_amount": "guarantee_fee", "second_cap": 50_000,
+}
+KIND_VALUES = {
+    "rate": {"rate": 0.5}, "progressive": {"tiers": [{"rate": 0.1}]}, "fixed": {"amount": 100},
+    "level": {"levels": {"national": 100}}, "per_unit": {"unit_amount": 100}, "matching": {"rate": 1},
+    "ladder": {"ladder": {"comparison": "over", "steps": [{"threshold": 1, "award": 1}]}},
+    "first_reach": {"threshold": 100, "rate": 0.1},
+    "growth": {"growth": {"min_growth": 0.2, "years": 2, "min_intensity": 0.1, "min_increase": 1}, "rate": 0.1},
+    "approved": {}, "in_kind": {"in_kind": {"unit": "PFLOPS", "max_quantity": 1, "duration": "one year"}},
+}
+
+
+def sample_rules(kind: str) -> list[R.Rule]:
+    """Rules of the kind that together give every base and extraction key it reads."""
+    spec = R.KINDS[kind]
+    rules = []
+    for ledger in spec.ledgers:
+        if ledger == "recognitions":
+            base = {"ledger": ledger, "matter_ledger": "projects"}
+            base |= {"amount": "approved_amount"} if "base.amount" in spec.reads else {}
+        else:
+            base = {k: v for k, v in FULL_BASE.items() if f"base.{k}" in spec.reads or k == "ledger"}
+            base["ledger"] = ledger
+            money = R.money_columns(ledger)
+            if "amount" in base or "base.amount" in spec.reads:
+                base["amount"] = money[0]
+            if "between" in base:
+                base["between"] = {money[0]: [0, 10_000_000]}
+            col = next((c for c in LEDGERS[ledger].columns if c.enum), None)
+            if "where" in base and col is None:
+                base.pop("where")
+            elif "where" in base:
+                base["where"] = {col.name: [col.enum[0]]}
+            if ledger != "financing":
+                for k in ("payee", "second_amount", "second_cap"):
+                    base.pop(k, None)
+        body = {"clause_id": f"testland.{kind}", "title": "t", "article": "t", "text": "t", "kind": kind,
+                "base": base, **KIND_VALUES[kind]}
+        if "recognition" in spec.reads:
+            body["recognition"] = True
+        rules.append(R.Rule.model_validate(body))
+    return rules
+
+
+POLICY = R.Policy(region="testland", source="t", title="t", valid_from=dt.date(2021, 1, 1),
+                  valid_to=dt.date(2023, 12, 31), provisions=R.PolicyProvisions())
+
+
+def empty_context(rule: R.Rule) -> Context:
+    accepted = validate({}, ["testland"], [rule.clause_id]).accepted
+    tables = R.compile_tables(R.Catalogue(policies={"testland": POLICY}, rules={rule.clause_id: rule}, fingerprint=""))
+    return Context(accepted, accepted["applicants"], 2022, (dt.date(2021, 1, 1), dt.date(2023, 12, 31)),
+                   tables["levels"], tables["steps"])
+
+
+@pytest.mark.parametrize("kind", sorted(R.KINDS))
+def test_each_kind_reads_the_base_it_declares(kind: str) -> None:
+    spec = R.KINDS[kind]
+    wanted = {k for k in spec.reads if k.startswith("base.") or k in EXTRACTION_KEYS}
+    seen: set[str] = set()
+    for rule in sample_rules(kind):
+        extract(Recorder(rule, "", seen), empty_context(rule))
+        # a few base keys are compiled into the clause table instead (second_cap: second_cap_fen)
+        R.compile_tables(R.Catalogue.model_construct(policies={"testland": POLICY}, rules={rule.clause_id: Recorder(rule, "", seen)}))
+    assert wanted - seen == set(), f"kind {kind} declares keys its extraction never reads"
+
+
+def test_the_rules_readme_carries_the_kinds_table() -> None:
+    assert R.kinds_markdown() in (ROOT / "rules" / "README.md").read_text(encoding="utf-8")
