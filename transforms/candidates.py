@@ -418,7 +418,7 @@ def _growth(rule: Rule, ctx: Context) -> pl.DataFrame:
         _rows_text(led).alias("source"),
         met.alias("condition_met"),
         pl.when(met).then(pl.format("{}增加 {}", pl.lit(field_name(fig)), fmt_fen_expr(increase)))
-        .otherwise(pl.lit(f"未满足：{field_name(fig)}连续 {g.years} 年增长不低于 {g.min_growth:%}、研发强度（占主营业务收入）不低于 "
+        .otherwise(pl.lit(f"未满足：{field_name(fig)}连续 {g.years} 年增长不低于 {g.min_growth:%}、占主营业务收入不低于 "
                           f"{g.min_intensity:%}、增加额不低于 {g.min_increase:,}")).alias("detail"),
     )
     return _finish(out, rule, pl.format("{}:{}:growth:{}", pl.lit(led), pl.lit(fig), pl.col("matter_id")))
