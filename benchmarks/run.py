@@ -2,7 +2,8 @@
 
     python benchmarks/run.py --applicants 1000000 [--year 2022] [--pairs 3] [--work DIR]
 
-Generates (once, cached under --work) a Parquet ledger set of N applicants and
+Generates (once, cached under --work, with ``disburse synth``) a typed Parquet ledger set of N
+applicants and
 a set holding only one of them, then, alternating, measures three things, each
 in a fresh process:
 
@@ -74,8 +75,8 @@ def generate(n: int, out: Path) -> None:
     if (out / "applicants.parquet").exists():
         return
     print(f"generating {n:,} applicants into {out} ...", flush=True)
-    subprocess.run([sys.executable, str(ROOT / "fixtures" / "make_demo.py"), "--out", str(out), "--applicants", str(n),
-                    "--no-bad-rows", "--format", "parquet"], check=True, stdout=subprocess.DEVNULL)
+    subprocess.run([str(DISBURSE), "synth", "--out", str(out), "--applicants", str(n), "--format", "parquet"],
+                    check=True, stdout=subprocess.DEVNULL)
 
 
 def one_applicant(full: Path, out: Path) -> None:

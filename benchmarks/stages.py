@@ -1,6 +1,6 @@
 """Time each stage of a run against the time to read the ledgers once (prints; not a test).
 
-    python fixtures/make_demo.py --out /tmp/city --applicants 1000000 --no-bad-rows
+    disburse synth --out /tmp/city --applicants 1000000
     python benchmarks/stages.py --ledgers /tmp/city --year 2022 --params fixtures/demo/params.yaml
 
 Runs the stages of ``disburse.job`` without Prefect (whose start-up is fixed:

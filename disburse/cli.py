@@ -143,6 +143,35 @@ def explain(
     out.print(f"\n应付合计：[bold]{fmt_fen(int(lines['payable_fen'].sum()))}[/bold]")
 
 
+@app.command()
+def synth(
+    applicants: Annotated[int, typer.Option("--applicants", help="Number of applicants (the named demo firms included).")],
+    out_dir: Annotated[Path, typer.Option("--out", help="Directory to write the ten ledgers to.")],
+    years: Annotated[str, typer.Option("--years", help="Years of rows to keep, FIRST-LAST.")] = "2020-2026",
+    seed: Annotated[int, typer.Option("--seed", help="Seed of the generated part: same seed, same bytes.")] = 13,
+    fmt: Annotated[str, typer.Option("--format", help="parquet (typed columns) or csv")] = "parquet",
+    bad_rows: Annotated[bool, typer.Option("--bad-rows", help="Add the demo's deliberately faulty rows.")] = False,
+) -> None:
+    """Generate realistic ledgers: every tier, ladder step, cap and installment reached by some firms."""
+    import time
+
+    from disburse import synth as generator
+
+    if fmt not in ("parquet", "csv"):
+        fail(f"--format {fmt}: expected parquet or csv")
+    try:
+        first, last = (int(y) for y in years.split("-", 1))
+    except ValueError:
+        fail(f"--years {years}: expected FIRST-LAST, e.g. 2020-2026")
+    started = time.perf_counter()
+    try:
+        frames, located = generator.synth(out_dir, applicants=applicants, seed=seed, years=(first, last),
+                                          bad_rows=bad_rows, fmt=fmt)
+    except ValueError as exc:
+        fail(str(exc))
+    generator.report(frames, located, out_dir, fmt, time.perf_counter() - started)
+
+
 rules_app = typer.Typer(no_args_is_help=True, help="The rules catalogue: list the clauses, show coverage.")
 app.add_typer(rules_app, name="rules")
 SCENARIOS = Path(__file__).resolve().parent.parent / "tests" / "scenarios"
