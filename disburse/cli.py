@@ -1,4 +1,4 @@
-"""Command line: ``disburse run | validate | explain | rules``.
+"""Command line: ``disburse run | validate | explain | rules | serve``.
 
 A run that cannot proceed prints one line on stderr and exits 2; nothing is
 written and the state is unchanged.
@@ -67,9 +67,11 @@ def run(
     try:
         preflight(ledgers, rules, params, region)
         from flows.annual import annual_run
+        from flows.progress import on_terminal
 
-        summary = annual_run(year=year, ledgers=ledgers, out=out_dir, region=region, rules=rules, params=params,
-                             state_file=state_file)
+        with on_terminal(err, region):  # a status line only on a terminal: in a script stderr stays one line on failure
+            summary = annual_run(year=year, ledgers=ledgers, out=out_dir, region=region, rules=rules, params=params,
+                                 state_file=state_file)
     except JOB_ERRORS as exc:
         fail(str(exc))
     except Exception as exc:  # noqa: BLE001 - a fault of ours: still one line, nothing recorded
@@ -170,6 +172,43 @@ def synth(
     except ValueError as exc:
         fail(str(exc))
     generator.report(frames, located, out_dir, fmt, time.perf_counter() - started)
+
+
+@app.command()
+def serve(
+    ledgers: LedgersOpt,
+    out_dir: Annotated[Path, typer.Option("--out", help="Output directory; files go to OUT/YEAR/REGION/.")],
+    region: Annotated[Optional[str], typer.Option("--region", help="Pay only this region (default: every region).")] = None,
+    rules: RulesOpt = None,
+    params: ParamsOpt = None,
+    state_file: Annotated[Optional[Path], typer.Option("--state", help="State file (default OUT/state.duckdb).")] = None,
+    name: Annotated[Optional[str], typer.Option("--name", help="Deployment name (default: the region, or all).")] = None,
+    cron: Annotated[Optional[str], typer.Option("--cron", help="When to run, in --timezone (default: 0 2 15 1 *, "
+                                                                "02:00 on 15 January).")] = None,
+    timezone: Annotated[Optional[str], typer.Option("--timezone", help="Default: Asia/Shanghai.")] = None,
+) -> None:
+    """Serve the yearly deployment: every 15 January, pay the year before. Needs `prefect server start`."""
+    offline.serving()
+    try:
+        preflight(ledgers, rules, params, region)
+    except JOB_ERRORS as exc:
+        fail(str(exc))
+    from prefect.settings import PREFECT_API_URL
+
+    api = PREFECT_API_URL.value()
+    if not api:
+        fail("serve needs a running Prefect server: start `prefect server start` and set "
+             "PREFECT_API_URL=http://127.0.0.1:4200/api (a schedule never fires on Prefect's temporary server)")
+    import httpx
+
+    try:
+        httpx.get(f"{api.rstrip('/')}/health", timeout=30).raise_for_status()
+    except httpx.HTTPError as exc:
+        fail(f"PREFECT_API_URL={api}: no Prefect server answers ({type(exc).__name__}); start `prefect server start`")
+    from flows.yearly import serve as serve_yearly
+
+    serve_yearly(ledgers=ledgers, out=out_dir, region=region, rules=rules, params=params, state_file=state_file,
+                 cron=cron, timezone=timezone, name=name)
 
 
 rules_app = typer.Typer(no_args_is_help=True, help="The rules catalogue: list the clauses, show coverage.")

@@ -14,13 +14,15 @@ from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
 
 from disburse import job, state
+from flows.progress import reported
 
 stage = task(cache_policy=NO_CACHE)  # frames are large; hashing them for a cache key is waste
-ingest = stage(job.ingest)
-check = stage(job.check)
-paid_before = stage(job.paid_before)
-compute = stage(job.compute)
-publish = stage(job.publish)
+# Each stage tells listeners (the terminal's status line) where the run is, and logs its ids and counts.
+ingest = stage(reported("read", job.ingest))
+check = stage(reported("validate", job.check))
+paid_before = stage(reported("read state", job.paid_before))
+compute = stage(reported("compute", job.compute)).with_options(task_run_name="compute-{region}")
+publish = stage(reported("write", job.publish))
 
 
 @flow(name="disburse-annual", validate_parameters=True)

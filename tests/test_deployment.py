@@ -1,0 +1,232 @@
+"""The yearly deployment as IT runs it (README "Running it every year"): a real `prefect server start`,
+`disburse serve`, a run triggered by hand with `prefect deployment run`, its artifacts read through the API.
+
+Every process the test starts runs in a session of its own and is killed with everything it started,
+whether the test passes or fails. Waits are bounded but generous: the machine may be loaded.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from decimal import Decimal
+from pathlib import Path
+
+import httpx
+import polars as pl
+import pytest
+
+from disburse import offline
+from disburse.money import fen_to_decimal
+
+ROOT = Path(__file__).parent.parent
+DEMO = ROOT / "fixtures" / "demo"
+BIN = Path(sys.executable).parent
+START_TIMEOUT = 600  # seconds for the server to answer and the deployment to appear, on a loaded machine
+RUN_TIMEOUT = 900  # seconds for the triggered run to finish
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def descendants(pid: int) -> list[int]:
+    """Every process below PID (read from /proc), to be stopped with it."""
+    children: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+    found, todo = [], [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            found.append(child)
+            todo.append(child)
+    return found
+
+
+def stop(process: subprocess.Popen) -> None:
+    """Stop PROCESS and everything it started: its session's group, and any descendant that left it."""
+    pids = [process.pid, *descendants(process.pid)]
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        for pid in pids:
+            try:
+                os.killpg(pid, sig) if pid == process.pid else os.kill(pid, sig)
+            except (ProcessLookupError, PermissionError):
+                pass
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            continue
+        if sig == signal.SIGTERM:
+            time.sleep(1)  # let the children finish dying before the SIGKILL sweep
+    process.wait(timeout=30)
+
+
+class Processes:
+    """Background processes of one test; each writes its output to a log file shown when a wait fails."""
+
+    def __init__(self, env: dict[str, str], logs: Path) -> None:
+        self.env, self.logs, self.started = env, logs, []
+
+    def start(self, name: str, *command: str) -> subprocess.Popen:
+        log = open(self.logs / f"{name}.log", "wb")
+        p = subprocess.Popen(command, env=self.env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                             start_new_session=True, cwd=self.logs)
+        log.close()
+        self.started.append((name, p))
+        return p
+
+    def tail(self) -> str:
+        return "\n".join(f"--- {name} (exit {p.poll()}) ---\n" + (self.logs / f"{name}.log").read_text(errors="replace")[-3000:]
+                         for name, p in self.started)
+
+    def stop_all(self) -> None:
+        for _, p in reversed(self.started):
+            stop(p)
+
+
+def wait_for(what: str, check, processes: Processes, timeout: float):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for name, p in processes.started:
+            if p.poll() is not None:
+                pytest.fail(f"{name} exited while waiting for {what}:\n{processes.tail()}")
+        result = check()
+        if result:
+            return result
+        time.sleep(2)
+    pytest.fail(f"no {what} after {timeout} s:\n{processes.tail()}")
+
+
+@pytest.fixture
+def prefect_server(tmp_path: Path):
+    """A real Prefect server on a free localhost port, with its home in a temporary directory."""
+    home = tmp_path / "prefect-home"
+    home.mkdir()
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
+    env |= {key: value for key, value in offline.SETTINGS.items() if key != "PREFECT_LOGGING_LEVEL"}
+    env |= {"PREFECT_HOME": str(home), "PREFECT_API_URL": f"http://127.0.0.1:{port}/api"}
+    processes = Processes(env, tmp_path)
+    try:
+        processes.start("server", str(BIN / "prefect"), "server", "start", "--host", "127.0.0.1", "--port", str(port))
+
+        def healthy() -> bool:
+            try:
+                return httpx.get(f"{env['PREFECT_API_URL']}/health", timeout=10).status_code == 200
+            except httpx.HTTPError:
+                return False
+
+        wait_for("Prefect server", healthy, processes, START_TIMEOUT)
+        yield env, processes
+    finally:
+        processes.stop_all()
+
+
+def api(env: dict[str, str], coroutine_fn):
+    """Run COROUTINE_FN(client) against the test's server, in this process, with the test's settings."""
+    from prefect.client.orchestration import get_client
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    async def go():
+        async with get_client() as client:
+            return await coroutine_fn(client)
+
+    with temporary_settings({PREFECT_API_URL: env["PREFECT_API_URL"]}):
+        return asyncio.run(go())
+
+
+def test_the_served_deployment_pays_the_previous_year_and_leaves_artifacts(prefect_server, tmp_path: Path) -> None:
+    env, processes = prefect_server
+    out = tmp_path / "out"
+    processes.start("serve", str(BIN / "disburse"), "serve", "--ledgers", str(DEMO), "--params",
+                    str(DEMO / "params.yaml"), "--out", str(out), "--region", "lingang")
+
+    async def deployment(client):
+        from prefect.exceptions import ObjectNotFound
+
+        try:
+            return await client.read_deployment_by_name("disburse-yearly/lingang")
+        except ObjectNotFound:
+            return None
+
+    found = wait_for("deployment disburse-yearly/lingang", lambda: api(env, deployment), processes, START_TIMEOUT)
+    assert found.parameters["region"] == "lingang"
+    assert found.parameters["ledgers"] == str(DEMO.resolve()) and found.parameters["out"] == str(out.resolve())
+    (schedule,) = found.schedules
+    assert (schedule.schedule.cron, schedule.schedule.timezone) == ("0 2 15 1 *", "Asia/Shanghai")
+    assert schedule.active
+
+    # Triggered by hand with no year, like the scheduled run: it pays the year before today (in Shanghai).
+    year = dt.datetime.now(dt.timezone(dt.timedelta(hours=8))).year - 1
+    triggered = subprocess.run([str(BIN / "prefect"), "deployment", "run", "disburse-yearly/lingang"], env=env,
+                               capture_output=True, text=True, timeout=START_TIMEOUT, cwd=tmp_path)
+    assert triggered.returncode == 0, triggered.stdout + triggered.stderr
+
+    async def finished_runs(client):
+        runs = await client.read_flow_runs()
+        return [r for r in runs if r.deployment_id == found.id and r.state and r.state.is_final()] or None
+
+    (run,) = wait_for("finished flow run", lambda: api(env, finished_runs), processes, RUN_TIMEOUT)
+    assert run.state.is_completed(), f"{run.state}\n{processes.tail()}"
+    assert run.name == f"{year}-lingang"
+    assert run.parameters.get("year") is None
+
+    async def artifacts(client):
+        from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId
+
+        return await client.read_artifacts(
+            artifact_filter=ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=[run.id])))
+
+    async def logs_to_the_end(client):
+        from prefect.client.schemas.filters import LogFilter, LogFilterFlowRunId
+
+        logs = await client.read_logs(log_filter=LogFilter(flow_run_id=LogFilterFlowRunId(any_=[run.id])))
+        return logs if any("artifacts written" in log.message for log in logs) else None
+
+    artifacts = api(env, artifacts)
+    # The run's process sends its log in batches: the last lines may land shortly after the run ends.
+    logs = wait_for("log of the run's last step", lambda: api(env, logs_to_the_end), processes, START_TIMEOUT)
+    by_key = {a.key: a for a in artifacts}
+    assert set(by_key) == {"disburse-summary-lingang", "disburse-clause-totals-lingang"}
+
+    import json
+
+    manifest = json.loads((out / str(year) / "manifest.json").read_text())
+    assert manifest["regions_in_this_run"] == ["lingang"]
+    summary = by_key["disburse-summary-lingang"]
+    assert summary.type == "markdown"
+    assert manifest["run_id"] in summary.data and str(run.id) in summary.data
+    assert f"| lingang | {manifest['regions']['lingang']['lines']} |" in summary.data
+    assert manifest["regions"]["lingang"]["total_payable"] in summary.data
+
+    # The table's totals per clause are those of the files the run wrote, to the fen.
+    table = by_key["disburse-clause-totals-lingang"]
+    assert table.type == "table"
+    rows = json.loads(table.data) if isinstance(table.data, str) else table.data
+    lines = pl.read_parquet(out / str(year) / "lingang" / "audit_lines.parquet")
+    expected = (lines.group_by("clause_id").agg(pl.len().alias("lines"), pl.col("payable_fen").sum())
+                .sort("clause_id").rows())
+    assert [(r["clause_id"], r["lines"], Decimal(r["payable"])) for r in rows] == \
+        [(c, n, fen_to_decimal(int(fen))) for c, n, fen in expected]
+    assert sum(Decimal(r["payable"]) for r in rows) == Decimal(manifest["regions"]["lingang"]["total_payable"])
+
+    # INFO logs name stages, regions, ids and counts; no applicant names from the ledgers, no amounts.
+    messages = [log.message for log in logs]
+    assert any("compute lingang: done" in m and "lines=" in m for m in messages), messages
+    assert any(manifest["run_id"] in m for m in messages), messages
+    names = pl.read_csv(DEMO / "applicants.csv", infer_schema=False)["name"].drop_nulls().to_list()
+    text = "\n".join(messages)
+    assert not [n for n in names if n and n in text]
+    assert manifest["regions"]["lingang"]["total_payable"] not in text
