@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import json
 import os
 import signal
 import socket
@@ -201,8 +202,6 @@ def test_the_served_deployment_pays_the_previous_year_and_leaves_artifacts(prefe
     by_key = {a.key: a for a in artifacts}
     assert set(by_key) == {"disburse-summary-lingang", "disburse-clause-totals-lingang"}
 
-    import json
-
     manifest = json.loads((out / str(year) / "manifest.json").read_text())
     assert manifest["regions_in_this_run"] == ["lingang"]
     summary = by_key["disburse-summary-lingang"]
@@ -221,6 +220,16 @@ def test_the_served_deployment_pays_the_previous_year_and_leaves_artifacts(prefe
     assert [(r["clause_id"], r["lines"], Decimal(r["payable"])) for r in rows] == \
         [(c, n, fen_to_decimal(int(fen))) for c, n, fen in expected]
     assert sum(Decimal(r["payable"]) for r in rows) == Decimal(manifest["regions"]["lingang"]["total_payable"])
+
+    # The server's scheduler puts the next runs on 15 January, 02:00 in Shanghai, with no year: each pays the year before.
+    async def scheduled(client):
+        runs = await client.read_flow_runs()
+        return [r for r in runs if r.deployment_id == found.id and r.state and r.state.is_scheduled()] or None
+
+    upcoming = wait_for("scheduled run", lambda: api(env, scheduled), processes, START_TIMEOUT)
+    shanghai = [r.expected_start_time.astimezone(dt.timezone(dt.timedelta(hours=8))) for r in upcoming]
+    assert {(t.month, t.day, t.hour, t.minute) for t in shanghai} == {(1, 15, 2, 0)}
+    assert all(r.parameters.get("year") is None for r in upcoming)
 
     # INFO logs name stages, regions, ids and counts; no applicant names from the ledgers, no amounts.
     messages = [log.message for log in logs]
