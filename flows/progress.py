@@ -48,18 +48,16 @@ def _tell(event: str, *args: Any) -> None:
 
 def run_logger() -> logging.Logger | logging.LoggerAdapter:
     """Prefect's logger for the current flow or task run; outside a run, a plain logger."""
-    try:
-        from prefect import get_run_logger
-        from prefect.exceptions import MissingContextError
-    except ImportError:  # pragma: no cover - Prefect is a dependency
-        return _fallback
+    from prefect import get_run_logger  # here, not at the top: `disburse run --help` never loads Prefect
+    from prefect.exceptions import MissingContextError
+
     try:
         return get_run_logger()
     except MissingContextError:
         return _fallback
 
 
-def counts(stage: str, result: Any) -> dict[str, Any]:
+def counts(result: Any) -> dict[str, Any]:
     """The ids and counts a stage's result may show in a log line (never values or amounts)."""
     raw = getattr(result, "raw", None)
     if isinstance(raw, dict):  # ingest: job.Inputs
@@ -105,7 +103,7 @@ def reported(name: str, fn: Callable) -> Callable:
         log.info("%s: started", where)
         result = fn(*args, **kwargs)
         try:
-            facts = counts(name, result)
+            facts = counts(result)
         except Exception as exc:  # noqa: BLE001 - a log line must never fail the run it describes
             facts = {"counts_unavailable": type(exc).__name__}
         log.info("%s: done %s", where, " ".join(f"{k}={v}" for k, v in facts.items()))
@@ -116,7 +114,7 @@ def reported(name: str, fn: Callable) -> Callable:
 
 
 class TerminalStatus:
-    """A status line on a terminal (rich): which stage, which region, how long so far. Gone when the run ends."""
+    """A status line on a terminal (rich): which stage, which region (k of n). Gone when the run ends."""
 
     def __init__(self, console, region: str | None = None) -> None:
         self.console = console

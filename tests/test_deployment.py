@@ -239,3 +239,13 @@ def test_the_served_deployment_pays_the_previous_year_and_leaves_artifacts(prefe
     text = "\n".join(messages)
     assert not [n for n in names if n and n in text]
     assert manifest["regions"]["lingang"]["total_payable"] not in text
+
+
+def test_the_year_paid_is_the_year_before_the_scheduled_day_in_shanghai() -> None:
+    from flows.yearly import previous_year
+
+    utc = dt.timezone.utc
+    assert previous_year(dt.datetime(2026, 1, 14, 18, 0, tzinfo=utc)) == 2025  # 15 January 2026, 02:00 in Shanghai
+    assert previous_year(dt.datetime(2025, 12, 31, 16, 30, tzinfo=utc)) == 2025  # already 1 January 2026 in Shanghai
+    assert previous_year(dt.datetime(2025, 12, 31, 15, 59, tzinfo=utc)) == 2024  # still 31 December 2025 there
+    assert previous_year(dt.datetime(2026, 1, 15, 2, 0)) == 2025  # a naive time is UTC
