@@ -154,6 +154,7 @@ def build_manifest(inputs: Inputs, checked: Validated, results: list[RegionResul
             "payable_lines": res.disbursements.height,
             "total_payable": str(fen_to_decimal(int(res.lines["payable_fen"].sum() or 0))),
             "total_clawback": str(fen_to_decimal(int(res.clawbacks["amount_fen"].sum() or 0))),
+            **({"budgets": budget_facts(res.budgets)} if not res.budgets.is_empty() else {}),
             "outputs": {f"{res.region}/{name}": {"sha256": outputs.sha256(d / name), "rows": rows}
                         for name, rows in sorted(counts[res.region].items())},
         }
@@ -172,6 +173,14 @@ def build_manifest(inputs: Inputs, checked: Validated, results: list[RegionResul
         "regions": dict(sorted(regions_doc.items())),
         "total_payable": str(total),
     }
+
+
+def budget_facts(facts: pl.DataFrame) -> list[dict]:
+    """The fund ceilings of a region's year for the manifest: ceiling, installments owed, uncut total,
+    paid, the ratio of the cut (transforms.budget)."""
+    money = ("budget_fen", "owed_fen", "uncut_fen", "paid_fen")
+    return [{**{k.removesuffix("_fen"): str(fen_to_decimal(v)) if k in money else v for k, v in row.items()}}
+            for row in facts.to_dicts()]
 
 
 class StageClock(dict):

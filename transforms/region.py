@@ -20,6 +20,7 @@ from disburse.params import ParamError, Params
 from disburse.rules import Catalogue
 from transforms.candidates import CANDIDATE_SCHEMA, Context, earlier_years_prefix, extract
 from transforms.compute import PARAM_SCHEMA, clawbacks, compute_lines
+from transforms.budget import FACTS_SCHEMA, apply_budgets, explain_budget
 from transforms.explain import explain
 
 AUDIT_COLUMNS = [
@@ -28,7 +29,7 @@ AUDIT_COLUMNS = [
     "paid_matter_fen", "after_level_up_fen", "item_cap_applied_fen", "after_item_fen", "alone_fen",
     "competing_paid_fen", "competing_clauses", "after_competing_fen", "superseded_by", "kept_fen", "annual_cap_fen", "after_annual_fen", "cumulative_cap_fen",
     "cum_paid_before_fen", "after_cumulative_fen", "award_fen", "payable_fen", "in_kind_quantity", "in_kind_unit",
-    "blocked", "reasons", "steps",
+    "blocked", "reasons", "steps", "before_budget_fen", "budget_ratio",
 ]
 
 
@@ -44,6 +45,8 @@ class RegionResult:
     clauses: pl.DataFrame = field(default_factory=lambda: pl.DataFrame(schema=CLAUSE_TEXT_SCHEMA))
     policy_title: str = ""
     keep_highest_text: str | None = None
+    # one row per fund ceiling of the year (transforms.budget.FACTS_SCHEMA): ceiling, uncut total, ratio
+    budgets: pl.DataFrame = field(default_factory=lambda: pl.DataFrame(schema=FACTS_SCHEMA))
 
     @property
     def disbursements(self) -> pl.DataFrame:
@@ -98,7 +101,7 @@ def compute_region(
     )
     ctx = Context(accepted, applicants, year, span, tables["levels"], tables["steps"])
     rules = cat.rules_of(region)
-    parts = [extract(rule, ctx) for rule in rules]
+    parts = [extract(rule, ctx) for rule in rules if not params.suspended(rule.clause_id)]
     candidates = pl.concat(parts) if parts else pl.DataFrame(schema=CANDIDATE_SCHEMA)
     if window is None and not candidates.is_empty():
         raise ParamError(f"policy {region}: administrator parameter effective_from is missing "
@@ -108,7 +111,9 @@ def compute_region(
     prefixes = pl.DataFrame(across, schema={"clause_id": pl.String, "supersede_prefix": pl.String}, orient="row")
     region_tables = {**tables, "clauses": clauses, "supersede_prefixes": prefixes}
     lines = compute_lines(candidates, region_tables, params_table(params, region), applicants, history, year)
-    lines = explain(lines).with_columns(
+    # the fund ceiling cuts the payable the steps above arrived at, and says so last
+    lines, budgets = apply_budgets(explain(lines), params.budgets_for(region, year))
+    lines = explain_budget(lines).with_columns(
         pl.col("name").alias("applicant_name"),
         pl.lit(region).alias("region"),
         pl.lit(year, pl.Int64).alias("year"),
@@ -119,4 +124,4 @@ def compute_region(
                       pol.clawback_on_relocation_years, pol.clawback_text, pol.fraud_text)
     texts = pl.DataFrame([(r.clause_id, r.title, r.article, r.text) for r in cat.rules_of(region)],
                          schema=CLAUSE_TEXT_SCHEMA, orient="row")
-    return RegionResult(region, lines, claws, texts, cat.policies[region].title, pol.keep_highest)
+    return RegionResult(region, lines, claws, texts, cat.policies[region].title, pol.keep_highest, budgets=budgets)
