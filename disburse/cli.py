@@ -211,6 +211,39 @@ def serve(
                  cron=cron, timezone=timezone, name=name)
 
 
+@app.command()
+def simulate(
+    year: Annotated[int, typer.Option("--year", help="The year to simulate.")],
+    ledgers: LedgersOpt,
+    out_dir: Annotated[Path, typer.Option("--out", help="Where impact.csv, impact_firms.csv and impact.html go.")],
+    state_file: Annotated[Path, typer.Option("--state", help="The state of the runs (read from a copy; a missing file: nothing paid yet).")],
+    overlay: Annotated[Optional[list[Path]], typer.Option("--overlay", help="A scenario: YAML of changed clauses, "
+                                                          "parameters or budgets (repeat for several).")] = None,
+    region: Annotated[Optional[str], typer.Option("--region", help="Only this region.")] = None,
+    rules: RulesOpt = None,
+    params: ParamsOpt = None,
+) -> None:
+    """What-if: the year as approved and under each overlay, compared; nothing is recorded."""
+    from disburse.simulate import simulate as run_simulation
+
+    try:
+        files, scenarios, results = run_simulation(ledgers, out_dir, year, rules_dir=rules, params_file=params,
+                                                   state_file=state_file, overlays=list(overlay or []), region=region)
+    except JOB_ERRORS as exc:
+        fail(str(exc))
+    t = Table(title=f"Simulated {year} (nothing recorded)")
+    t.add_column("region")
+    for s in scenarios:
+        t.add_column(s.name, justify="right")
+    regions = [r.region for r in results[scenarios[0].name]]
+    for i, region_id in enumerate(regions):
+        t.add_row(region_id, *(fmt_fen(int(results[s.name][i].lines["payable_fen"].sum() or 0)) for s in scenarios))
+    out.print(t)
+    for s in scenarios[1:]:
+        out.print(f"{s.name}: " + "; ".join(s.changes), markup=False, highlight=False)
+    out.print("Files: " + ", ".join(str(p) for p in files.values()), markup=False, highlight=False)
+
+
 rules_app = typer.Typer(no_args_is_help=True, help="The rules catalogue: list the clauses, show coverage.")
 app.add_typer(rules_app, name="rules")
 SCENARIOS = Path(__file__).resolve().parent.parent / "tests" / "scenarios"
