@@ -244,6 +244,34 @@ def simulate(
     out.print("Files: " + ", ".join(str(p) for p in files.values()), markup=False, highlight=False)
 
 
+@app.command()
+def eligible(
+    year: Annotated[int, typer.Option("--year", help="The year to look at.")],
+    ledgers: LedgersOpt,
+    out_dir: Annotated[Path, typer.Option("--out", help="Where eligible-YEAR-REGION.csv go.")],
+    state_file: Annotated[Optional[Path], typer.Option("--state", help="The state of the runs (read from a copy; "
+                                                       "none: nothing paid yet).")] = None,
+    region: Annotated[Optional[str], typer.Option("--region", help="Only this region.")] = None,
+    rules: RulesOpt = None,
+    params: ParamsOpt = None,
+) -> None:
+    """免申即享: firms whose ledgers meet a clause that needs a recognition they do not hold yet, with what they would get."""
+    from disburse.eligible import eligible as push_lists
+
+    try:
+        written = push_lists(ledgers, out_dir, year, rules_dir=rules, params_file=params, state_file=state_file,
+                             region=region)
+    except JOB_ERRORS as exc:
+        fail(str(exc))
+    t = Table(title=f"Firms to invite, {year} (免申即享)")
+    for col in ("region", "firms", "matters", "net difference (yuan)", "file"):
+        t.add_column(col, justify="left" if col in ("region", "file") else "right")
+    for r, (path, df) in written.items():
+        net = int(df["net_difference"].sum() or 0) if not df.is_empty() else 0
+        t.add_row(r, str(df["applicant_id"].n_unique()), str(df.height), fmt_fen(net), str(path))
+    out.print(t)
+
+
 rules_app = typer.Typer(no_args_is_help=True, help="The rules catalogue: list the clauses, show coverage.")
 app.add_typer(rules_app, name="rules")
 SCENARIOS = Path(__file__).resolve().parent.parent / "tests" / "scenarios"

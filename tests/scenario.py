@@ -12,6 +12,16 @@
         payments: {A1: "280000.00"}                            # the whole payments table, all regions run
         clawbacks: [{applicant_id: A1, clause_id: lingang.4, amount: "280000.00"}]
         error: "administrator parameter rate"                  # the run must fail with this in its message
+      - year: 2021                                             # what-if (disburse simulate): nothing recorded
+        simulate:
+          overlay: {clauses: {lingang.4: {annual_cap: 1500000}}}
+          changed:                                             # exactly these lines change, every other pays the same
+            - {applicant_id: A1, clause_id: lingang.4, baseline: "1000000.00", simulated: "1130000.00"}
+          error: "clauses.lingang.4.annual_cap"                # or: the overlay is refused with this
+      - year: 2022                                             # 免申即享 (disburse eligible): the whole list, all regions
+        eligible: [{applicant_id: A1, clause_id: changning.6.1b, matter_id: R1, amount: "600000.00", net: "100000.00"}]
+      - year: 2022
+        add: {recognitions: [...]}                             # rows added to the ledgers from this run on
     rules:                                                     # optional: a region of the scenario's own
       policy: {valid_from: 2021-01-01, valid_to: 2023-12-31}  # merged over TEST_POLICY (region testland unless
                                                                # the policy names another)
@@ -127,6 +137,16 @@ class Scenario:
         for run in self.doc["runs"]:
             year = run["year"]
             where = f"{self.path.name} year {year}"
+            if "add" in run:
+                for name, rows in run["add"].items():
+                    self.doc.setdefault("ledgers", {}).setdefault(name, []).extend(rows)
+                self.write_ledgers(ledgers)
+            if "simulate" in run:
+                self.check_simulation(run["simulate"], ledgers, out, year, params, rules, tmp, where)
+                continue
+            if "eligible" in run:
+                self.check_eligible(run["eligible"], ledgers, out, year, params, rules, tmp, where)
+                continue
             if "error" in run:
                 try:
                     run_year(ledgers, out, year, region=run.get("region"), params_file=params, rules_dir=rules)
@@ -149,6 +169,50 @@ class Scenario:
                 want = sorted((self.alias(c["applicant_id"]), c["clause_id"], self.alias(c.get("matter_id", c["applicant_id"])),
                                f"{Decimal(str(c['amount'])):.2f}") for c in run["clawbacks"] or [])
                 assert got == want, f"{where}: clawbacks {got} != {want}"
+
+    def check_simulation(self, sim: dict, ledgers: Path, out: Path, year: int, params, rules, tmp: Path, where: str) -> None:
+        """The overlay changes exactly the lines listed, by the amounts listed; the state is left as it was."""
+        from disburse.simulate import run_scenarios
+
+        overlay = tmp / f"overlay-{year}.yaml"
+        overlay.write_text(yaml.safe_dump(sim["overlay"], allow_unicode=True), encoding="utf-8")
+        state_file = out / "state.duckdb"
+        before = state_file.read_bytes() if state_file.exists() else None
+        if "error" in sim:  # the overlay must be refused, naming its file and key
+            try:
+                run_scenarios(ledgers, year, rules_dir=rules, params_file=params, state_file=state_file, overlays=[overlay])
+            except JOB_ERRORS as exc:
+                assert str(exc).startswith(f"{overlay}: ") and sim["error"] in str(exc), f"{where}: error {exc!s} lacks {sim['error']!r}"
+                return
+            raise AssertionError(f"{where}: expected the overlay to be refused with {sim['error']!r}")
+        _, scenarios, results = run_scenarios(ledgers, year, rules_dir=rules, params_file=params, state_file=state_file,
+                                              overlays=[overlay])
+        assert (state_file.read_bytes() if state_file.exists() else None) == before, f"{where}: simulate changed the state"
+        keys = ["applicant_id", "clause_id", "matter_id", "installment"]
+        base, other = (pl.concat([r.lines for r in results[s.name]]).select(*keys, "payable_fen") for s in scenarios)
+        both = base.join(other, on=keys, how="full", coalesce=True, suffix="_sim").with_columns(
+            pl.col("payable_fen", "payable_fen_sim").fill_null(0))
+        changed = both.filter(pl.col("payable_fen") != pl.col("payable_fen_sim"))
+        got = sorted((r["applicant_id"], r["clause_id"], r["matter_id"], r["installment"],
+                      str(fen_to_decimal(r["payable_fen"])), str(fen_to_decimal(r["payable_fen_sim"])))
+                     for r in changed.to_dicts())
+        want = sorted((self.alias(c["applicant_id"]), c["clause_id"], self.alias(c.get("matter_id", c["applicant_id"])),
+                       c.get("installment", 1), f"{Decimal(str(c['baseline'])):.2f}", f"{Decimal(str(c['simulated'])):.2f}")
+                      for c in sim.get("changed") or [])
+        assert got == want, f"{where}: lines changed by the overlay {got} != {want}"
+
+    def check_eligible(self, expected: list, ledgers: Path, out: Path, year: int, params, rules, tmp: Path, where: str) -> None:
+        """The push list of every region is exactly the rows listed."""
+        from disburse.eligible import eligible
+
+        written = eligible(ledgers, tmp / f"eligible-{year}", year, rules_dir=rules, params_file=params,
+                           state_file=out / "state.duckdb")
+        got = sorted((r["applicant_id"], r["clause_id"], r["matter_id"], str(fen_to_decimal(r["amount_if_recognised"])),
+                      str(fen_to_decimal(r["net_difference"])))
+                     for _, df in written.values() for r in df.to_dicts())
+        want = sorted((self.alias(e["applicant_id"]), e["clause_id"], self.alias(e.get("matter_id", e["applicant_id"])),
+                       f"{Decimal(str(e['amount'])):.2f}", f"{Decimal(str(e['net'])):.2f}") for e in expected or [])
+        assert got == want, f"{where}: eligible {got} != {want}"
 
     def check_line(self, lines: pl.DataFrame, exp: dict, where: str) -> None:
         key = {
