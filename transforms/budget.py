@@ -1,9 +1,9 @@
 """Fund ceilings (资金池 / 预算额度): when a year's payable exceeds the budget, 按比例核减.
 
 A budget names a region or one of its clauses and a year (params ``budgets``).
-Inside its scope, the installments already owed (later installments of awards
-earned in earlier years, ``scheduled``) are paid in full and come off the
-budget first; every other payable line of the year is cut by one ratio,
+Inside its scope, what is already owed (later installments of awards earned
+in earlier years, and shortfalls carried from last year: ``scheduled``) is
+paid in full and comes off the budget first; every other payable line of the year is cut by one ratio,
 
     ratio = (budget − owed) / (this year's payable before the cut),
 
@@ -15,11 +15,19 @@ rounded half up wherever that already adds up. Clause budgets are applied
 first, the region's last, on what the clause budgets left. Clawbacks are
 recoveries and never touch a budget.
 
+What a cut takes is not owed later, unless the params say
+``carry_budget_shortfall: true``: then the run for year Y pays what the cuts of
+year Y−1 took (the state keeps each cut line's award, its amount before the
+cut, beside what was paid) as lines of their own, installment 0, owed like
+installments: paid in full and off Y's budget first. A firm found to have
+committed fraud, or moved out, by the end of Y is not paid its shortfall.
+
 Grain of ``facts``: one row per budget applied to the year (cut or not).
 """
 
 from __future__ import annotations
 
+import datetime as dt
 from decimal import ROUND_DOWN, Decimal
 
 import polars as pl
@@ -69,7 +77,7 @@ def prorate(lines: pl.DataFrame, scope: str, budget_fen: int) -> tuple[pl.DataFr
     ratio = ratio_text(room, uncut)
     words = (
         f"fund ceiling {fmt_fen(budget_fen)} for {scope}"
-        + (f" less {fmt_fen(owed)} installments owed" if owed else "")
+        + (f" less {fmt_fen(owed)} owed (installments of earlier awards, shortfalls carried)" if owed else "")
         + f"; this year's lines total {fmt_fen(uncut)}: cut by {fmt_fen(room)} / {fmt_fen(uncut)} = {ratio}"
     )
     out = (
@@ -93,13 +101,44 @@ def prorate(lines: pl.DataFrame, scope: str, budget_fen: int) -> tuple[pl.DataFr
     return out, facts
 
 
-def apply_budgets(lines: pl.DataFrame, budgets: dict[str, int]) -> tuple[pl.DataFrame, pl.DataFrame]:
+def carried_shortfall(history: pl.DataFrame, applicants: pl.DataFrame, clauses: pl.DataFrame, year: int) -> pl.DataFrame:
+    """Lines paying what year − 1's budget cuts took (one per cut line), owed in YEAR, in the shape of lines."""
+    year_end = dt.date(year, 12, 31)
+    still_here = applicants.filter(
+        pl.col("fraud_found_on").is_null() | (pl.col("fraud_found_on") > year_end),
+        pl.col("relocated_out_on").is_null() | (pl.col("relocated_out_on") > year_end),
+    ).select("applicant_id", "name")
+    shortfall = pl.col("award_fen") - pl.col("payable_fen")
+    return (
+        history.filter((pl.col("year") == year - 1) & (pl.col("installments") == 1) & (shortfall > 0))
+        .join(still_here, on="applicant_id")
+        .join(clauses.select("clause_id", "title", "article", "clause_order"), on="clause_id")
+        .select(
+            "applicant_id", "name", "clause_id", "title", "article", "clause_order", "matter_id",
+            pl.lit(0, pl.Int64).alias("installment"), pl.lit(1, pl.Int64).alias("installments"),
+            pl.lit(year_end).alias("line_date"), pl.lit("state").alias("source"),
+            shortfall.alias("gross_fen"), shortfall.alias("award_fen"), shortfall.alias("payable_fen"),
+            pl.lit(True).alias("scheduled"),
+            pl.format("the {} budget cut took {} from this line ({} awarded, {} paid): owed, paid first out of {} "
+                      "(carry_budget_shortfall)", pl.col("year"), fmt_fen_expr(shortfall), fmt_fen_expr(pl.col("award_fen")),
+                      fmt_fen_expr(pl.col("payable_fen")), pl.lit(year)).alias("steps"),
+            pl.lit("budget_carried").alias("reasons"),
+        )
+    )
+
+
+def apply_budgets(lines: pl.DataFrame, budgets: dict[str, int],
+                  carried: pl.DataFrame | None = None) -> tuple[pl.DataFrame, pl.DataFrame]:
     """Every budget of the region's year in turn (clauses first, the region last).
 
     Adds ``before_budget_fen`` (the payable before any cut), ``budget_steps``
     (the cut in words, null where none) and ``budget_ratio`` (the last ratio
     that cut the line); returns the lines and one row of facts per budget.
+    ``carried`` (``carried_shortfall``) joins the lines first, as owed.
     """
+    if carried is not None and not carried.is_empty():
+        lines = pl.concat([lines, carried], how="diagonal_relaxed").sort(
+            "applicant_id", "clause_order", "matter_id", "installment")
     lines = lines.with_columns(
         pl.col("payable_fen").alias("before_budget_fen"),
         pl.lit(None, pl.String).alias("budget_steps"),

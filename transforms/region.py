@@ -20,7 +20,7 @@ from disburse.params import ParamError, Params
 from disburse.rules import Catalogue
 from transforms.candidates import CANDIDATE_SCHEMA, Context, earlier_years_prefix, extract
 from transforms.compute import PARAM_SCHEMA, clawbacks, compute_lines
-from transforms.budget import FACTS_SCHEMA, apply_budgets, explain_budget
+from transforms.budget import FACTS_SCHEMA, apply_budgets, carried_shortfall, explain_budget
 from transforms.explain import explain
 
 AUDIT_COLUMNS = [
@@ -112,7 +112,8 @@ def compute_region(
     region_tables = {**tables, "clauses": clauses, "supersede_prefixes": prefixes}
     lines = compute_lines(candidates, region_tables, params_table(params, region), applicants, history, year)
     # the fund ceiling cuts the payable the steps above arrived at, and says so last
-    lines, budgets = apply_budgets(explain(lines), params.budgets_for(region, year))
+    carried = carried_shortfall(history, applicants, clauses, year) if params.carry_budget_shortfall else None
+    lines, budgets = apply_budgets(explain(lines), params.budgets_for(region, year), carried)
     lines = explain_budget(lines).with_columns(
         pl.col("name").alias("applicant_name"),
         pl.lit(region).alias("region"),
