@@ -36,7 +36,7 @@ from transforms.validate import Validated
 NOT_RECOGNISED = "ineligible:not_recognised"
 KEY = ["applicant_id", "clause_id", "matter_id"]
 LIST_COLUMNS = [
-    "applicant_id", "applicant_name", "region", "year", "clause_id", "clause_title", "article", "matter_id",
+    "applicant_id", "applicant_name", "region", "year", "clause_id", "clause_title", "article", "matter_id", "basis",
     "level", "approved_rate", "recognized_on", "amount_if_recognised", "net_difference", "competing_clauses", "steps",
 ]
 
@@ -62,20 +62,24 @@ def _ceilings(inputs: job.Inputs, region: str) -> pl.DataFrame:
 
 def synthetic_recognitions(baseline: pl.DataFrame, recognitions: pl.DataFrame, inputs: job.Inputs,
                            region: str, year: int) -> pl.DataFrame:
-    """The recognitions the year's candidate matters lack, as ledger rows (the accepted schema, ``_row`` null)."""
+    """The recognitions the year's candidate matters lack, as ledger rows (the accepted schema, ``_row`` null),
+    with ``basis``: why the matter is a candidate, in words."""
     window = inputs.windows.get(region)
+    empty = recognitions.clear().with_columns(pl.lit(None, pl.String).alias("basis"))
     if window is None:
-        return recognitions.clear()
+        return empty
     # dated inside the policy window and the year, as a recognition granted now would be
     start, end = max(window[0], dt.date(year, 1, 1)), min(window[1], dt.date(year, 12, 31))
     if start > end:
-        return recognitions.clear()
+        return empty
     ceilings = _ceilings(inputs, region)
     clip = lambda d: pl.min_horizontal(pl.max_horizontal(d, pl.lit(start)), pl.lit(end))  # noqa: E731
     from_lines = (
         baseline.filter(pl.col("blocked").str.starts_with(NOT_RECOGNISED) & (pl.col("installment") == 1))
         .join(ceilings, on="clause_id")
-        .select(*KEY, pl.col("top_level").alias("level"), clip(pl.col("line_date")).alias("recognized_on"), "approved_rate")
+        .select(*KEY, pl.col("top_level").alias("level"), clip(pl.col("line_date")).alias("recognized_on"), "approved_rate",
+                pl.coalesce(pl.format("{} (its conditions met; no recognition)", pl.col("source")),
+                            pl.lit("its conditions met; no recognition")).alias("basis"))
     )
     # a level reached elsewhere: the same matter recognised at a level this clause pays, under another clause
     levels = inputs.tables["levels"].join(ceilings.select("clause_id"), on="clause_id").select("clause_id", "level")
@@ -91,13 +95,15 @@ def synthetic_recognitions(baseline: pl.DataFrame, recognitions: pl.DataFrame, i
         .sort("recognized_on")
         .group_by(KEY).last()
         .select(*KEY, "level", clip(pl.col("recognized_on")).alias("recognized_on"),
-                pl.lit(None, pl.Int64).alias("approved_rate"))
+                pl.lit(None, pl.Int64).alias("approved_rate"),
+                pl.format("recognised {} under {} on {}", pl.col("level"), pl.col("_elsewhere"),
+                          pl.col("recognized_on").dt.to_string("%Y-%m-%d")).alias("basis"))
     )
-    wanted = pl.concat([from_lines, from_levels]).unique(KEY, keep="first")
+    wanted = pl.concat([from_lines, from_levels]).unique(KEY, keep="first", maintain_order=True)
     return wanted.select(
         pl.lit(None, pl.Int64).alias("_row"), *KEY, pl.lit(year, pl.Int64).alias("year"), "level", "recognized_on",
-        pl.lit(None, pl.Int64).alias("approved_amount"), "approved_rate", pl.lit(None, pl.Int64).alias("quantity"),
-    ).select([pl.col(c).cast(t) for c, t in recognitions.schema.items()])
+        pl.lit(None, pl.Int64).alias("approved_amount"), "approved_rate", pl.lit(None, pl.Int64).alias("quantity"), "basis",
+    ).select([pl.col(c).cast(t) for c, t in recognitions.schema.items()] + ["basis"])
 
 
 def push_list(inputs: job.Inputs, checked: Validated, paid: job.PaidBefore, year: int, region: str) -> pl.DataFrame:
@@ -107,7 +113,8 @@ def push_list(inputs: job.Inputs, checked: Validated, paid: job.PaidBefore, year
     synthetic = synthetic_recognitions(baseline, recognitions, inputs, region, year)
     if synthetic.is_empty():
         return pl.DataFrame(schema={c: pl.String for c in LIST_COLUMNS})
-    granted = dataclasses.replace(checked, accepted={**checked.accepted, "recognitions": pl.concat([recognitions, synthetic])})
+    granted = dataclasses.replace(checked, accepted={**checked.accepted,
+                                                     "recognitions": pl.concat([recognitions, synthetic.drop("basis")])})
     lines = job.compute(inputs, granted, paid, year, region).lines
     # what the lines the recognised one would supersede pay now: the firm gains only the difference
     before = baseline.select(*KEY, "installment", pl.col("payable_fen").alias("_before"))
@@ -118,7 +125,7 @@ def push_list(inputs: job.Inputs, checked: Validated, paid: job.PaidBefore, year
     )
     return (
         lines.filter(pl.col("installment") == 1)
-        .join(synthetic.select(*KEY, "level", "approved_rate", "recognized_on").rename({"level": "_assumed_level"}),
+        .join(synthetic.select(*KEY, "level", "approved_rate", "recognized_on", "basis").rename({"level": "_assumed_level"}),
               on=KEY, how="inner")
         .filter(pl.col("payable_fen") > 0)
         .join(superseded, on=KEY, how="left")
