@@ -43,8 +43,6 @@ ORDER = ["applicant_id", "clause_id", "matter_id", "installment"]
 
 def ratio_text(numerator: int, denominator: int) -> str:
     """The ratio as a decimal of 6 places, cut (never rounded up): 0.727546."""
-    if denominator == 0:
-        return "1"
     return str((Decimal(numerator) / Decimal(denominator)).quantize(Decimal("0.000001"), rounding=ROUND_DOWN))
 
 
@@ -55,12 +53,12 @@ def _in_scope(scope: str) -> pl.Expr:
 def prorate(lines: pl.DataFrame, scope: str, budget_fen: int) -> tuple[pl.DataFrame, dict]:
     """Cut the year's payable lines of SCOPE to BUDGET_FEN; returns the lines and the facts."""
     inside = _in_scope(scope)
-    owed = int(lines.filter(inside & pl.col("scheduled"))["payable_fen"].sum() or 0)
+    owed = int(lines.filter(inside & pl.col("scheduled"))["payable_fen"].cast(pl.Int128).sum() or 0)
     cuttable = inside & ~pl.col("scheduled") & (pl.col("payable_fen") > 0)
-    uncut = int(lines.filter(cuttable)["payable_fen"].sum() or 0)
+    uncut = int(lines.filter(cuttable)["payable_fen"].cast(pl.Int128).sum() or 0)
     facts = {"scope": scope, "budget_fen": budget_fen, "owed_fen": owed, "uncut_fen": owed + uncut,
              "paid_fen": owed + uncut, "ratio": "1", "cut": False, "lines_cut": 0}
-    if owed + uncut <= budget_fen:
+    if owed + uncut <= budget_fen or uncut == 0:  # within the ceiling, or only owed lines (paid in full)
         return lines, facts
     room = max(budget_fen - owed, 0)
     # exact share p × room / uncut: the fen below it, and the remainder that decides the last fen
@@ -69,7 +67,7 @@ def prorate(lines: pl.DataFrame, scope: str, budget_fen: int) -> tuple[pl.DataFr
         lines.with_row_index("_i").filter(cuttable)
         .with_columns((share // uncut).cast(pl.Int64).alias("_floor"), (share % uncut).alias("_rem"))
     )
-    left_over = room - int(cut["_floor"].sum() or 0)
+    left_over = room - int(cut["_floor"].cast(pl.Int128).sum() or 0)
     cut = (
         cut.sort(["_rem", *ORDER], descending=[True] + [False] * len(ORDER)).with_row_index("_place")
         .select("_i", (pl.col("_floor") + (pl.col("_place") < left_over).cast(pl.Int64)).alias("_cut"))
