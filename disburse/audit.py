@@ -88,9 +88,10 @@ def cap_effects(lines: pl.DataFrame) -> pl.DataFrame:
         "cap:annual": pl.col("kept_fen") - pl.col("after_annual_fen"),
         "cap:cumulative": pl.col("after_annual_fen") - pl.col("after_cumulative_fen"),
         "paid_before_under": pl.col("alone_fen") - pl.col("after_competing_fen"),
+        "budget_prorated": pl.col("before_budget_fen") - pl.col("payable_fen"),
     }
     caps = {"approved_amount": None, "cap:item": "item_cap_applied_fen", "cap:annual": "annual_cap_fen",
-            "cap:cumulative": "cumulative_cap_fen", "paid_before_under": None}
+            "cap:cumulative": "cumulative_cap_fen", "paid_before_under": None, "budget_prorated": None}
     parts = [
         lines.filter(_has_code(code)).group_by("clause_id", "clause_title").agg(
             pl.lit(code).alias("cap"),
@@ -361,7 +362,7 @@ def render_audit(result: RegionResult, year: int, run: RunInfo, *, rejected: pl.
         chart_clauses=_svg_bars(paid_clauses["clause_id"].to_list(), paid_clauses["payable_fen"].to_list(),
                                 [fmt_fen(v) for v in paid_clauses["payable_fen"].to_list()]),
         chart_distribution=_svg_bars([d[0] for d in dist], [d[1] for d in dist], [f"{d[1]} 户" for d in dist]),
-        detail=detail, index_pages=index_pages, phrase=phrase,
+        detail=detail, index_pages=index_pages, phrase=phrase, budgets=result.budgets.to_dicts(),
     )
 
 

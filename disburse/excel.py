@@ -81,9 +81,11 @@ def _header(wb, name: str, columns: list[tuple[str, str, pl.Expr]], head) -> Non
 
 
 def write_payments_xlsx(path: Path, *, year: int, region: str, run_id: str, rules_fp: str, params_fp: str,
-                        payments: pl.DataFrame, lines: pl.DataFrame, totals: pl.DataFrame) -> int:
+                        payments: pl.DataFrame, lines: pl.DataFrame, totals: pl.DataFrame,
+                        budgets: pl.DataFrame | None = None) -> int:
     """PAYMENTS: applicant_id, applicant_name, total_payable_fen; LINES: the payable lines (audit columns);
-    TOTALS: clause_id, clause_title, article, paid_lines, payable_fen. Returns the payments sheet's rows."""
+    TOTALS: clause_id, clause_title, article, paid_lines, payable_fen; BUDGETS: the fund ceilings
+    (transforms.budget.FACTS_SCHEMA), on the cover. Returns the payments sheet's rows."""
     c = pl.col
     pay_cols = [("统一社会信用代码", TEXT, c("applicant_id")), ("名称", TEXT, c("applicant_name")),
                 ("应付（元）", MONEY, c("total_payable_fen"))]
@@ -115,6 +117,16 @@ def write_payments_xlsx(path: Path, *, year: int, region: str, run_id: str, rule
     cover.write_string(len(info) + 2, 0, "应付合计（元）")
     cover.write_number(len(info) + 2, 1, total_fen / 100, money)
     cover.write_string(len(info) + 4, 0, "付款表每户一行，应付等于该户明细行之和；金额单位元，精确到分；与 payments.csv、disbursements.csv 一致。")
+    at = len(info) + 6
+    for b in (budgets.to_dicts() if budgets is not None else []):
+        for label, value in ((f"资金额度（{b['scope']}）（元）", b["budget_fen"]), ("核减前应付（元）", b["uncut_fen"]),
+                             ("其中先付已欠（元）", b["owed_fen"])):
+            cover.write_string(at, 0, label)
+            cover.write_number(at, 1, value / 100, money)
+            at += 1
+        cover.write_string(at, 0, "核减比例")
+        cover.write_string(at, 1, b["ratio"] if b["cut"] else "未超出额度，不核减")
+        at += 2
     money_style = money._get_xf_index()
 
     chunks = [lines.slice(k, SHEET_ROWS) for k in range(0, max(lines.height, 1), SHEET_ROWS)]

@@ -84,7 +84,8 @@ def write_region(result: RegionResult, rejected: pl.DataFrame, year: int, direct
     counts["payments.xlsx"] = write_payments_xlsx(
         directory / "payments.xlsx", year=year, region=result.region, run_id=run.run_id,
         rules_fp=run.rules_fingerprint, params_fp=run.params_fingerprint, payments=result.payments,
-        lines=result.disbursements, totals=clause_totals(result.lines).filter(pl.col("payable_fen") > 0))
+        lines=result.disbursements, totals=clause_totals(result.lines).filter(pl.col("payable_fen") > 0),
+        budgets=result.budgets)
     return counts
 
 

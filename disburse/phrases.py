@@ -47,6 +47,8 @@ REASONS: dict[str, str] = {
     "cap:cumulative": "累计上限",
     "installment": "分期拨付第 {} 期",
     "in_kind": "实物（算力）支持，不是资金",
+    "budget_prorated": "超出资金额度，按比例核减",
+    "budget_carried": "上年按比例核减的差额，本年补付",
 }
 
 # Why an input row was rejected (transforms.validate: the code before the colon of ``reason``).

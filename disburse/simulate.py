@@ -246,7 +246,11 @@ def _yuan(df: pl.DataFrame) -> pl.DataFrame:
 def write_impact(out_dir: Path, year: int, applicants: pl.DataFrame, scenarios: list[Scenario],
                  results: dict[str, list[RegionResult]]) -> dict[str, Path]:
     """impact.csv (groups and the ten largest changes), impact_firms.csv (every firm), impact.html."""
-    from disburse.outputs import _env, write_csv
+    from jinja2 import Environment, PackageLoader, select_autoescape
+
+    from disburse.outputs import write_csv
+
+    env = Environment(loader=PackageLoader("disburse", "templates"), autoescape=select_autoescape())
 
     names = [s.name for s in scenarios]
     firms = per_firm(applicants, results)
@@ -269,7 +273,7 @@ def write_impact(out_dir: Path, year: int, applicants: pl.DataFrame, scenarios: 
     budgets = pl.concat([r.budgets.with_columns(pl.lit(name).alias("scenario"), pl.lit(r.region).alias("region"))
                          for name, res in results.items() for r in res if not r.budgets.is_empty()], how="diagonal_relaxed") \
         if any(not r.budgets.is_empty() for res in results.values() for r in res) else pl.DataFrame()
-    html = _env.get_template("impact.html.j2").render(
+    html = env.get_template("impact.html.j2").render(
         year=year, scenarios=scenarios, names=names,
         fmt=fmt_fen,
         groups=[(g, table.filter(pl.col("group") == g).to_dicts()) for g in ("all", "region", "clause", "size", "sector")],

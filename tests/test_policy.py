@@ -90,6 +90,17 @@ def test_budget_in_the_params_file_cuts_the_run_and_the_manifest_says_so(ledgers
     assert "budgets" not in manifest["regions"]["changning"]
     on_disk = json.loads((tmp_path / "out" / "2021" / "manifest.json").read_text(encoding="utf-8"))
     assert on_disk["regions"]["lingang"]["budgets"][0]["ratio"] == "0.638977"
+    # the audit and payments.xlsx show the ceiling, the total before the cut and the ratio
+    region_dir = tmp_path / "out" / "2021" / "lingang"
+    audit = (region_dir / "audit.html").read_text(encoding="utf-8")
+    assert "资金额度（lingang）" in audit and "2,000,000.00" in audit and "3,130,000.00" in audit and "0.638977" in audit
+    assert "超出资金额度，按比例核减" in audit
+    import openpyxl
+
+    cover = {row[0]: row[1] for row in openpyxl.load_workbook(region_dir / "payments.xlsx")["封面"].iter_rows(values_only=True)
+             if row and row[0]}
+    assert cover["资金额度（lingang）（元）"] == 2000000 and cover["核减前应付（元）"] == 3130000
+    assert cover["核减比例"] == "0.638977"
 
 
 @pytest.mark.parametrize("doc, message", [

@@ -39,6 +39,7 @@ FACTS_SCHEMA = {
     "paid_fen": pl.Int64, "ratio": pl.String, "cut": pl.Boolean, "lines_cut": pl.Int64,
 }
 ORDER = ["applicant_id", "clause_id", "matter_id", "installment"]
+REASONS = ("budget_prorated", "budget_carried")  # the reason codes a ceiling gives a line
 
 
 def ratio_text(numerator: int, denominator: int) -> str:
@@ -74,9 +75,9 @@ def prorate(lines: pl.DataFrame, scope: str, budget_fen: int) -> tuple[pl.DataFr
     )
     ratio = ratio_text(room, uncut)
     words = (
-        f"fund ceiling {fmt_fen(budget_fen)} for {scope}"
-        + (f" less {fmt_fen(owed)} owed (installments of earlier awards, shortfalls carried)" if owed else "")
-        + f"; this year's lines total {fmt_fen(uncut)}: cut by {fmt_fen(room)} / {fmt_fen(uncut)} = {ratio}"
+        f"资金额度 {fmt_fen(budget_fen)}（{scope}）"
+        + (f"，先付已欠的 {fmt_fen(owed)}（以往年度奖励的分期、上年核减的差额）" if owed else "")
+        + f"；本年应付合计 {fmt_fen(uncut)}，按比例核减 {fmt_fen(room)} / {fmt_fen(uncut)} = {ratio}"
     )
     out = (
         lines.with_row_index("_i").join(cut, on="_i", how="left")
@@ -117,10 +118,10 @@ def carried_shortfall(history: pl.DataFrame, applicants: pl.DataFrame, clauses: 
             pl.lit(year_end).alias("line_date"), pl.lit("state").alias("source"),
             shortfall.alias("gross_fen"), shortfall.alias("award_fen"), shortfall.alias("payable_fen"),
             pl.lit(True).alias("scheduled"),
-            pl.format("the {} budget cut took {} from this line ({} awarded, {} paid): owed, paid first out of {} "
-                      "(carry_budget_shortfall)", pl.col("year"), fmt_fen_expr(shortfall), fmt_fen_expr(pl.col("award_fen")),
+            pl.format("{} 年资金额度按比例核减少付 {}（核定 {}，已付 {}）：差额结转，{} 年优先补付（carry_budget_shortfall）",
+                      pl.col("year"), fmt_fen_expr(shortfall), fmt_fen_expr(pl.col("award_fen")),
                       fmt_fen_expr(pl.col("payable_fen")), pl.lit(year)).alias("steps"),
-            pl.lit("budget_carried").alias("reasons"),
+            pl.lit(REASONS[1]).alias("reasons"),
         )
     )
 
@@ -150,7 +151,7 @@ def apply_budgets(lines: pl.DataFrame, budgets: dict[str, int],
 
 
 def explain_budget(lines: pl.DataFrame) -> pl.DataFrame:
-    """The cut as the line's last step and the reason ``budget_prorated``."""
+    """The cut as the line's last step and the reason ``budget_prorated`` (REASONS[0])."""
     cut = pl.col("budget_steps").is_not_null()
     return lines.with_columns(
         pl.when(cut).then(pl.format("{} → {}", pl.col("steps"), pl.col("budget_steps"))).otherwise(pl.col("steps")).alias("steps"),

@@ -14,6 +14,7 @@ import polars as pl
 from disburse.money import fmt_fen_expr as F
 from disburse.money import fmt_ppm_expr as P
 from disburse.phrases import REASONS, reasons_expr
+from transforms.budget import REASONS as BUDGET_REASONS
 from transforms.compute import PERIOD_REASONS, eligibility_checks
 
 c = pl.col
@@ -38,7 +39,7 @@ VALUED = {"paid_before_under": "paid_before_under", "superseded": "superseded_by
 def reason_codes() -> set[str]:
     """Every reason code a line can carry (a valued code by its name before the colon)."""
     return ({code for _, code in eligibility_checks(2000)} | set(PERIOD_REASONS.values())
-            | {VALUED.get(name, name) for name in FLAGS})
+            | {VALUED.get(name, name) for name in FLAGS} | set(BUDGET_REASONS))
 
 
 def _flag(name: str) -> pl.Expr:
