@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
 
@@ -79,3 +80,62 @@ def test_outputs_have_their_stated_grain_and_reconcile(tmp_path: Path) -> None:
             assert sum(Decimal(v) for v in csv["total_payable"]) == Decimal(paid) / 100
         for name, d in manifest["inputs"].items():
             assert d["rows"] == d["accepted"] + d["rejected"], name
+
+
+MAX_ROW_FEN = 10**15 - 1  # 9,999,999,999,999.99 yuan: the largest amount a ledger row may hold
+row_fen = st.one_of(st.integers(min_value=0, max_value=MAX_ROW_FEN), st.just(MAX_ROW_FEN))
+
+
+@settings(max_examples=40, deadline=None)
+@given(bills=st.lists(row_fen, min_size=1, max_size=30))
+@example(bills=[MAX_ROW_FEN] * 10)        # just inside the bound: summed exactly
+@example(bills=[MAX_ROW_FEN] * 11)        # beyond it: refused
+@example(bills=[MAX_ROW_FEN] * 30)        # 2^63 fen is 9,223 such rows; far fewer are refused already
+def test_a_years_bills_sum_exactly_or_are_refused(bills: list[int]) -> None:
+    """lingang.4 sums a year's bills into one base: the base is their exact sum, or every bill
+    is rejected with sum_out_of_range (never a wrapped sum)."""
+    from disburse.ledgers import LEDGERS, ROW, empty_raw
+    from disburse.money import MAX_SUM_FEN
+    from transforms.candidates import Context, extract
+    from transforms.validate import validate
+    from tests.test_validate import IDS, frame, good_row
+
+    rows = [good_row("compute", 0) | {"row_id": f"B{i}", "category": "telecom", "related_party": "false",
+                                      "amount": f"{b // 100}.{b % 100:02d}"} for i, b in enumerate(bills)]
+    raw = {n: empty_raw(led) for n, led in LEDGERS.items()}
+    raw["applicants"] = frame("applicants", [good_row("applicants", 0) | {"region": "lingang"}])
+    raw["compute"] = frame("compute", rows)
+    cat = _catalogue()
+    v = validate(raw, cat.regions, cat.rules.keys())
+    total = sum(bills)
+    if total > MAX_SUM_FEN:
+        assert v.accepted["compute"].is_empty()
+        assert v.rejected["reason"].str.starts_with("sum_out_of_range").all() and v.rejected.height == len(bills)
+        return
+    assert v.rejected.is_empty()
+    tables = _tables()
+    ctx = Context(v.accepted, v.accepted["applicants"].drop(ROW), 2021,
+                  (dt.date(2019, 1, 1), dt.date(2025, 12, 31)), tables["levels"], tables["steps"])
+    line = extract(cat.rules["lingang.4"], ctx)
+    assert line["applicant_id"].to_list() == [IDS[0]]
+    assert line["base_fen"].to_list() == [total]
+
+
+_cache: dict = {}
+
+
+def _catalogue():
+    from disburse.job import DEFAULT_RULES
+    from disburse.rules import load_catalogue
+
+    if "cat" not in _cache:
+        _cache["cat"] = load_catalogue(DEFAULT_RULES)
+    return _cache["cat"]
+
+
+def _tables():
+    from disburse.rules import compile_tables
+
+    if "tables" not in _cache:
+        _cache["tables"] = compile_tables(_catalogue())
+    return _cache["tables"]
