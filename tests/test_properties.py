@@ -139,3 +139,16 @@ def _tables():
     if "tables" not in _cache:
         _cache["tables"] = compile_tables(_catalogue())
     return _cache["tables"]
+
+
+@given(fen=st.lists(st.integers(min_value=0, max_value=2**63 - 1), min_size=1, max_size=40))
+@example(fen=[3 * 10**17] * 40)  # forty lines at a bound's worth each: past 2^63 in all
+def test_totals_of_lines_never_wrap(fen: list[int]) -> None:
+    """A region's totals (manifest, audit page, state) and its per-clause totals are exact."""
+    from disburse.money import total_fen
+    from disburse.outputs import clause_totals
+
+    lines = pl.DataFrame({"clause_id": "x.1", "clause_title": "t", "article": "a", "gross_fen": fen, "payable_fen": fen})
+    assert total_fen(lines["payable_fen"]) == sum(fen)
+    totals = clause_totals(lines).row(0, named=True)
+    assert (totals["gross_fen"], totals["payable_fen"]) == (sum(fen), sum(fen))
