@@ -227,7 +227,6 @@ MALFORMED = "_malformed"
 # A quoted value may span at most this many physical lines; a quote still open
 # after them is an unterminated quote on the record's first line.
 MAX_RECORD_LINES = 100
-ENCODINGS = ("utf-8", "gb18030")  # tried in this order; "utf-8-sig" is recorded for UTF-8 with a BOM
 
 
 def _not_a_file(path: Path) -> str | None:
@@ -317,7 +316,9 @@ def _split_records(path: Path, text: str, ledger: Ledger) -> pl.DataFrame:
     one pass over the lines, plus at most MAX_RECORD_LINES lines re-read per
     open quote.
     """
-    lines = text.splitlines(keepends=True)
+    lines = [line + "\n" for line in text.split("\n")]  # "\n" only, as polars (not str.splitlines' \x85, \u2028)
+    if text.endswith("\n"):
+        lines.pop()
     header, i = _record(lines, 0)
     if header is None:
         raise InputError(f"{path}: unreadable {ledger.name} file (its header is not valid CSV)")

@@ -152,3 +152,22 @@ def test_totals_of_lines_never_wrap(fen: list[int]) -> None:
     assert total_fen(lines["payable_fen"]) == sum(fen)
     totals = clause_totals(lines).row(0, named=True)
     assert (totals["gross_fen"], totals["payable_fen"]) == (sum(fen), sum(fen))
+
+
+cell = st.one_of(st.none(), st.text(alphabet=st.sampled_from(list('a1 ,"\n\r中文.-\u2028')), max_size=8))
+
+
+@settings(max_examples=60, deadline=None)
+@given(rows=st.lists(st.tuples(cell, cell, cell), min_size=1, max_size=12))
+def test_row_by_row_reading_agrees_with_polars_on_well_formed_files(rows) -> None:
+    """The fallback for files with a malformed record reads every well-formed record as polars does."""
+    import io
+
+    from disburse.ledgers import LEDGERS, MALFORMED, _split_records
+
+    text = pl.DataFrame(rows, schema=["a", "b", "c"], orient="row").write_csv()
+    want = pl.read_csv(io.StringIO(text), infer_schema=False)
+    got = _split_records(Path("t.csv"), text, LEDGERS["rd"])
+    assert got[MALFORMED].is_null().all()
+    tidy = lambda df: df.select(pl.col("a", "b", "c").str.strip_chars().replace("", None)).rows()  # noqa: E731
+    assert tidy(got) == tidy(want)
