@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 
 from disburse import state
 from disburse.cli import app
-from disburse.job import check, ingest, ledger_counts, run_year
+from disburse.job import check, ingest, ledger_counts, preflight, run_year
 from disburse.ledgers import InputError
 from tests.scenario import Scenario, credit_code
 
@@ -310,6 +310,8 @@ def test_ledger_path_that_is_no_file_stops_the_run_before_it_starts(ledgers: Pat
     assert len(lines) == 1 and f"{target}: ledger compute {why}" in lines[0], result.stderr
     assert not out.exists()
     with pytest.raises(InputError, match=why):
+        preflight(ledgers, None, None, None)  # before Prefect starts
+    with pytest.raises(InputError, match=why):
         ingest(ledgers)  # `disburse validate` and library use alike
 
 
@@ -391,3 +393,31 @@ def test_parquet_money_with_a_wide_decimal_scale_reads_as_money(ledgers: Path, t
     checked = check(inputs)
     assert checked.accepted["compute"]["amount"].to_list() == [80_000_000, 100_000_002]
     assert checked.rejected.filter(pl.col("ledger") == "compute")["value"].to_list() == ["1.005"]
+
+
+def test_a_year_of_bills_beyond_int64_is_refused_with_a_reason_never_paid_from_a_wrapped_sum(ledgers: Path,
+                                                                                              tmp_path: Path) -> None:
+    """Ten thousand bills of 9,999,999,999,999.99 sum past 2^63 fen: today's sum wrapped and paid 0 with
+    no word. Now the set is refused, line by line in the region's rejected.csv; a firm whose bills sum
+    within the bound still gets lingang.4's cap."""
+    compute = pl.read_csv(ledgers / "compute.csv", infer_schema=False)
+    first = compute.head(1)
+    huge = pl.concat([first.with_columns(pl.lit(f"H{i}").alias("row_id"), pl.lit("9999999999999.99").alias("amount"))
+                      for i in range(10_000)])
+    applicants = pl.read_csv(ledgers / "applicants.csv", infer_schema=False)
+    other = applicants.filter(pl.col("region") == "lingang").with_columns(pl.lit(credit_code("L2")).alias("applicant_id"),
+                                                                          pl.lit("L2").alias("name"))
+    pl.concat([applicants, other]).write_csv(ledgers / "applicants.csv")
+    big = first.with_columns(pl.lit("BIG").alias("row_id"), pl.lit(credit_code("L2")).alias("applicant_id"),
+                             pl.lit("9999999999999.99").alias("amount"))
+    pl.concat([compute.slice(1), huge, big]).write_csv(ledgers / "compute.csv")
+    out = tmp_path / "out"
+    manifest, results = run_year(ledgers, out, 2021, region="lingang")
+    lingang = results[0]
+    assert lingang.payments.rows() == [(credit_code("L2"), "L2", 100_000_000)]  # 1,000,000.00: the yearly cap
+    rejected = pl.read_csv(out / "2021" / "lingang" / "rejected.csv", infer_schema=False)
+    assert rejected.height == 10_000
+    assert rejected["reason"].unique().to_list() == [
+        "sum_out_of_range: this applicant's amount rows sum beyond 100,000,000,000,000.00 yuan"]
+    counts = manifest["inputs"]["compute"]
+    assert (counts["rows"], counts["accepted"], counts["rejected"]) == (10_003, 2, 10_001)  # and the fixture's 1.005
