@@ -1,11 +1,14 @@
 """Type and check the raw ledgers (SPEC §3): accepted rows typed, faults listed.
 
-Value faults (missing, malformed, not allowed, unknown reference) come from a
-pandera schema per ledger, run on the collected text frame; faults across rows
-(duplicate keys, a project claimed by two applicants) are polars window
-expressions. A row with any fault is rejected whole, one line per fault, and
-never reaches ``accepted``. Applicants go first: the other ledgers may only
-name an accepted applicant.
+A record the reader could not split (``ledgers.MALFORMED``) is one fault and
+nothing else is checked on it. Value faults (missing, malformed, not allowed,
+unknown reference) come from a pandera schema per ledger, run on the collected
+text frame; faults across rows (duplicate keys, a project claimed by two
+applicants) and across columns and ledgers (a year that is not its date's, a
+recognition naming no row, an applicant's amounts summing beyond
+``money.MAX_SUM_FEN``) are polars expressions. A row with any fault is
+rejected whole, one line per fault, and never reaches ``accepted``.
+Applicants go first: the other ledgers may only name an accepted applicant.
 """
 
 from __future__ import annotations
