@@ -4,6 +4,13 @@ Grain of every ledger is its ``key``. Reading keeps every value as text
 (``pl.String``) and adds ``_row``: the row number in the file, the header
 being row 1 (for Parquet, the first data row is row 2 likewise). Typing and
 checking happen in ``transforms.validate``; nothing here interprets a value.
+
+A CSV is UTF-8 (BOM or not) or else GB18030; a well-formed UTF-8 file is read
+by polars in one call. A record that cannot be split into the header's fields
+is kept as a row marked ``_malformed`` (rejected by validation), and the rest
+of the file is read. What stops a run is a file fault: a ledger name that is
+no file, a header that is not CSV or names a ledger column twice, text that
+is neither encoding, a missing column.
 """
 
 from __future__ import annotations
