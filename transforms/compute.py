@@ -163,7 +163,7 @@ def _competing_paid(history: pl.DataFrame, prefixes: pl.DataFrame, clauses: pl.D
     )
     by_clause = _paid_before(keyed, [*part, "clause_id"], "_own_fen").filter(pl.col("_own_fen") > 0)
     return by_clause.with_columns(
-        pl.col("_own_fen").sum().over(part).alias("_matter_fen"),
+        sum_fen(pl.col("_own_fen")).over(part).alias("_matter_fen"),
         pl.col("clause_id").sort().over(part, mapping_strategy="join").alias("_paid_clauses"),
     )
 
