@@ -41,7 +41,7 @@ def run(matter_ledgers: dict[str, str] | None = None, **ledgers: list[dict]):
     raw = {n: empty_raw(l) for n, l in LEDGERS.items()}
     raw["applicants"] = frame("applicants", [good_row("applicants", 0)])
     raw.update({n: frame(n, rows) for n, rows in ledgers.items()})
-    return raw, validate(raw, REGIONS, CLAUSES, matter_ledgers)
+    return raw, validate(raw, REGIONS, CLAUSES, matter_ledgers=matter_ledgers)
 
 
 def with_bad(ledger: str, column: str, value: str | None) -> dict[str, list[dict]]:
