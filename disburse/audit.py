@@ -26,7 +26,7 @@ import polars as pl
 from jinja2 import Environment, PackageLoader, select_autoescape
 from markupsafe import Markup
 
-from disburse.money import fmt_fen, fmt_fen_expr
+from disburse.money import fmt_fen, fmt_fen_expr, total_fen
 from disburse.phrases import ledger_name, phrase, reasons_expr, rejection_expr
 from transforms.region import RegionResult
 
@@ -67,7 +67,8 @@ def clause_totals(lines: pl.DataFrame) -> pl.DataFrame:
     return (
         lines.group_by("clause_id", "clause_title", "article")
         .agg(pl.len().alias("lines"), (pl.col("payable_fen") > 0).sum().alias("paid_lines"),
-             pl.col("gross_fen").sum().alias("gross_fen"), pl.col("payable_fen").sum().alias("payable_fen"))
+             pl.col("gross_fen").cast(pl.Int128).sum().alias("gross_fen"),  # Int128: totals never wrap
+             pl.col("payable_fen").cast(pl.Int128).sum().alias("payable_fen"))
         .sort("clause_id")
     )
 
@@ -151,8 +152,8 @@ def previous_year(directory: Path) -> pl.DataFrame | None:
 def year_change(lines: pl.DataFrame, previous: pl.DataFrame | None, titles: pl.DataFrame) -> dict | None:
     if previous is None:
         return None
-    now = lines.group_by("clause_id").agg(pl.col("payable_fen").sum().alias("now_fen"))
-    before = previous.group_by("clause_id").agg(pl.col("payable_fen").sum().alias("before_fen"))
+    now = lines.group_by("clause_id").agg(pl.col("payable_fen").cast(pl.Int128).sum().alias("now_fen"))
+    before = previous.group_by("clause_id").agg(pl.col("payable_fen").cast(pl.Int128).sum().alias("before_fen"))
     per_clause = (
         now.join(before, on="clause_id", how="full", coalesce=True)
         .with_columns(pl.col("now_fen", "before_fen").fill_null(0))
@@ -164,7 +165,7 @@ def year_change(lines: pl.DataFrame, previous: pl.DataFrame | None, titles: pl.D
     paid_before = set(previous.filter(pl.col("payable_fen") > 0)["applicant_id"].unique().to_list())
     return {
         "clauses": per_clause.to_dicts(),
-        "now_fen": int(per_clause["now_fen"].sum()), "before_fen": int(per_clause["before_fen"].sum()),
+        "now_fen": total_fen(per_clause["now_fen"]), "before_fen": total_fen(per_clause["before_fen"]),
         "both": len(paid_now & paid_before), "new": len(paid_now - paid_before), "gone": len(paid_before - paid_now),
     }
 
@@ -337,13 +338,13 @@ def render_audit(result: RegionResult, year: int, run: RunInfo, *, rejected: pl.
     totals = clause_totals(lines).join(result.clauses.select("clause_id", "text"), on="clause_id", how="left",
                                        maintain_order="left")
     per_applicant = applicant_totals(lines)
-    total_payable = int(lines["payable_fen"].sum() or 0)
+    total_payable = total_fen(lines["payable_fen"])
     pairs, listed = superseded(lines, result.clauses)
     claws = result.clawbacks
     paid_clauses = totals.filter(pl.col("payable_fen") > 0)
     dist = distribution(per_applicant)
     headline = {
-        "total_payable": total_payable, "total_clawback": int(claws["amount_fen"].sum() or 0),
+        "total_payable": total_payable, "total_clawback": total_fen(claws["amount_fen"]),
         "lines": lines.height, "paid_lines": int((lines["payable_fen"] > 0).sum()),
         "zero_lines": int((lines["payable_fen"] == 0).sum()),
         "superseded": int(lines["superseded_by"].is_not_null().sum()),

@@ -104,7 +104,7 @@ def write_payments_xlsx(path: Path, *, year: int, region: str, run_id: str, rule
     wb = xlsxwriter.Workbook(str(staging), {"in_memory": True})  # small: the large sheets get their rows below
     money = wb.add_format({"num_format": "#,##0.00"})
     head = wb.add_format({"bold": True, "bg_color": "#E4ECF5"})
-    total_fen = int(payments["total_payable_fen"].sum() or 0)
+    total_fen = int(payments["total_payable_fen"].cast(pl.Int128).sum() or 0)  # Int128: never wraps
     cover = wb.add_worksheet("封面")
     cover.set_column(0, 0, 20)
     cover.set_column(1, 1, 72)

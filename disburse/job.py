@@ -16,7 +16,7 @@ from pathlib import Path
 import polars as pl
 
 from disburse import outputs, paths, state
-from disburse.money import fen_to_decimal
+from disburse.money import fen_to_decimal, total_fen
 from disburse.ledgers import LEDGER_ORDER, InputError, check_ledgers_dir, read_ledgers
 from disburse.params import ParamError, Params, load_params, policy_windows
 from disburse.rules import Catalogue, RuleError, compile_tables, load_catalogue
@@ -36,13 +36,14 @@ class Inputs:
     windows: dict
     raw: dict[str, pl.DataFrame]
     files: dict[str, Path | None]
+    encodings: dict[str, str | None]  # each file's text encoding: utf-8, utf-8-sig (with BOM), gb18030
 
 
 def ingest(ledgers_dir: Path, rules_dir: Path | None = None, params_file: Path | None = None) -> Inputs:
     cat = load_catalogue(rules_dir or DEFAULT_RULES)
     params = load_params(params_file, cat)
-    raw, files = read_ledgers(ledgers_dir)
-    return Inputs(cat, compile_tables(cat), params, policy_windows(cat, params), raw, files)
+    raw, files, encodings = read_ledgers(ledgers_dir)
+    return Inputs(cat, compile_tables(cat), params, policy_windows(cat, params), raw, files, encodings)
 
 
 def choose_regions(cat: Catalogue, region: str | None) -> list[str]:
@@ -56,7 +57,14 @@ def choose_regions(cat: Catalogue, region: str | None) -> list[str]:
 def check(inputs: Inputs) -> Validated:
     cat = inputs.catalogue
     rate_ranges = {cid: r.approved_rate_range for cid, r in cat.rules.items() if r.approved_rate_range}
-    return validate(inputs.raw, cat.regions, cat.rules.keys(), rate_ranges)
+    return validate(inputs.raw, cat.regions, cat.rules.keys(), rate_ranges, matter_ledgers=row_matter_ledgers(cat))
+
+
+def row_matter_ledgers(cat: Catalogue) -> dict[str, str]:
+    """Clause -> ledger, for the clauses that pay on a ledger row: their matter_id is that row's id."""
+    return {cid: r.base.ledger for cid, r in cat.rules.items()
+            if r.base is not None and r.base.ledger != "recognitions" and r.base.per == "row"
+            and r.kind not in ("ladder", "first_reach", "growth")}
 
 
 @dataclass
@@ -142,6 +150,7 @@ def build_manifest(inputs: Inputs, checked: Validated, results: list[RegionResul
         inputs_doc[name] = {
             "file": str(path) if path else None,
             "sha256": outputs.sha256(path) if path else None,
+            "encoding": inputs.encodings.get(name),
             **counts_of,
             "balanced": counts_of["rows"] == counts_of["accepted"] + counts_of["rejected"],
         }
@@ -152,8 +161,8 @@ def build_manifest(inputs: Inputs, checked: Validated, results: list[RegionResul
             "run_id": run_id,
             "lines": res.lines.height,
             "payable_lines": res.disbursements.height,
-            "total_payable": str(fen_to_decimal(int(res.lines["payable_fen"].sum() or 0))),
-            "total_clawback": str(fen_to_decimal(int(res.clawbacks["amount_fen"].sum() or 0))),
+            "total_payable": str(fen_to_decimal(total_fen(res.lines["payable_fen"]))),
+            "total_clawback": str(fen_to_decimal(total_fen(res.clawbacks["amount_fen"]))),
             **({"budgets": budget_facts(res.budgets)} if not res.budgets.is_empty() else {}),
             "outputs": {f"{res.region}/{name}": {"sha256": outputs.sha256(d / name), "rows": rows}
                         for name, rows in sorted(counts[res.region].items())},

@@ -4,10 +4,22 @@ Grain of every ledger is its ``key``. Reading keeps every value as text
 (``pl.String``) and adds ``_row``: the row number in the file, the header
 being row 1 (for Parquet, the first data row is row 2 likewise). Typing and
 checking happen in ``transforms.validate``; nothing here interprets a value.
+
+A CSV is UTF-8 (BOM or not) or else GB18030; a well-formed UTF-8 file is read
+by polars in one call. A record that cannot be split into the header's fields
+is kept as a row marked ``_malformed`` (rejected by validation), and the rest
+of the file is read. What stops a run is a file fault: a ledger name that is
+no file, a header that is not CSV or names a ledger column twice, text that
+is neither encoding, a missing column.
 """
 
 from __future__ import annotations
 
+import csv
+import errno
+import io
+import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -216,9 +228,45 @@ class InputError(Exception):
     """A file-level fault: the run cannot proceed. The message is one line."""
 
 
+# A column present only when a CSV file had malformed records: why the row's record could
+# not be split into the header's fields (null for the rows that could). See _split_records.
+MALFORMED = "_malformed"
+# A quoted value may span at most this many physical lines; a quote still open
+# after them is an unterminated quote on the record's first line.
+MAX_RECORD_LINES = 100
+
+
+def _not_a_file(path: Path) -> str | None:
+    """Why PATH, which exists as a name, is not a regular file to read (None: it is one)."""
+    if path.is_symlink():
+        try:
+            path.stat()
+        except OSError as exc:
+            if exc.errno == errno.ELOOP:
+                return "is a symlink loop"
+            return f"is a dangling symlink (to {os.readlink(path)})"
+    if path.is_dir():
+        return "is a directory, not a file"
+    if not path.is_file():
+        return "is not a regular file"
+    return None
+
+
 def find_file(ledgers_dir: Path, name: str) -> Path | None:
-    """The ledger's file in DIR: NAME.csv or NAME.parquet (two is an error)."""
-    found = [p for p in (ledgers_dir / f"{name}.csv", ledgers_dir / f"{name}.parquet") if p.is_file()]
+    """The ledger's file in DIR: NAME.csv or NAME.parquet (two is an error).
+
+    A name that exists but is no readable file (a directory, a dangling
+    symlink, a symlink loop, a pipe) stops the run: it is never taken for an
+    absent ledger.
+    """
+    found = []
+    for p in (ledgers_dir / f"{name}.csv", ledgers_dir / f"{name}.parquet"):
+        if not os.path.lexists(p):
+            continue
+        why = _not_a_file(p)
+        if why:
+            raise InputError(f"{p}: ledger {name} {why}")
+        found.append(p)
     if len(found) > 1:
         raise InputError(f"{found[0]} and {found[1]}: two files for ledger {name}; keep one")
     return found[0] if found else None
@@ -228,49 +276,196 @@ def empty_raw(ledger: Ledger) -> pl.DataFrame:
     return pl.DataFrame(schema={ROW: pl.Int64, **{c: pl.String for c in ledger.column_names}})
 
 
-def read_raw(path: Path, ledger: Ledger) -> pl.DataFrame:
+@dataclass
+class RawLedger:
+    """A ledger read as text: the frame (``_row``, the columns, ``_malformed`` when a record was
+    malformed) and the text encoding of its file."""
+    frame: pl.DataFrame
+    encoding: str
+
+
+def _first_line(exc: Exception) -> str:
+    return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+
+
+def _decode(path: Path, data: bytes) -> tuple[str, str]:
+    """The file's text and its encoding: UTF-8 (BOM or not), else GB18030, else a one-line stop."""
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        try:
+            return data.decode("gb18030"), "gb18030"
+        except UnicodeDecodeError:
+            raise InputError(f"{path}: neither UTF-8 nor GB18030 text; save it as UTF-8 CSV") from None
+    if text.startswith("\ufeff"):
+        return text[1:], "utf-8-sig"
+    return text, "utf-8"
+
+
+def _header(path: Path, names: list[str], ledger: Ledger) -> list[str]:
+    """Header names stripped of blanks and BOM; a ledger column named twice stops the run."""
+    names = [n.strip().lstrip("\ufeff").strip() for n in names]
+    for c in ledger.column_names:
+        if names.count(c) > 1:
+            raise InputError(f"{path}: column {c} appears {names.count(c)} times in the header of ledger {ledger.name}")
+    return names
+
+
+def _split_records(path: Path, text: str, ledger: Ledger) -> pl.DataFrame:
+    """Row-by-row reading, only for a file the vectorised reader refused (a malformed record).
+
+    Each record is split with the csv module; a quoted value may span up to
+    MAX_RECORD_LINES lines. A record with more fields than the header, a quote
+    left open or stray, becomes a row whose MALFORMED column says why (its
+    other values are what could be split, so the rejected line still names its
+    applicant), and reading goes on with the next line. A record with fewer
+    fields is padded with empty values, as the vectorised reader does. Cost:
+    one pass over the lines, plus at most MAX_RECORD_LINES lines re-read per
+    open quote.
+    """
+    lines = [line + "\n" for line in text.split("\n")]  # "\n" only, as polars (not str.splitlines' \x85, \u2028)
+    if text.endswith("\n"):
+        lines.pop()
+    header, i = _record(lines, 0)
+    if header is None:
+        raise InputError(f"{path}: unreadable {ledger.name} file (its header is not valid CSV)")
+    names = _header(path, header, ledger)
+    width = len(names)
+    rows, malformed = [], []
+    while i < len(lines):
+        fields, j = _record(lines, i)
+        why = None if fields is None or len(fields) <= width else f"{len(fields)} fields where the header has {width}"
+        if fields is None or why is not None:
+            fields = _safe_fields(lines[i])
+            why = why or "a quote is not closed or stands inside a value"
+            j = i + 1  # the bad record is its first line alone: go on with the next line
+        rows.append(((fields or [""]) + [""] * width)[:width])
+        malformed.append(None if why is None else f"malformed_row: {why}")
+        i = j
+    df = pl.DataFrame(rows, schema={f"_c{k}": pl.String for k in range(width)}, orient="row")
+    df.columns = _dedupe(names)
+    return df.with_columns(pl.Series(MALFORMED, malformed, dtype=pl.String))
+
+
+def _record(lines: list[str], i: int) -> tuple[list[str] | None, int]:
+    """The record starting at line I, and the line after it; None when it is not valid CSV."""
+    j, chunk = i + 1, lines[i]
+    while chunk.count('"') % 2 and j < len(lines) and j - i < MAX_RECORD_LINES:
+        chunk += lines[j]
+        j += 1
+    if chunk.count('"') % 2:
+        return None, j
+    try:
+        return next(csv.reader([chunk], strict=True), []), j
+    except csv.Error:
+        return None, j
+
+
+def _safe_fields(line: str) -> list[str]:
+    """The fields of a malformed line as far as they can be split (quotes taken as text)."""
+    return next(csv.reader([line.rstrip("\r\n")], quoting=csv.QUOTE_NONE), [])
+
+
+def _dedupe(names: list[str]) -> list[str]:
+    seen: dict[str, int] = {}
+    out = []
+    for n in names:
+        k = seen.get(n, 0)
+        out.append(n if k == 0 else f"{n}\x00{k}")  # an extra column named twice: keep both, never used
+        seen[n] = k + 1
+    return out
+
+
+def _read_csv(path: Path, ledger: Ledger) -> tuple[pl.DataFrame, str]:
+    """Fast path: polars reads valid UTF-8 directly. Otherwise decode (UTF-8, GB18030), read the
+    text with polars, and only if that fails too split it record by record."""
+    try:
+        df = pl.read_csv(path, infer_schema=False, encoding="utf8")
+        with path.open("rb") as f:
+            first = f.readline()
+        bom = first.startswith(b"\xef\xbb\xbf")
+        names = next(csv.reader([first.decode("utf-8-sig", errors="replace")]), [])
+        if len(names) == len(df.columns):
+            df.columns = _dedupe(_header(path, names, ledger))
+        else:  # a header spanning lines: take polars' names
+            df.columns = _dedupe(_header(path, [re.sub(r"_duplicated_\d+$", "", c) for c in df.columns], ledger))
+        return df, "utf-8-sig" if bom else "utf-8"
+    except InputError:
+        raise
+    except Exception:  # noqa: BLE001 - not valid UTF-8, or a malformed record: the careful path below
+        pass
+    text, encoding = _decode(path, path.read_bytes())
+    try:
+        df = pl.read_csv(io.BytesIO(text.encode("utf-8")), infer_schema=False)
+        names = next(csv.reader(io.StringIO(text)), [])
+        if len(names) != len(df.columns):
+            names = [re.sub(r"_duplicated_\d+$", "", c) for c in df.columns]
+        df.columns = _dedupe(_header(path, names, ledger))
+        return df, encoding
+    except InputError:
+        raise
+    except Exception:  # noqa: BLE001
+        return _split_records(path, text, ledger), encoding
+
+
+def _parquet_text(df: pl.DataFrame) -> pl.DataFrame:
+    """Every column as text; a Decimal's padding zeros dropped (Decimal(38, 6) 100.500000 is 100.5),
+    so money with a wide scale but at most 2 decimals reads as money."""
+    decimals = [c for c, t in df.schema.items() if isinstance(t, pl.Decimal) and (t.scale or 0) > 0]
+    df = df.with_columns(pl.all().cast(pl.String))
+    return df.with_columns(
+        pl.col(decimals).str.replace(r"0+$", "").str.strip_suffix(".")
+    ) if decimals else df
+
+
+def read_raw(path: Path, ledger: Ledger) -> RawLedger:
     """Every column as text, plus ``_row``. Raises InputError on file faults."""
     try:
         if path.suffix == ".parquet":
-            df = pl.read_parquet(path)
-            df = df.with_columns(pl.all().cast(pl.String))
+            df, encoding = _parquet_text(pl.read_parquet(path)), "utf-8"
+            df.columns = _dedupe(_header(path, df.columns, ledger))
         else:
-            df = pl.read_csv(path, infer_schema=False, encoding="utf8")
+            df, encoding = _read_csv(path, ledger)
+    except InputError:
+        raise
     except Exception as exc:  # noqa: BLE001 - any reader failure is a file fault
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise InputError(f"{path}: unreadable {ledger.name} file ({first})") from None
-    df = df.rename({c: c.strip().lstrip("\ufeff") for c in df.columns})
+        raise InputError(f"{path}: unreadable {ledger.name} file ({_first_line(exc)})") from None
     missing = [c.name for c in ledger.columns if c.required and c.name not in df.columns]
     if missing:
         raise InputError(f"{path}: missing column {missing[0]} in ledger {ledger.name}")
     for c in ledger.columns:
         if c.name not in df.columns:
             df = df.with_columns(pl.lit(None, pl.String).alias(c.name))
-    df = df.select(ledger.column_names).with_columns(
+    extra = [MALFORMED] if MALFORMED in df.columns else []
+    df = df.select(*ledger.column_names, *extra).with_columns(
         pl.col(ledger.column_names).str.strip_chars().replace("", None)
     )
-    return df.with_row_index(ROW, offset=2).with_columns(pl.col(ROW).cast(pl.Int64)).select(
-        [ROW, *ledger.column_names]
+    frame = df.with_row_index(ROW, offset=2).with_columns(pl.col(ROW).cast(pl.Int64)).select(
+        [ROW, *ledger.column_names, *extra]
     )
+    return RawLedger(frame, encoding)
 
 
 def check_ledgers_dir(ledgers_dir: Path) -> None:
+    """Every ledger's file is a readable file or absent, and the required ones are there."""
     if not ledgers_dir.is_dir():
         raise InputError(f"{ledgers_dir}: ledgers directory not found")
     for name, ledger in LEDGERS.items():
-        if not ledger.optional_file and find_file(ledgers_dir, name) is None:
+        if find_file(ledgers_dir, name) is None and not ledger.optional_file:
             raise InputError(f"{ledgers_dir}/{name}.csv: required ledger {name} not found")
 
 
-def read_ledgers(ledgers_dir: Path) -> tuple[dict[str, pl.DataFrame], dict[str, Path | None]]:
-    """All ten ledgers as raw text frames, and the file each came from."""
+def read_ledgers(ledgers_dir: Path) -> tuple[dict[str, pl.DataFrame], dict[str, Path | None], dict[str, str | None]]:
+    """All ten ledgers as raw text frames, the file each came from and its text encoding."""
     check_ledgers_dir(ledgers_dir)
     frames: dict[str, pl.DataFrame] = {}
     files: dict[str, Path | None] = {}
+    encodings: dict[str, str | None] = {}
     for name, ledger in LEDGERS.items():
         path = find_file(ledgers_dir, name)
         if path is None:  # only optional ledgers can be absent: check_ledgers_dir saw to that
-            frames[name], files[name] = empty_raw(ledger), None
+            frames[name], files[name], encodings[name] = empty_raw(ledger), None, None
             continue
-        frames[name], files[name] = read_raw(path, ledger), path
-    return frames, files
+        raw = read_raw(path, ledger)
+        frames[name], files[name], encodings[name] = raw.frame, path, raw.encoding
+    return frames, files, encodings

@@ -12,8 +12,13 @@ from decimal import Decimal
 import polars as pl
 
 PPM = 1_000_000
-MONEY_RE = r"^\d{1,13}(\.\d{1,2})?$"
-RATE_RE = r"^(0(\.\d{1,6})?|1(\.0{1,6})?)$"
+# [0-9], never \d: polars' \d matches full-width and other scripts' digits too (１００, ١٠٠).
+MONEY_RE = r"^[0-9]{1,13}(\.[0-9]{1,2})?$"
+RATE_RE = r"^(0(\.[0-9]{1,6})?|1(\.0{1,6})?)$"
+# The most one applicant's rows of one money column may sum to (100 trillion yuan): within it,
+# every base a clause sums, and its product with a rate, fits Int64 fen and Decimal(18, 2) yuan
+# with room for every line of a region; transforms.validate refuses a set of rows beyond it.
+MAX_SUM_FEN = 10**16
 
 
 def yuan_to_fen(value: str | int | float | Decimal) -> int:
@@ -58,17 +63,28 @@ def fmt_ppm(ppm: int | None) -> str:
 def parse_money(col: str | pl.Expr) -> pl.Expr:
     """Text yuan (already checked against MONEY_RE) to Int64 fen, exactly."""
     e = pl.col(col) if isinstance(col, str) else col
-    whole = e.str.extract(r"^(\d+)", 1).cast(pl.Int64)
-    frac = e.str.extract(r"\.(\d{1,2})$", 1).str.pad_end(2, "0").cast(pl.Int64).fill_null(0)
+    whole = e.str.extract(r"^([0-9]+)", 1).cast(pl.Int64)
+    frac = e.str.extract(r"\.([0-9]{1,2})$", 1).str.pad_end(2, "0").cast(pl.Int64).fill_null(0)
     return whole * 100 + frac
 
 
 def parse_rate(col: str | pl.Expr) -> pl.Expr:
     """Text share 0..1 (checked against RATE_RE) to Int64 millionths, exactly."""
     e = pl.col(col) if isinstance(col, str) else col
-    whole = e.str.extract(r"^(\d)", 1).cast(pl.Int64)
-    frac = e.str.extract(r"\.(\d{1,6})$", 1).str.pad_end(6, "0").cast(pl.Int64).fill_null(0)
+    whole = e.str.extract(r"^([0-9])", 1).cast(pl.Int64)
+    frac = e.str.extract(r"\.([0-9]{1,6})$", 1).str.pad_end(6, "0").cast(pl.Int64).fill_null(0)
     return whole * PPM + frac
+
+
+def sum_fen(fen: pl.Expr) -> pl.Expr:
+    """A sum of fen that never wraps: added in Int128, back to Int64 by a strict cast, which
+    raises rather than wrap (validation keeps every ledger sum far inside: MAX_SUM_FEN)."""
+    return fen.cast(pl.Int128).sum().cast(pl.Int64)
+
+
+def total_fen(fen: pl.Series) -> int:
+    """The exact total of a column of fen (Int128: a region's lines never wrap)."""
+    return int(fen.cast(pl.Int128).sum() or 0)
 
 
 def micro(fen: pl.Expr, ppm: pl.Expr | int) -> pl.Expr:

@@ -71,6 +71,11 @@ REJECTIONS: dict[str, str] = {
     "duplicate_key": "主键重复",
     "conflicting_applicant": "同一项目登记在多个申报主体名下",
     "rate_outside_range": "核定比例超出条款允许的范围",
+    "malformed_row": "该行无法按表头拆分（字段多于表头，或引号未闭合）",
+    "year_mismatch": "年度与该行日期所在年份不符",
+    "unknown_matter": "认定事项在台账中不存在",
+    "out_of_range": "数量超出允许范围",
+    "sum_out_of_range": "同一申报主体的金额合计超出可核算范围",
 }
 
 # Ledger names as a person says them (the file names stay as SPEC §3 has them).

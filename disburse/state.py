@@ -15,6 +15,7 @@ import duckdb
 import polars as pl
 
 from disburse import paths
+from disburse.money import total_fen
 from transforms.compute import CLAWBACK_SCHEMA, HISTORY_SCHEMA
 
 SQL = paths.SQL
@@ -98,5 +99,5 @@ def record(con: duckdb.DuckDBPyConnection, *, year: int, region: str, run_id: st
     con.execute(
         "insert into runs values (?, ?, ?, ?, ?, ?, ?, ?, ?)",
         [year, region, run_id, dt.datetime.now(dt.timezone.utc).replace(tzinfo=None), rules_fp, params_fp,
-         kept.height, int(kept["payable_fen"].sum() or 0), int(claws["amount_fen"].sum() or 0)],
+         kept.height, total_fen(kept["payable_fen"]), total_fen(claws["amount_fen"])],
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
 
@@ -79,3 +80,94 @@ def test_outputs_have_their_stated_grain_and_reconcile(tmp_path: Path) -> None:
             assert sum(Decimal(v) for v in csv["total_payable"]) == Decimal(paid) / 100
         for name, d in manifest["inputs"].items():
             assert d["rows"] == d["accepted"] + d["rejected"], name
+
+
+MAX_ROW_FEN = 10**15 - 1  # 9,999,999,999,999.99 yuan: the largest amount a ledger row may hold
+row_fen = st.one_of(st.integers(min_value=0, max_value=MAX_ROW_FEN), st.just(MAX_ROW_FEN))
+
+
+@settings(max_examples=40, deadline=None)
+@given(bills=st.lists(row_fen, min_size=1, max_size=30))
+@example(bills=[MAX_ROW_FEN] * 10)        # just inside the bound: summed exactly
+@example(bills=[MAX_ROW_FEN] * 11)        # beyond it: refused
+@example(bills=[MAX_ROW_FEN] * 30)        # 2^63 fen is 9,223 such rows; far fewer are refused already
+def test_a_years_bills_sum_exactly_or_are_refused(bills: list[int]) -> None:
+    """lingang.4 sums a year's bills into one base: the base is their exact sum, or every bill
+    is rejected with sum_out_of_range (never a wrapped sum)."""
+    from disburse.ledgers import LEDGERS, ROW, empty_raw
+    from disburse.money import MAX_SUM_FEN
+    from transforms.candidates import Context, extract
+    from transforms.validate import validate
+    from tests.test_validate import IDS, frame, good_row
+
+    rows = [good_row("compute", 0) | {"row_id": f"B{i}", "category": "telecom", "related_party": "false",
+                                      "amount": f"{b // 100}.{b % 100:02d}"} for i, b in enumerate(bills)]
+    raw = {n: empty_raw(led) for n, led in LEDGERS.items()}
+    raw["applicants"] = frame("applicants", [good_row("applicants", 0) | {"region": "lingang"}])
+    raw["compute"] = frame("compute", rows)
+    cat = _catalogue()
+    v = validate(raw, cat.regions, cat.rules.keys())
+    total = sum(bills)
+    if total > MAX_SUM_FEN:
+        assert v.accepted["compute"].is_empty()
+        assert v.rejected["reason"].str.starts_with("sum_out_of_range").all() and v.rejected.height == len(bills)
+        return
+    assert v.rejected.is_empty()
+    tables = _tables()
+    ctx = Context(v.accepted, v.accepted["applicants"].drop(ROW), 2021,
+                  (dt.date(2019, 1, 1), dt.date(2025, 12, 31)), tables["levels"], tables["steps"])
+    line = extract(cat.rules["lingang.4"], ctx)
+    assert line["applicant_id"].to_list() == [IDS[0]]
+    assert line["base_fen"].to_list() == [total]
+
+
+_cache: dict = {}
+
+
+def _catalogue():
+    from disburse.job import DEFAULT_RULES
+    from disburse.rules import load_catalogue
+
+    if "cat" not in _cache:
+        _cache["cat"] = load_catalogue(DEFAULT_RULES)
+    return _cache["cat"]
+
+
+def _tables():
+    from disburse.rules import compile_tables
+
+    if "tables" not in _cache:
+        _cache["tables"] = compile_tables(_catalogue())
+    return _cache["tables"]
+
+
+@given(fen=st.lists(st.integers(min_value=0, max_value=2**63 - 1), min_size=1, max_size=40))
+@example(fen=[3 * 10**17] * 40)  # forty lines at a bound's worth each: past 2^63 in all
+def test_totals_of_lines_never_wrap(fen: list[int]) -> None:
+    """A region's totals (manifest, audit page, state) and its per-clause totals are exact."""
+    from disburse.money import total_fen
+    from disburse.outputs import clause_totals
+
+    lines = pl.DataFrame({"clause_id": "x.1", "clause_title": "t", "article": "a", "gross_fen": fen, "payable_fen": fen})
+    assert total_fen(lines["payable_fen"]) == sum(fen)
+    totals = clause_totals(lines).row(0, named=True)
+    assert (totals["gross_fen"], totals["payable_fen"]) == (sum(fen), sum(fen))
+
+
+cell = st.one_of(st.none(), st.text(alphabet=st.sampled_from(list('a1 ,"\n\r中文.-\u2028')), max_size=8))
+
+
+@settings(max_examples=60, deadline=None)
+@given(rows=st.lists(st.tuples(cell, cell, cell), min_size=1, max_size=12))
+def test_row_by_row_reading_agrees_with_polars_on_well_formed_files(rows) -> None:
+    """The fallback for files with a malformed record reads every well-formed record as polars does."""
+    import io
+
+    from disburse.ledgers import LEDGERS, MALFORMED, _split_records
+
+    text = pl.DataFrame(rows, schema=["a", "b", "c"], orient="row").write_csv()
+    want = pl.read_csv(io.StringIO(text), infer_schema=False)
+    got = _split_records(Path("t.csv"), text, LEDGERS["rd"])
+    assert got[MALFORMED].is_null().all()
+    tidy = lambda df: df.select(pl.col("a", "b", "c").str.strip_chars().replace("", None)).rows()  # noqa: E731
+    assert tidy(got) == tidy(want)

@@ -13,7 +13,8 @@ from typer.testing import CliRunner
 
 from disburse import state
 from disburse.cli import app
-from disburse.job import run_year
+from disburse.job import check, ingest, ledger_counts, preflight, run_year
+from disburse.ledgers import InputError
 from tests.scenario import Scenario, credit_code
 
 LEDGERS = Path(__file__).parent / "scenarios" / "engine" / "two_regions.yaml"
@@ -282,3 +283,142 @@ def test_an_internal_fault_is_one_line_and_records_nothing(ledgers: Path, tmp_pa
     assert result.stderr.strip().splitlines() == [
         "disburse: internal error, nothing was recorded: KeyError: 'clause_order' (DISBURSE_DEBUG=1 shows the traceback)"]
     assert not (out / "2021").exists() and not (out / "state.duckdb").exists()
+
+
+# --- hostile files (issue 8): nothing silently absent, no row stops the run, CSV as bureaus save it ----------
+
+@pytest.mark.parametrize("kind, why", [
+    ("directory", "is a directory"),
+    ("dangling symlink", "is a dangling symlink"),
+    ("symlink loop", "is a symlink loop"),
+])
+def test_ledger_path_that_is_no_file_stops_the_run_before_it_starts(ledgers: Path, tmp_path: Path, kind, why,
+                                                                    prefect_api) -> None:
+    """Not read as an absent ledger (which pays as if it had no rows): one line naming the path."""
+    target = ledgers / "compute.csv"
+    target.unlink()
+    if kind == "directory":
+        target.mkdir()
+    elif kind == "dangling symlink":
+        target.symlink_to(ledgers / "moved-away.csv")
+    else:
+        target.symlink_to(target)
+    out = tmp_path / "out"
+    result = cli("run", "--year", "2021", "--ledgers", str(ledgers), "--out", str(out))
+    assert result.exit_code == 2, result.output
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and f"{target}: ledger compute {why}" in lines[0], result.stderr
+    assert not out.exists()
+    with pytest.raises(InputError, match=why):
+        preflight(ledgers, None, None, None)  # before Prefect starts
+    with pytest.raises(InputError, match=why):
+        ingest(ledgers)  # `disburse validate` and library use alike
+
+
+def test_malformed_records_are_rejected_rows_and_the_rest_is_read(ledgers: Path, tmp_path: Path) -> None:
+    """A record with a field too many and one with a quote never closed are two rejected rows;
+    the record after them, and a value spanning two lines, are read as usual."""
+    compute = ledgers / "compute.csv"
+    text = compute.read_text(encoding="utf-8").splitlines()
+    header, rows = text[0], text[1:]
+    width = header.count(",") + 1
+    extra = rows[0].replace("L1", "L1x") + ",surplus"  # 9 fields
+    open_quote = rows[0].replace(",中国电信,", ',"中国电信,')  # a quote never closed
+    spanning = 'B9,' + rows[0].split(",", 1)[1].replace(",中国电信,", ',"中国\n电信",').replace("800000.00", "0.00")
+    compute.write_text("\n".join([header, rows[0], extra, open_quote, spanning, *rows[1:]]) + "\n", encoding="utf-8")
+    inputs = ingest(ledgers)
+    checked = check(inputs)
+    raw = inputs.raw["compute"]
+    assert raw.height == 6 and raw["row_id"].to_list()[3] == "B9"
+    assert raw.filter(pl.col("row_id") == "B9")["vendor"].to_list() == ["中国\n电信"]
+    bad = checked.rejected.filter(pl.col("ledger") == "compute").select("row", "reason").rows()
+    assert bad == [
+        (3, f"malformed_row: {width + 1} fields where the header has {width}"),
+        (4, "malformed_row: a quote is not closed or stands inside a value"),
+        (7, bad[-1][1]),  # the three-decimal amount of the fixture
+    ]
+    assert ledger_counts(inputs, checked)["compute"] == {"rows": 6, "accepted": 3, "rejected": 3}
+    _, results = run_year(ledgers, tmp_path / "out", 2021)
+    lingang = next(r for r in results if r.region == "lingang")
+    assert lingang.payments["total_payable_fen"].to_list() == [28_000_000]  # B1 alone, as before
+
+
+def test_a_duplicated_header_column_stops_the_run_naming_it(ledgers: Path) -> None:
+    """Taking the first copy would change the pay; which copy is meant is not ours to guess."""
+    compute = ledgers / "compute.csv"
+    lines = compute.read_text(encoding="utf-8").splitlines()
+    compute.write_text("\n".join([lines[0] + ", amount", *(line + ",1.00" for line in lines[1:])]) + "\n",
+                       encoding="utf-8")
+    with pytest.raises(InputError) as caught:
+        ingest(ledgers)
+    assert str(caught.value) == f"{compute}: column amount appears 2 times in the header of ledger compute"
+
+
+def test_gb18030_csv_is_read_and_the_manifest_records_each_encoding(ledgers: Path, tmp_path: Path) -> None:
+    """What Excel on a Chinese Windows saves: not UTF-8, but GB18030."""
+    applicants = ledgers / "applicants.csv"
+    df = pl.read_csv(applicants, infer_schema=False).with_columns(pl.lit("临港智算科技有限公司").alias("name"))
+    applicants.write_bytes(df.write_csv().encode("gb18030"))
+    with pytest.raises(UnicodeDecodeError):
+        applicants.read_bytes().decode("utf-8")
+    compute = ledgers / "compute.csv"
+    compute.write_bytes(b"\xef\xbb\xbf" + compute.read_bytes())
+    out = tmp_path / "out"
+    manifest, _ = run_year(ledgers, out, 2021)
+    assert manifest["inputs"]["applicants"]["encoding"] == "gb18030"
+    assert manifest["inputs"]["compute"]["encoding"] == "utf-8-sig"
+    assert manifest["inputs"]["rd"]["encoding"] is None  # absent
+    payments = pl.read_csv(out / "2021" / "lingang" / "payments.csv", infer_schema=False)
+    assert payments.select("applicant_id", "applicant_name", "total_payable").rows() == [
+        (credit_code("L1"), "临港智算科技有限公司", "280000.00")]
+
+
+def test_csv_neither_utf8_nor_gb18030_stops_with_one_line(ledgers: Path) -> None:
+    compute = ledgers / "compute.csv"
+    compute.write_bytes(compute.read_bytes().replace("中国电信".encode(), b"\xff\xfe\xff"))
+    with pytest.raises(InputError) as caught:
+        ingest(ledgers)
+    assert str(caught.value) == f"{compute}: neither UTF-8 nor GB18030 text; save it as UTF-8 CSV"
+
+
+def test_parquet_money_with_a_wide_decimal_scale_reads_as_money(ledgers: Path, tmp_path: Path) -> None:
+    """Decimal(38, 6) holding 800000.000000 is 800,000.00; 1.005000 still has three decimals."""
+    from decimal import Decimal
+
+    compute = pl.read_csv(ledgers / "compute.csv", infer_schema=False)
+    compute = compute.with_columns(pl.col("amount").map_elements(Decimal, return_dtype=pl.Decimal(38, 6)))
+    (ledgers / "compute.csv").unlink()
+    compute.write_parquet(ledgers / "compute.parquet")
+    assert pl.read_parquet(ledgers / "compute.parquet").schema["amount"] == pl.Decimal(38, 6)
+    inputs = ingest(ledgers)
+    checked = check(inputs)
+    assert checked.accepted["compute"]["amount"].to_list() == [80_000_000, 100_000_002]
+    assert checked.rejected.filter(pl.col("ledger") == "compute")["value"].to_list() == ["1.005"]
+
+
+def test_a_year_of_bills_beyond_int64_is_refused_with_a_reason_never_paid_from_a_wrapped_sum(ledgers: Path,
+                                                                                              tmp_path: Path) -> None:
+    """Ten thousand bills of 9,999,999,999,999.99 sum past 2^63 fen: today's sum wrapped and paid 0 with
+    no word. Now the set is refused, line by line in the region's rejected.csv; a firm whose bills sum
+    within the bound still gets lingang.4's cap."""
+    compute = pl.read_csv(ledgers / "compute.csv", infer_schema=False)
+    first = compute.head(1)
+    huge = pl.concat([first.with_columns(pl.lit(f"H{i}").alias("row_id"), pl.lit("9999999999999.99").alias("amount"))
+                      for i in range(10_000)])
+    applicants = pl.read_csv(ledgers / "applicants.csv", infer_schema=False)
+    other = applicants.filter(pl.col("region") == "lingang").with_columns(pl.lit(credit_code("L2")).alias("applicant_id"),
+                                                                          pl.lit("L2").alias("name"))
+    pl.concat([applicants, other]).write_csv(ledgers / "applicants.csv")
+    big = first.with_columns(pl.lit("BIG").alias("row_id"), pl.lit(credit_code("L2")).alias("applicant_id"),
+                             pl.lit("9999999999999.99").alias("amount"))
+    pl.concat([compute.slice(1), huge, big]).write_csv(ledgers / "compute.csv")
+    out = tmp_path / "out"
+    manifest, results = run_year(ledgers, out, 2021, region="lingang")
+    lingang = results[0]
+    assert lingang.payments.rows() == [(credit_code("L2"), "L2", 100_000_000)]  # 1,000,000.00: the yearly cap
+    rejected = pl.read_csv(out / "2021" / "lingang" / "rejected.csv", infer_schema=False)
+    assert rejected.height == 10_000
+    assert rejected["reason"].unique().to_list() == [
+        "sum_out_of_range: this applicant's amount rows sum beyond 100,000,000,000,000.00 yuan"]
+    counts = manifest["inputs"]["compute"]
+    assert (counts["rows"], counts["accepted"], counts["rejected"]) == (10_003, 2, 10_001)  # and the fixture's 1.005

@@ -22,6 +22,8 @@ def good_row(ledger: str, i: int) -> dict[str, str]:
             row[c.name] = IDS[i] if ledger == "applicants" else IDS[0]
         elif c.name == "year":
             row[c.name] = str(2021 + i)
+        elif c.name == LEDGERS[ledger].date_column:
+            row[c.name] = f"{2021 + i}-03-01"  # the row's own date falls in its year
         elif c.enum:
             row[c.name] = c.enum[0]
         else:
@@ -35,11 +37,11 @@ def frame(ledger: str, rows: list[dict]) -> pl.DataFrame:
     return df.with_row_index(ROW, offset=2).with_columns(pl.col(ROW).cast(pl.Int64)).select(ROW, *df.columns)
 
 
-def run(**ledgers: list[dict]):
+def run(matter_ledgers: dict[str, str] | None = None, **ledgers: list[dict]):
     raw = {n: empty_raw(l) for n, l in LEDGERS.items()}
     raw["applicants"] = frame("applicants", [good_row("applicants", 0)])
     raw.update({n: frame(n, rows) for n, rows in ledgers.items()})
-    return raw, validate(raw, REGIONS, CLAUSES)
+    return raw, validate(raw, REGIONS, CLAUSES, matter_ledgers=matter_ledgers)
 
 
 def with_bad(ledger: str, column: str, value: str | None) -> dict[str, list[dict]]:
@@ -76,6 +78,21 @@ def with_bad(ledger: str, column: str, value: str | None) -> dict[str, list[dict
         ("applicants", "applicant_id", FLIPPED, "bad_credit_code"),
         ("applicants", "applicant_id", IDS[1][:16], "bad_credit_code"),
         ("financing", "applicant_id", IDS[3], "unknown_applicant"),
+        # digits of other scripts are not digits of an amount, a year or a date (issue 8)
+        ("compute", "amount", "１００", "bad_money"),
+        ("compute", "amount", "١٠٠", "bad_money"),
+        ("compute", "amount", "100.５", "bad_money"),
+        ("rd", "year", "２０２２", "bad_int"),
+        ("rent", "area_m2", "１２０", "bad_number"),
+        ("recognitions", "quantity", "３", "bad_int"),
+        ("recognitions", "approved_rate", "０.5", "bad_rate"),
+        ("events", "held_on", "２０２２-03-01", "bad_date"),
+        ("recognitions", "quantity", "1000000001", "out_of_range"),
+        # a row's year is the year of its own date (issue 8)
+        ("compute", "year", "2021", "year_mismatch: year 2021 is not the year of billed_on 2022-03-01"),
+        ("financing", "year", "2023", "year_mismatch"),
+        ("events", "year", "2021", "year_mismatch"),
+        ("recognitions", "year", "2020", "year_mismatch"),
     ],
 )
 def test_bad_value_rejects_its_row(ledger, column, value, reason):
@@ -166,3 +183,48 @@ def test_uscc_valid_expr_matches_is_valid():
     codes = [*IDS, FLIPPED, "short", "I" * 18, None]
     got = pl.select(uscc.valid_expr(pl.lit(pl.Series(codes)))).to_series().to_list()
     assert got == [None if c is None else uscc.is_valid(c) for c in codes]
+
+
+def test_projects_year_need_not_be_the_acceptance_year():
+    """A project has a row per year; its accepted_on is one date for all of them."""
+    _, v = run(projects=[good_row("projects", 0), good_row("projects", 1) | {"accepted_on": "2021-03-01"}])
+    assert v.rejected.is_empty()
+
+
+def test_recognition_must_name_an_existing_row_for_a_clause_paying_on_rows():
+    """lingang.2a pays on a projects row: its recognition names the project (issue 8: unknown_matter)."""
+    projects = [good_row("projects", 0)]
+    recognitions = [good_row("recognitions", 0) | {"clause_id": "lingang.2a", "matter_id": "project_id-0"},
+                    good_row("recognitions", 1) | {"clause_id": "lingang.2a", "matter_id": "P-NOWHERE"},
+                    good_row("recognitions", 2) | {"clause_id": "xuhui.1", "matter_id": "LAB-1"}]  # no ledger base
+    _, v = run({"lingang.2a": "projects"}, projects=projects, recognitions=recognitions)
+    assert v.rejected.select("ledger", "row", "column", "value").rows() == [("recognitions", 3, "matter_id", "P-NOWHERE")]
+    assert v.rejected["reason"][0] == "unknown_matter: clause lingang.2a pays on a projects row and no projects row has this id"
+    assert v.accepted["recognitions"][ROW].to_list() == [2, 4]
+
+
+def test_rows_summing_beyond_the_bound_are_refused_not_wrapped():
+    """Ten thousand bills of 9,999,999,999,999.99 sum past 2^63 fen (issue 8): the set is refused."""
+    big = [good_row("compute", 0) | {"row_id": f"B{i}", "amount": "9999999999999.99"} for i in range(10_000)]
+    small = [good_row("compute", 0) | {"row_id": "OTHER", "applicant_id": IDS[1], "amount": "9999999999999.99"}]
+    applicants = [good_row("applicants", 0), good_row("applicants", 1)]
+    _, v = run(applicants=applicants, compute=big + small)
+    assert v.rejected.height == 10_000
+    assert set(v.rejected["reason"]) == {"sum_out_of_range: this applicant's amount rows sum beyond "
+                                         "100,000,000,000,000.00 yuan"}
+    assert set(v.rejected["column"]) == {"amount"}
+    assert v.accepted["compute"]["row_id"].to_list() == ["OTHER"]  # another applicant's row is its own set
+
+
+def test_malformed_rows_are_rejected_alone():
+    """What the reader marks as a malformed record is one rejected line; its values are not checked."""
+    from disburse.ledgers import MALFORMED
+
+    rows = [good_row("rd", 0), good_row("rd", 1) | {"rd_expense": "x"}, good_row("rd", 2)]
+    raw = frame("rd", rows).with_columns(
+        pl.Series(MALFORMED, [None, "malformed_row: 4 fields where the header has 3", None], dtype=pl.String))
+    base = {n: empty_raw(l) for n, l in LEDGERS.items()} | {"applicants": frame("applicants", [good_row("applicants", 0)])}
+    v = validate(base | {"rd": raw}, REGIONS, CLAUSES)
+    assert v.rejected.select("ledger", "row", "column", "reason", "applicant_id").rows() == [
+        ("rd", 3, None, "malformed_row: 4 fields where the header has 3", IDS[0])]
+    assert v.accepted["rd"][ROW].to_list() == [2, 4]

@@ -18,7 +18,7 @@ import datetime as dt
 import polars as pl
 
 from disburse.ledgers import LEDGERS, ROW
-from disburse.money import PPM, fmt_fen_expr, micro
+from disburse.money import PPM, fmt_fen_expr, micro, sum_fen
 from disburse.phrases import field_name
 from disburse.rules import Rule
 
@@ -200,9 +200,9 @@ def _ledger_base(rule: Rule, ctx: Context) -> pl.DataFrame:
         df.with_columns(in_window.alias("_in"), amount.alias("_amt"))
         .group_by("applicant_id")
         .agg(
-            pl.col("_amt").filter(pl.col("_in")).sum().alias("base_fen"),
-            second.filter(pl.col("_in")).sum().alias("second_fen") if b.second_amount else pl.lit(None, pl.Int64).alias("second_fen"),
-            pl.col("_amt").filter(~pl.col("_in")).sum().alias("excluded_fen"),
+            sum_fen(pl.col("_amt").filter(pl.col("_in"))).alias("base_fen"),
+            sum_fen(second.filter(pl.col("_in"))).alias("second_fen") if b.second_amount else pl.lit(None, pl.Int64).alias("second_fen"),
+            sum_fen(pl.col("_amt").filter(~pl.col("_in"))).alias("excluded_fen"),
             pl.col("_in").any().alias("in_window"),
             pl.format("{} 第 {} 行", pl.lit(b.ledger), pl.col(ROW).sort().cast(pl.String).str.join(", ")).alias("source"),
             # every row summed must meet the base's conditions on its applicant
@@ -436,7 +436,7 @@ def _matching(rule: Rule, ctx: Context) -> pl.DataFrame:
     summed = (
         rows.filter(pl.col("year") <= ctx.year)
         .group_by(matter)
-        .agg(pl.col(b.amount).fill_null(0).sum().alias("base_fen"),
+        .agg(sum_fen(pl.col(b.amount).fill_null(0)).alias("base_fen"),
              pl.format("{} 第 {} 行", pl.lit(b.ledger), pl.col(ROW).sort().cast(pl.String).str.join(", ")).first().alias("source"))
     )
     out = completed.join(summed, on=matter).select(

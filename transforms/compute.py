@@ -18,7 +18,7 @@ import datetime as dt
 
 import polars as pl
 
-from disburse.money import PPM, apply_rate, micro, round_micro
+from disburse.money import PPM, apply_rate, micro, round_micro, sum_fen
 from disburse.params import ParamError
 
 HISTORY_SCHEMA = {
@@ -55,7 +55,7 @@ def _paid_before(history: pl.DataFrame, keys: list[str], name: str) -> pl.DataFr
         .when(pl.col("installment") == 1).then(pl.col("award_fen"))
         .otherwise(0)
     )
-    return history.group_by(keys).agg(committed.sum().alias(name))
+    return history.group_by(keys).agg(sum_fen(committed).alias(name))
 
 
 def scheduled_installments(history: pl.DataFrame, clauses: pl.DataFrame, year: int,
@@ -139,11 +139,12 @@ def _fill(lines: pl.DataFrame, amount: str, cap: str, group: list[str], order: l
     Only this year's capped lines take part; installments of earlier awards
     (``scheduled``) are never capped again and take no room.
     """
-    before = pl.col(amount).cum_sum().over(group, order_by=order) - pl.col(amount)
+    wide = pl.col(amount).cast(pl.Int128)  # running sums never wrap
+    before = wide.cum_sum().over(group, order_by=order) - wide
     used = before + (pl.col(already).fill_null(0) if already else 0)
     room = (pl.col(cap) - used).clip(lower_bound=0)
     filled = lines.filter(pl.col(cap).is_not_null() & ~pl.col("scheduled")).select(
-        "_line", pl.min_horizontal(pl.col(amount), room).alias("_filled")
+        "_line", pl.min_horizontal(wide, room).cast(pl.Int64).alias("_filled")
     )
     return (
         lines.join(filled, on="_line", how="left")
@@ -162,7 +163,7 @@ def _competing_paid(history: pl.DataFrame, prefixes: pl.DataFrame, clauses: pl.D
     )
     by_clause = _paid_before(keyed, [*part, "clause_id"], "_own_fen").filter(pl.col("_own_fen") > 0)
     return by_clause.with_columns(
-        pl.col("_own_fen").sum().over(part).alias("_matter_fen"),
+        sum_fen(pl.col("_own_fen")).over(part).alias("_matter_fen"),
         pl.col("clause_id").sort().over(part, mapping_strategy="join").alias("_paid_clauses"),
     )
 
@@ -234,7 +235,7 @@ def compute_lines(
         .when(kind == "in_kind").then(0)
         .when(kind == "progressive").then(pl.col("tiered_fen"))
         .when(kind == "fixed").then(pl.col("fixed_fen"))
-        .when(kind == "per_unit").then(pl.col("unit_fen") * pl.col("quantity"))
+        .when(kind == "per_unit").then(pl.col("unit_fen").cast(pl.Int128) * pl.col("quantity"))
         .when(kind == "approved").then(pl.col("approved_fen"))
         .when(kind == "first_reach").then(
             pl.when(pl.col("eff_rate_ppm").is_not_null()).then(apply_rate(pl.col("base_fen"), pl.col("eff_rate_ppm")))
@@ -244,7 +245,7 @@ def compute_lines(
     lines = lines.with_columns(
         eff_rate.alias("eff_rate_ppm"),
         pl.when(kind == "in_kind").then(pl.min_horizontal("quantity", "in_kind_max")).alias("in_kind_quantity"),
-    ).with_columns(formula.fill_null(0).alias("formula_fen"))
+    ).with_columns(formula.fill_null(0).cast(pl.Int64).alias("formula_fen"))  # strict: raises, never wraps
     lines = lines.with_columns(
         pl.when(pl.col("scheduled")).then(pl.col("award_fen"))
         .when(pl.col("blocked").is_not_null()).then(0)
@@ -394,9 +395,9 @@ def clawbacks(applicants: pl.DataFrame, history: pl.DataFrame, recovered: pl.Dat
     policy. Reported once, in that year's run; a rerun of that year replaces it.
     """
     keys = ["applicant_id", "clause_id", "matter_id"]
-    recovered = recovered.group_by(keys).agg(pl.col("amount_fen").sum().alias("_recovered"))
+    recovered = recovered.group_by(keys).agg(sum_fen(pl.col("amount_fen")).alias("_recovered"))
     received = (
-        history.group_by(keys).agg(pl.col("payable_fen").sum().alias("amount_fen"))
+        history.group_by(keys).agg(sum_fen(pl.col("payable_fen")).alias("amount_fen"))
         .join(recovered, on=keys, how="left")
         .with_columns((pl.col("amount_fen") - pl.col("_recovered").fill_null(0)).alias("amount_fen"))
         .filter(pl.col("amount_fen") > 0)

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 import polars as pl
 
-from disburse.money import rate_to_ppm, yuan_to_fen
+from disburse.money import rate_to_ppm, sum_fen, yuan_to_fen
 from disburse.params import ParamError, Params
 from disburse.rules import Catalogue
 from transforms.candidates import CANDIDATE_SCHEMA, Context, earlier_years_prefix, extract
@@ -61,7 +61,7 @@ class RegionResult:
     def payments(self) -> pl.DataFrame:
         return (
             self.disbursements.group_by("applicant_id", "applicant_name")
-            .agg(pl.col("payable_fen").sum().alias("total_payable_fen"))
+            .agg(sum_fen(pl.col("payable_fen")).alias("total_payable_fen"))
             .sort("applicant_id")
         )
 

@@ -1,11 +1,14 @@
 """Type and check the raw ledgers (SPEC §3): accepted rows typed, faults listed.
 
-Value faults (missing, malformed, not allowed, unknown reference) come from a
-pandera schema per ledger, run on the collected text frame; faults across rows
-(duplicate keys, a project claimed by two applicants) are polars window
-expressions. A row with any fault is rejected whole, one line per fault, and
-never reaches ``accepted``. Applicants go first: the other ledgers may only
-name an accepted applicant.
+A record the reader could not split (``ledgers.MALFORMED``) is one fault and
+nothing else is checked on it. Value faults (missing, malformed, not allowed,
+unknown reference) come from a pandera schema per ledger, run on the collected
+text frame; faults across rows (duplicate keys, a project claimed by two
+applicants) and across columns and ledgers (a year that is not its date's, a
+recognition naming no row, an applicant's amounts summing beyond
+``money.MAX_SUM_FEN``) are polars expressions. A row with any fault is
+rejected whole, one line per fault, and never reaches ``accepted``.
+Applicants go first: the other ledgers may only name an accepted applicant.
 """
 
 from __future__ import annotations
@@ -18,8 +21,8 @@ import pandera.polars as pa
 import polars as pl
 
 from disburse import uscc
-from disburse.ledgers import BOOL, DATE, INT, LEDGERS, MONEY, NUMBER, RATE, ROW, STR, Col, Ledger, empty_raw
-from disburse.money import MONEY_RE, RATE_RE, parse_money, parse_rate, rate_to_ppm
+from disburse.ledgers import BOOL, DATE, INT, LEDGERS, MALFORMED, MONEY, NUMBER, RATE, ROW, STR, Col, Ledger, empty_raw
+from disburse.money import MAX_SUM_FEN, MONEY_RE, RATE_RE, fmt_fen, parse_money, parse_rate, rate_to_ppm
 
 APPLICANT = "applicant_id"
 REJECTED_SCHEMA = {
@@ -28,10 +31,12 @@ REJECTED_SCHEMA = {
 }
 FAULT_COLUMNS = ["row", "column", "value", "reason"]
 
-NUMBER_RE = r"^\d{1,15}(\.\d+)?$"
-INT_RE = r"^\d{1,18}$"
-DATE_RE = r"^\d{4}-\d{2}-\d{2}$"
+# [0-9], never \d: polars' \d also matches full-width and other scripts' digits (１００, ١٠٠).
+NUMBER_RE = r"^[0-9]{1,15}(\.[0-9]+)?$"
+INT_RE = r"^[0-9]{1,18}$"
+DATE_RE = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$"
 FIRST_YEAR, LAST_YEAR = 1990, 2100
+MAX_QUANTITY = 1_000_000_000  # a count (trainees, firms, PFLOPS): unit × quantity stays far inside Int64
 assert next(iter(LEDGERS)) == "applicants"  # validate() relies on it
 
 Rule = tuple[str, Callable[[pl.Expr], pl.Expr]]  # (reason, value -> passes); nulls are not its business
@@ -54,21 +59,41 @@ class Validated:
 
 
 def validate(raw: dict[str, pl.DataFrame], regions: Collection[str], clause_ids: Collection[str],
-             rate_ranges: Mapping[str, tuple[Decimal, Decimal]] | None = None) -> Validated:
-    """``rate_ranges``: clause id -> the approved rates its recognitions may carry (lingang.5.1 10%-30%)."""
+             rate_ranges: Mapping[str, tuple[Decimal, Decimal]] | None = None,
+             matter_ledgers: Mapping[str, str] | None = None) -> Validated:
+    """``rate_ranges``: clause id -> the approved rates its recognitions may carry (lingang.5.1 10%-30%).
+    ``matter_ledgers``: for each clause that pays on a ledger row, that ledger; a recognition for
+    such a clause must name a row id found in it (``unknown_matter``)."""
     known = {"region": list(regions), "clause_id": list(clause_ids), APPLICANT: None}
     accepted: dict[str, pl.DataFrame] = {}
     rejected: list[pl.DataFrame] = []
     for name, ledger in LEDGERS.items():  # applicants come first: the others refer to them
-        df = raw.get(name, empty_raw(ledger)).select(ROW, pl.col(ledger.column_names).cast(pl.String))
-        faults = pl.concat([_value_faults(df, ledger, known), *_row_faults(df, ledger),
-                            *_range_faults(df, ledger, rate_ranges or {})])
+        read = raw.get(name, empty_raw(ledger))
+        df = read.select(ROW, pl.col(ledger.column_names).cast(pl.String))
+        split, malformed = _malformed(read)
+        value_faults = _value_faults(df.filter(split), ledger, known)
+        valued = df.filter(split & ~pl.col(ROW).is_in(value_faults["row"].implode()))
+        faults = pl.concat([
+            malformed, value_faults, *_row_faults(df.filter(split), ledger),
+            *_range_faults(df.filter(split), ledger, rate_ranges or {}),
+            *_cross_faults(valued, ledger, raw, matter_ledgers or {}),
+        ])
         good = df.filter(~pl.col(ROW).is_in(faults["row"].implode()))
         accepted[name] = good.with_columns(PARSE[c.type](pl.col(c.name)) for c in ledger.columns)
         rejected.append(_rejected_lines(name, df, faults))
         if name == "applicants":
             known[APPLICANT] = accepted[name][APPLICANT]
     return Validated(accepted, pl.concat(rejected))
+
+
+def _malformed(read: pl.DataFrame) -> tuple[pl.Expr, pl.DataFrame]:
+    """Rows the reader could split into the header's fields, and one fault per row it could not."""
+    if MALFORMED not in read.columns:
+        return pl.lit(True), pl.DataFrame(schema={c: REJECTED_SCHEMA[c] for c in FAULT_COLUMNS})
+    bad = read.filter(pl.col(MALFORMED).is_not_null())
+    faults = bad.select(pl.col(ROW).alias("row"), pl.lit(None, pl.String).alias("column"),
+                        pl.lit(None, pl.String).alias("value"), pl.col(MALFORMED).alias("reason"))
+    return ~pl.col(ROW).is_in(bad[ROW].implode()), faults
 
 
 # --- value faults: one pandera schema per ledger ------------------------------
@@ -92,6 +117,9 @@ def _rules(ledger: Ledger, col: Col, known: dict) -> list[Rule]:
     if col.enum:
         rules.append((f"not_allowed: expected one of {', '.join(col.enum)}", lambda v: v.is_in(col.enum)))
 
+    if col.name == "quantity":
+        rules.append((f"out_of_range: {col.name} above {MAX_QUANTITY:,}",
+                      lambda v: ~v.str.contains(INT_RE) | (v.cast(pl.Int64, strict=False) <= MAX_QUANTITY)))
     if col.name == "year":
         rules.append((f"bad_year: expected a year from {FIRST_YEAR} to {LAST_YEAR}",
                       lambda v: ~v.str.contains(INT_RE) | v.cast(pl.Int64, strict=False).is_between(FIRST_YEAR, LAST_YEAR)))
@@ -195,6 +223,56 @@ def _range_faults(df: pl.DataFrame, ledger: Ledger, rate_ranges: Mapping[str, tu
             pl.format("rate_outside_range: {} approves a rate from {} only", "clause_id", "_text").alias("reason"),
         )
     ]
+
+
+def _cross_faults(df: pl.DataFrame, ledger: Ledger, raw: dict[str, pl.DataFrame],
+                  matter_ledgers: Mapping[str, str]) -> list[pl.DataFrame]:
+    """Faults between columns and ledgers, on rows whose every value is well formed (DF)."""
+    out = []
+    date_col = ledger.date_column
+    if date_col and not ledger.col(date_col).nullable and "year" in ledger.column_names:
+        out.append(df.filter(
+            pl.col("year").cast(pl.Int64) != pl.col(date_col).str.to_date("%Y-%m-%d").dt.year()
+        ).select(
+            pl.col(ROW).alias("row"), pl.lit("year").alias("column"), pl.col("year").alias("value"),
+            pl.format("year_mismatch: year {} is not the year of {} {}", "year", pl.lit(date_col), date_col).alias("reason"),
+        ))
+    if ledger.name == "recognitions" and matter_ledgers:
+        out.append(_unknown_matters(df, raw, matter_ledgers))
+    money = [c.name for c in ledger.columns if c.type == MONEY]
+    if money and APPLICANT in ledger.column_names:
+        out += [_sum_out_of_range(df, c) for c in money]
+    return [f.select(FAULT_COLUMNS).cast({c: REJECTED_SCHEMA[c] for c in FAULT_COLUMNS}) for f in out]
+
+
+def _unknown_matters(rec: pl.DataFrame, raw: dict[str, pl.DataFrame], matter_ledgers: Mapping[str, str]) -> pl.DataFrame:
+    """A recognition for a clause that pays on a ledger row must name a row of that ledger."""
+    clauses = pl.DataFrame({"clause_id": list(matter_ledgers), "_ledger": list(matter_ledgers.values())})
+    ids = pl.concat([
+        raw.get(name, empty_raw(LEDGERS[name])).select(
+            pl.lit(name).alias("_ledger"), pl.col(LEDGERS[name].key[0]).cast(pl.String).alias("matter_id"))
+        for name in sorted(set(matter_ledgers.values()))
+    ]).drop_nulls().unique()
+    return (
+        rec.join(clauses, on="clause_id").join(ids, on=["_ledger", "matter_id"], how="anti")
+        .select(pl.col(ROW).alias("row"), pl.lit("matter_id").alias("column"), pl.col("matter_id").alias("value"),
+                pl.format("unknown_matter: clause {} pays on a {} row and no {} row has this id",
+                          "clause_id", "_ledger", "_ledger").alias("reason"))
+    )
+
+
+def _sum_out_of_range(df: pl.DataFrame, col: str) -> pl.DataFrame:
+    """An applicant's rows whose COL sums beyond MAX_SUM_FEN (all years): every such row is refused.
+
+    Any base a clause forms is a sum of some of these rows, so within the
+    bound every sum and every product with a rate fits Int64 fen and
+    Decimal(18, 2) yuan; beyond it the set is refused, never wrapped.
+    """
+    total = parse_money(pl.col(col)).cast(pl.Int128).sum().over(APPLICANT)
+    return df.filter(pl.col(col).is_not_null() & (total > MAX_SUM_FEN)).select(
+        pl.col(ROW).alias("row"), pl.lit(col).alias("column"), pl.col(col).alias("value"),
+        pl.lit(f"sum_out_of_range: this applicant's {col} rows sum beyond {fmt_fen(MAX_SUM_FEN)} yuan").alias("reason"),
+    )
 
 
 def _rejected_lines(name: str, df: pl.DataFrame, faults: pl.DataFrame) -> pl.DataFrame:
