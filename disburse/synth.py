@@ -1214,6 +1214,18 @@ def gen_prior(rng: Rng, a: pl.DataFrame) -> pl.DataFrame:
     )
 
 
+def _on_capital_rows(rec: pl.DataFrame, fin: pl.DataFrame) -> pl.DataFrame:
+    """changning.6.2 pays on paid-in capital: its recognition names the firm's first
+    paid_in_capital row (a firm with none has no such recognition)."""
+    first = (fin.filter(pl.col("kind") == "paid_in_capital").sort("row_id")
+             .group_by("applicant_id", maintain_order=True).agg(pl.col("row_id").first().alias("_cap_row")))
+    on_capital = rec.filter(pl.col("clause_id") == "changning.6.2").join(first, on="applicant_id")
+    return pl.concat([
+        rec.filter(pl.col("clause_id") != "changning.6.2"),
+        on_capital.with_columns(matter_id=pl.col("_cap_row")).drop("_cap_row"),
+    ])
+
+
 CHUNK = 200_000  # applicants per batch: keeps the arrays cache-sized, output is the same
 
 
@@ -1248,8 +1260,9 @@ def generated(n: int, seed: int, chunk: int = CHUNK) -> dict[str, pl.DataFrame]:
         add("projects", projects)
         seq["projects"] += pj.height
         add("events", ev, "events")
-        add("recognitions", gen_recognitions(rng, a, pj, ev, rentx, comp))
-        add("financing", gen_financing(rng, a, ay, seq["financing"]), "financing")
+        fin = gen_financing(rng, a, ay, seq["financing"])
+        add("recognitions", _on_capital_rows(gen_recognitions(rng, a, pj, ev, rentx, comp), fin))
+        add("financing", fin, "financing")
         add("prior_payments", gen_prior(rng, a))
     return {name: pl.concat(dfs) if dfs else _frame(name, []) for name, dfs in parts.items()}
 
