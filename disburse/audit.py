@@ -46,6 +46,7 @@ class RunInfo:
     run_id: str
     rules_fingerprint: str = ""
     params_fingerprint: str = ""
+    gaps_allowed: tuple[int, ...] = ()  # earlier years never run, paid anyway with --allow-gaps
 
 
 def _html(col: str | pl.Expr) -> pl.Expr:

@@ -55,32 +55,69 @@ def fail(message: str, code: int = 2) -> None:
 
 @app.command()
 def run(
-    year: Annotated[int, typer.Option("--year", help="The year to pay.")],
+    year: Annotated[str, typer.Option("--year", help="The year to pay.")],
     ledgers: LedgersOpt,
     out_dir: Annotated[Path, typer.Option("--out", help="Output directory; files go to OUT/YEAR/REGION/.")],
     region: Annotated[Optional[str], typer.Option("--region", help="Recompute only this region.")] = None,
     rules: RulesOpt = None,
     params: ParamsOpt = None,
     state_file: Annotated[Optional[Path], typer.Option("--state", help="State file (default OUT/state.duckdb).")] = None,
+    allow_gaps: Annotated[bool, typer.Option("--allow-gaps", help="Pay even though earlier years with ledger rows "
+                                             "were never run (the manifest and audit say so).")] = False,
 ) -> None:
     """Validate the ledgers, compute every clause, write finance's files and remember what was paid."""
-    try:
-        preflight(ledgers, rules, params, region)
-        from flows.annual import annual_run
-        from flows.progress import on_terminal
+    from disburse.job import parse_year
+    from disburse.outputs import private_files
 
-        with on_terminal(err, region):  # a status line only on a terminal: in a script stderr stays one line on failure
-            summary = annual_run(year=year, ledgers=ledgers, out=out_dir, region=region, rules=rules, params=params,
-                                 state_file=state_file)
+    try:
+        y = parse_year(year)
+        ready = preflight(ledgers, rules, params, region, year=y, out_dir=out_dir, state_file=state_file)
+    except JOB_ERRORS as exc:
+        fail(str(exc))
+    for warning in ready.warnings:
+        err.print(f"disburse: {warning}", markup=False, highlight=False)
+    try:
+        with private_files():
+            from disburse.server import start_tied
+
+            start_tied()
+            from flows.annual import annual_run
+            from flows.progress import on_terminal
+
+            with on_terminal(err, region):  # a status line only on a terminal: in a script stderr stays one line
+                summary = annual_run(year=y, ledgers=ledgers, out=out_dir, region=region, rules=rules, params=params,
+                                     state_file=state_file, run_id=ready.run_id, allow_gaps=allow_gaps)
     except JOB_ERRORS as exc:
         fail(str(exc))
     except Exception as exc:  # noqa: BLE001 - a fault of ours: still one line, nothing recorded
         if os.environ.get("DISBURSE_DEBUG"):
             raise
-        exc.__traceback__ = None  # Prefect keeps the exception; its frames would keep DuckDB handles alive
-        fail(f"internal error, nothing was recorded: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''} "
-             f"(DISBURSE_DEBUG=1 shows the traceback)", code=1)
-    print_summary(summary["manifest"], summary["seconds"], out_dir / str(year))
+        from disburse.job import internal
+
+        fail(f"internal error, nothing was recorded: {internal(exc)} (DISBURSE_DEBUG=1 shows the traceback)", code=1)
+    finally:
+        ready.release()
+    print_summary(summary["manifest"], summary["seconds"], out_dir / str(y))
+
+
+@app.command()
+def verify(
+    year_dir: Annotated[Path, typer.Argument(help="A year's output directory, OUT/YEAR.")],
+    state_file: Annotated[Optional[Path], typer.Option("--state", help="State file (default OUT/state.duckdb).")] = None,
+) -> None:
+    """Check every file of a year against its manifest and the state's record: names every file or line changed since."""
+    from disburse.verify import verify_year
+
+    try:
+        problems, checked = verify_year(year_dir, state_file or year_dir.parent / "state.duckdb")
+    except JOB_ERRORS as exc:
+        fail(str(exc))
+    for problem in problems:
+        out.print(problem, markup=False, highlight=False)
+    if problems:
+        fail(f"{year_dir}: {len(problems)} problem(s): changed since the run that wrote them", code=1)
+    out.print(f"{year_dir}: {checked} files and every line match the manifest and the state", markup=False,
+              highlight=False)
 
 
 def print_summary(manifest: dict, seconds: dict[str, float], year_dir: Path) -> None:

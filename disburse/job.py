@@ -6,7 +6,9 @@ that cannot proceed raises a ``JobError`` subclass whose message is one line.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
+import re
 import time
 import uuid
 from decimal import Decimal
@@ -15,9 +17,9 @@ from pathlib import Path
 
 import polars as pl
 
-from disburse import outputs, paths, state
+from disburse import killpoint, outputs, paths, state
 from disburse.money import fen_to_decimal, total_fen
-from disburse.ledgers import LEDGER_ORDER, InputError, check_ledgers_dir, read_ledgers
+from disburse.ledgers import LEDGER_ORDER, LEDGERS, InputError, check_ledgers_dir, read_ledgers
 from disburse.params import ParamError, Params, load_params, policy_windows
 from disburse.rules import Catalogue, RuleError, compile_tables, load_catalogue
 from disburse.state import StateError
@@ -40,6 +42,7 @@ class Inputs:
 
 
 def ingest(ledgers_dir: Path, rules_dir: Path | None = None, params_file: Path | None = None) -> Inputs:
+    killpoint.reached("ingest")
     cat = load_catalogue(rules_dir or DEFAULT_RULES)
     params = load_params(params_file, cat)
     raw, files, encodings = read_ledgers(ledgers_dir)
@@ -55,6 +58,7 @@ def choose_regions(cat: Catalogue, region: str | None) -> list[str]:
 
 
 def check(inputs: Inputs) -> Validated:
+    killpoint.reached("validate")
     cat = inputs.catalogue
     rate_ranges = {cid: r.approved_rate_range for cid, r in cat.rules.items() if r.approved_rate_range}
     return validate(inputs.raw, cat.regions, cat.rules.keys(), rate_ranges, matter_ledgers=row_matter_ledgers(cat))
@@ -74,8 +78,11 @@ class PaidBefore:
     recovered: pl.DataFrame
 
 
-def paid_before(con, checked: Validated, year: int) -> PaidBefore:
-    """Read once per run; every region's computation takes its own clauses from it."""
+def paid_before(con, checked: Validated, year: int, state_path: Path | None = None) -> PaidBefore:
+    """Read once per run, after checking the rows read are as their runs wrote them; every region's
+    computation takes its own clauses from it."""
+    killpoint.reached("compute")
+    state.check_recorded(con, state_path or Path("state"), before=year)
     return PaidBefore(state.history(con, checked.accepted["prior_payments"], year), state.recovered(con, year))
 
 
@@ -94,8 +101,15 @@ def rejected_by_region(inputs: Inputs, checked: Validated) -> pl.DataFrame:
 
 
 def publish(inputs: Inputs, checked: Validated, results: list[RegionResult], con, *, year: int, out_dir: Path,
-            run_id: str, started: dt.datetime) -> dict:
-    """Write every file, then record state and move the files in, all or nothing."""
+            run_id: str, started: dt.datetime, gaps: dict[str, list[int]] | None = None,
+            stale: dict[str, list[int]] | None = None) -> dict:
+    """Write every file to staging, commit the state with the run pending, move the files in, mark it done.
+
+    A kill before the commit leaves the previous files and state (the next run
+    removes the staging directory); a kill after it leaves the run pending, and
+    the next run moves the rest of its files in (``recover``) before anything else.
+    """
+    killpoint.reached("publish")
     regions = [r.region for r in results]
     staged = outputs.stage(out_dir, year, run_id, regions)
     try:
@@ -105,28 +119,120 @@ def publish(inputs: Inputs, checked: Validated, results: list[RegionResult], con
         for res in results:
             mine = rejected.filter(pl.col("region") == res.region).drop("region", "applicant_id")
             counts[res.region] = outputs.write_region(
-                res, mine, year, staged.region_dir(res.region), run,
+                res, mine, year, staged.region_dir(res.region),
+                dataclasses.replace(run, gaps_allowed=tuple((gaps or {}).get(res.region, ()))),
                 previous=outputs.previous_year(out_dir / str(year - 1) / res.region))
         orphans = rejected.filter(pl.col("region").is_null()).drop("region", "applicant_id")
         outputs.write_csv(orphans, staged.staging / "rejected.csv")
         manifest = build_manifest(inputs, checked, results, counts, staged, year=year, run_id=run_id,
                                   started=started, orphan_rows=orphans.height)
+        if gaps:
+            manifest["gaps_allowed"] = {r: years for r, years in sorted(gaps.items())}
+        if stale:
+            manifest["later_years_may_be_stale"] = {r: years for r, years in sorted(stale.items())}
         outputs.write_manifest(staged.staging / "manifest.json", manifest)
+        staged.seal()
+        killpoint.reached("staged")
         con.begin()
         try:
             for res in results:
                 state.record(con, year=year, region=res.region, run_id=run_id,
                              rules_fp=inputs.catalogue.fingerprint, params_fp=inputs.params.fingerprint,
-                             lines=res.lines, clawbacks=res.clawbacks)
-            staged.swap_in()
+                             lines=res.lines, clawbacks=res.clawbacks, status="pending",
+                             gaps_allowed=(gaps or {}).get(res.region))
+            state.begin_publishing(con, state.Publishing(run_id, staged.year_dir, staged.staging, staged.names))
             con.commit()
         except BaseException:
             con.rollback()
-            staged.restore()
             raise
-    finally:
+    except BaseException:
         staged.discard()
+        raise
+    killpoint.reached("committed")
+    move_in(con, staged, run_id)
     return manifest
+
+
+def move_in(con, staged: outputs.Staged, run_id: str) -> None:
+    """The second half of publishing: files into place, run marked done, staging removed."""
+    try:
+        staged.swap_in()
+    except OSError as exc:
+        raise StateError(f"run {run_id} is recorded but moving its files into {staged.year_dir} failed "
+                         f"({exc.strerror or type(exc).__name__}); the next run finishes it") from None
+    killpoint.reached("swapped")
+    state.end_publishing(con, run_id)
+    killpoint.reached("done")
+    staged.discard()
+
+
+def recover(con, out_dir: Path) -> None:
+    """Finish every run killed while publishing, and remove staging left by runs killed before they committed."""
+    keep = set()
+    for p in state.pending(con):
+        staged = outputs.Staged(p.year_dir, p.staging, [n for n in p.names if n not in ("rejected.csv", "manifest.json")])
+        if p.staging.is_dir():
+            move_in(con, staged, p.run_id)
+        else:  # its staged files are gone: the run stays pending, and `disburse verify` says so
+            state.end_publishing(con, p.run_id, done=False)
+    outputs.clean_staging(out_dir, keep)
+
+
+def find_gaps(con, inputs: Inputs, checked: Validated, year: int, regions: list[str]) -> dict[str, list[int]]:
+    """Per region, the years before YEAR that were never run although there was something to pay.
+
+    A gap is a year before YEAR with no run of the region in the state, while the
+    accepted ledgers have rows of the region's applicants dated inside the
+    region's policy window that year (a yearly figure: a year overlapping it) and
+    prior_payments has no row of the region's applicants for that year.
+    """
+    run = state.years_run(con, regions)
+    applicants = checked.accepted["applicants"].select("applicant_id", "region")
+    prior = checked.accepted["prior_payments"].join(applicants, on="applicant_id").select("region", "year")
+    gaps: dict[str, list[int]] = {}
+    for region in regions:
+        window = inputs.windows.get(region)
+        if window is None:
+            continue  # a missing start parameter: the run stops on it where a line needs it
+        start, end = window
+        mine = applicants.filter(pl.col("region") == region).select("applicant_id")
+        years: set[int] = set()
+        for name in LEDGER_ORDER:
+            if name in ("applicants", "prior_payments"):
+                continue
+            df = checked.accepted[name]
+            if df.is_empty() or "year" not in df.columns:
+                continue
+            df = df.join(mine, on="applicant_id", how="semi").filter(pl.col("year") < year)
+            dated = LEDGERS[name].date_column
+            inside = pl.col("year").is_between(start.year, end.year)
+            if dated is not None:
+                inside = pl.when(pl.col(dated).is_null()).then(inside) \
+                    .otherwise(pl.col(dated).is_between(start, end) & (pl.col(dated).dt.year() == pl.col("year")))
+            years |= set(df.filter(inside)["year"].unique().to_list())
+        paid_before = set(prior.filter(pl.col("region") == region)["year"].to_list())
+        missing = sorted(y for y in years - set(run[region]) - paid_before)
+        if missing:
+            gaps[region] = missing
+    return gaps
+
+
+def gap_error(year: int, gaps: dict[str, list[int]]) -> state.GapError:
+    listed = "; ".join(f"{r} {', '.join(map(str, ys))}" for r, ys in sorted(gaps.items()))
+    first = min(y for ys in gaps.values() for y in ys)
+    return state.GapError(f"--year {year}: earlier years were never run and the ledgers have rows for them "
+                          f"({listed}); run them first, from {first} on, or pass --allow-gaps")
+
+
+def later_years(con, year: int, regions: list[str]) -> dict[str, list[int]]:
+    """Years after YEAR already run, per region: their outputs may be stale once YEAR is rerun."""
+    return {r: ys for r, ys in ((r, [y for y in yrs if y > year]) for r, yrs in state.years_run(con, regions).items()) if ys}
+
+
+def stale_warning(year: int, later: dict[str, list[int]]) -> str:
+    listed = "; ".join(f"{r} {', '.join(map(str, ys))}" for r, ys in sorted(later.items()))
+    return (f"warning: later years were already run ({listed}); their outputs may now be stale: "
+            f"rerun them in order after {year}")
 
 
 def ledger_counts(inputs: Inputs, checked: Validated) -> dict[str, dict[str, int]]:
@@ -208,22 +314,127 @@ def new_run_id() -> str:
 
 
 def run_year(ledgers_dir: Path, out_dir: Path, year: int, *, region: str | None = None, rules_dir: Path | None = None,
-             params_file: Path | None = None, state_file: Path | None = None) -> tuple[dict, list[RegionResult]]:
+             params_file: Path | None = None, state_file: Path | None = None, allow_gaps: bool = False,
+             run_id: str | None = None) -> tuple[dict, list[RegionResult]]:
     """The whole run without Prefect (tests, library use). Same stages, same order as the flow."""
     started = dt.datetime.now(dt.timezone.utc)
-    inputs = ingest(ledgers_dir, rules_dir, params_file)
-    regions = choose_regions(inputs.catalogue, region)
-    checked = check(inputs)
-    with state.opened(state_file or out_dir / "state.duckdb") as con:
-        paid = paid_before(con, checked, year)
-        results = [compute(inputs, checked, paid, year, r) for r in regions]
-        manifest = publish(inputs, checked, results, con, year=year, out_dir=out_dir, run_id=new_run_id(), started=started)
+    run_id = run_id or new_run_id()
+    state_path = state_file or out_dir / "state.duckdb"
+    with outputs.private_files(), state.held(state_path, run_id):
+        inputs = ingest(ledgers_dir, rules_dir, params_file)
+        regions = choose_regions(inputs.catalogue, region)
+        checked = check(inputs)
+        with state.opened(state_path, run_id) as con:
+            recover(con, out_dir)
+            paid = paid_before(con, checked, year, state_path)
+            gaps = find_gaps(con, inputs, checked, year, regions)
+            if gaps and not allow_gaps:
+                raise gap_error(year, gaps)
+            results = [compute(inputs, checked, paid, year, r) for r in regions]
+            manifest = publish(inputs, checked, results, con, year=year, out_dir=out_dir, run_id=run_id,
+                               started=started, gaps=gaps, stale=later_years(con, year, regions))
     return manifest, results
 
 
-def preflight(ledgers_dir: Path, rules_dir: Path | None, params_file: Path | None, region: str | None) -> None:
-    """The checks that cost nothing, made before the flow starts: fail in a second, not after start-up."""
+@dataclass
+class Ready:
+    """What the preflight found: the run id holding the state, and warnings to print."""
+    run_id: str
+    state_path: Path
+    warnings: list[str]
+
+    def release(self) -> None:
+        state.release(self.state_path, self.run_id)
+
+
+def parse_year(text: str) -> int:
+    if not re.fullmatch(r"[12]\d{3}", text.strip()):
+        raise InputError(f"--year {text}: not a year (expected four digits, e.g. 2022)")
+    return int(text)
+
+
+def preflight(ledgers_dir: Path, rules_dir: Path | None, params_file: Path | None, region: str | None,
+              *, year: int, out_dir: Path, state_file: Path | None = None) -> Ready:
+    """The checks that cost nothing, made before the flow starts: fail in a second, not after start-up.
+
+    It takes the state for this run (another run's hold is refused with its run id)
+    before any ledger is read, and checks the state file can be used.
+    """
     cat = load_catalogue(rules_dir or DEFAULT_RULES)
-    load_params(params_file, cat)
+    params = load_params(params_file, cat)
     check_ledgers_dir(ledgers_dir)
-    choose_regions(cat, region)
+    regions = choose_regions(cat, region)
+    warnings = []
+    windows = [w for w in policy_windows(cat, params).values() if w is not None]
+    if windows and not any(start.year <= year <= end.year for start, end in windows):
+        first, last = min(w[0].year for w in windows), max(w[1].year for w in windows)
+        warnings.append(f"warning: --year {year} is outside every policy window ({first}-{last}); "
+                        f"nothing will be payable")
+    run_id = new_run_id()
+    state_path = state_file or out_dir / "state.duckdb"
+    state.acquire(state_path, run_id)
+    try:
+        if state_path.exists():
+            try:
+                con = state.connect(state_path, read_only=True)
+            except StateError as exc:
+                if "older schema" not in str(exc):
+                    raise
+                con = None  # the run migrates it
+            if con is not None:
+                try:
+                    later = later_years(con, year, regions)
+                finally:
+                    con.close()
+                if later:
+                    warnings.append(stale_warning(year, later))
+    except BaseException:
+        state.release(state_path, run_id)
+        raise
+    return Ready(run_id, state_path, warnings)
+
+
+class InternalError(Exception):
+    """A fault of ours, told without the data it was handling: its type and a redacted first line."""
+
+
+def redact(text: str) -> str:
+    """The first line of TEXT with every quoted value, number and non-ASCII run replaced by '…'.
+
+    Identifiers in quotes (column names, clause ids) stay: they name, they carry no data.
+    """
+    first = text.strip().splitlines()[0] if text.strip() else ""
+    first = re.sub(r"'[^']*'|\"[^\"]*\"",
+                   lambda m: m.group(0) if re.fullmatch(r"""(['"])[A-Za-z_][\w.]*\1""", m.group(0)) else "'…'", first)
+    first = re.sub(r"[^\x00-\x7f]+", "…", first)
+    return re.sub(r"(?<![A-Za-z_.])\d[\d,.:_-]*", "…", first)
+
+
+def internal(exc: BaseException) -> InternalError:
+    if isinstance(exc, InternalError):
+        return exc
+    message = redact(str(exc))
+    return InternalError(f"{type(exc).__name__}: {message}" if message else type(exc).__name__)
+
+
+def quietly(fn):
+    """FN with any fault of ours replaced by an InternalError that carries no ledger data.
+
+    Prefect logs and stores a task's exception; this keeps money and names out of
+    both. DISBURSE_DEBUG=1 lets the original through, traceback and all.
+    """
+    import functools
+    import os
+
+    @functools.wraps(fn)
+    def wrapped(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except JOB_ERRORS:
+            raise
+        except Exception as exc:
+            if os.environ.get("DISBURSE_DEBUG"):
+                raise
+            raise internal(exc) from None
+
+    return wrapped

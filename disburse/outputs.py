@@ -1,8 +1,9 @@
 """The files finance and auditors read (SPEC §4), written so no reader sees half a run.
 
-Everything is first written under ``OUT/Y/.staging-<run>/``; ``swap_in`` then
-moves each region directory into place (keeping the old one aside until the
-state transaction commits, so ``restore`` can put it back).
+Everything is first written under ``OUT/Y/.staging-<run>/`` (owner-only, fsynced);
+the state then commits the run as pending, ``swap_in`` moves each entry into place,
+and the run is marked done (``disburse.job.publish``). Files and directories are
+created readable by their owner only, whatever the umask.
 """
 
 from __future__ import annotations
@@ -11,7 +12,8 @@ import hashlib
 import json
 import os
 import shutil
-from dataclasses import dataclass, field
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import polars as pl
@@ -19,6 +21,7 @@ import polars as pl
 from disburse.audit import RunInfo, clause_totals, previous_year, write_audit  # noqa: F401 (re-exported)
 from disburse.excel import write_payments_xlsx
 from disburse.money import fen_to_yuan_expr, rate_text, yuan_text
+from disburse import killpoint
 from transforms.region import RegionResult
 
 
@@ -91,36 +94,48 @@ def write_region(result: RegionResult, rejected: pl.DataFrame, year: int, direct
 
 @dataclass
 class Staged:
-    """A run's files, written but not yet in place."""
+    """A run's files, written but not yet in place: ``OUT/Y/.staging-<run>/``."""
     year_dir: Path
     staging: Path
     regions: list[str]
-    moved: list[tuple[Path, Path | None]] = field(default_factory=list)  # (live dir, its old copy)
 
     def region_dir(self, region: str) -> Path:
         return self.staging / region
 
-    def swap_in(self) -> None:
-        """Move each staged region directory and year-level file into place, keeping the old aside."""
-        names = [*self.regions, *(n for n in ("rejected.csv", "manifest.json") if (self.staging / n).exists())]
-        for name in names:
-            live, old = self.year_dir / name, None
-            if live.exists():
-                old = self.staging / f".old-{name}"
-                os.replace(live, old)
-            self.moved.append((live, old))
-            os.replace(self.staging / name, live)
+    @property
+    def names(self) -> list[str]:
+        """What moves in, in order: the region directories, then the year's files, the manifest last."""
+        return [*self.regions, "rejected.csv", "manifest.json"]
 
-    def restore(self) -> None:
-        """Undo swap_in (the run failed before its state committed)."""
-        for live, old in reversed(self.moved):
-            if live.is_dir():
-                shutil.rmtree(live)
-            elif live.exists():
-                live.unlink()
-            if old is not None:
-                os.replace(old, live)
-        self.moved.clear()
+    def seal(self) -> None:
+        """Owner-only modes on everything staged, and every byte on disk before the state commits."""
+        for p in sorted(self.staging.rglob("*"), reverse=True):
+            if p.is_dir():
+                p.chmod(0o700)
+            else:
+                p.chmod(0o600)
+                with p.open("rb") as f:
+                    os.fsync(f.fileno())
+        self.staging.chmod(0o700)
+        _fsync_dir(self.staging)
+
+    def swap_in(self) -> None:
+        """Move each staged entry into place. Idempotent: after a kill it finishes what is left.
+
+        A region directory is moved aside into staging first (a directory cannot be
+        replaced in one step), then the new one in; a file is replaced in one step.
+        """
+        for name in self.names:
+            new, live = self.staging / name, self.year_dir / name
+            if not new.exists() and not new.is_symlink():
+                continue  # moved in before a kill
+            if new.is_dir():
+                if live.exists():
+                    os.replace(live, self.staging / f".old-{name}")
+                    killpoint.reached(f"aside:{name}")
+            os.replace(new, live)
+            _fsync_dir(self.year_dir)
+            killpoint.reached(f"in:{name}")
 
     def discard(self) -> None:
         shutil.rmtree(self.staging, ignore_errors=True)
@@ -128,12 +143,50 @@ class Staged:
             self.year_dir.rmdir()  # a first run that failed leaves no trace
 
 
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
 def stage(out_dir: Path, year: int, run_id: str, regions: list[str]) -> Staged:
     year_dir = out_dir / str(year)
-    year_dir.mkdir(parents=True, exist_ok=True)
+    private_dir(year_dir)
     staging = year_dir / f".staging-{run_id}"
-    staging.mkdir()
+    staging.mkdir(mode=0o700)
     return Staged(year_dir, staging, regions)
+
+
+def private_dir(path: Path) -> None:
+    """Create PATH (and parents) readable by the owner only; an existing directory is left as it is."""
+    if not path.is_dir():
+        path.mkdir(parents=True, mode=0o700)
+        path.chmod(0o700)
+
+
+def clean_staging(out_dir: Path, keep: set[Path]) -> list[Path]:
+    """Remove staging directories of runs killed before their state committed; returns what went."""
+    gone = []
+    for staging in sorted(out_dir.glob("*/.staging-*")):
+        if staging.resolve() in keep or not staging.is_dir():
+            continue
+        shutil.rmtree(staging)
+        gone.append(staging)
+        if not any(staging.parent.iterdir()):
+            staging.parent.rmdir()
+    return gone
+
+
+@contextmanager
+def private_files():
+    """Files and directories this process creates are its owner's only (umask 077) while inside."""
+    previous = os.umask(0o077)
+    try:
+        yield
+    finally:
+        os.umask(previous)
 
 
 def write_manifest(path: Path, manifest: dict) -> None:

@@ -2,13 +2,28 @@
 
 A run for year Y reads what was paid in years before Y and replaces its own
 (Y, region) records in one transaction: rerunning a year never double-counts.
+
+The file knows its own history and guards it:
+
+- it has a schema version (``schema_version``); an older file is migrated
+  forward inside one transaction, a newer one is refused;
+- a file that is not DuckDB, or is truncated, is named as such in one line;
+- one run at a time holds it: ``acquire`` takes an exclusive lock on
+  ``<state>.lock`` (which records the holder's run id) before anything is read;
+- each (year, region) carries a digest of its rows (``sql/digest.sql``), and a
+  later run refuses rows that no longer match it;
+- ``publishing`` lists runs whose rows are committed but whose files may not all
+  be in place yet (see ``disburse.job.publish``).
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import fcntl
+import os
 import re
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import duckdb
@@ -19,47 +34,245 @@ from disburse.money import total_fen
 from transforms.compute import CLAWBACK_SCHEMA, HISTORY_SCHEMA
 
 SQL = paths.SQL
+SCHEMA_VERSION = 2
+V1_TABLES = {"runs", "lines", "clawbacks"}  # schema 1 had no version table
 
 
 class StateError(Exception):
     """The state file cannot be used; one line."""
 
 
-def connect(path: Path, *, read_only: bool = False) -> duckdb.DuckDBPyConnection:
-    """Open the state file (created with its tables if new). A file held by another run is refused at once."""
-    if read_only and not path.exists():
-        con = duckdb.connect()  # nothing recorded yet: an empty in-memory state
-    else:
-        path.parent.mkdir(parents=True, exist_ok=True)
+class GapError(StateError):
+    """Earlier years of a region were never run; one line."""
+
+
+# --- who holds the state ---------------------------------------------------------------
+
+_held: dict[str, list] = {}  # resolved state path -> [fd, run_id, depth]
+
+
+def lock_path(path: Path) -> Path:
+    return path.with_name(path.name + ".lock")
+
+
+def acquire(path: Path, run_id: str) -> None:
+    """Hold the state for run RUN_ID (re-entrant for the same run); another run's hold is refused at once.
+
+    The lock is an flock on ``<state>.lock``: the kernel drops it when the holding
+    process dies, however it dies, so a killed run never leaves the state held.
+    """
+    key = str(path.resolve())
+    if key in _held:
+        fd, holder, depth = _held[key]
+        if holder != run_id:
+            raise StateError(f"{path}: state file is in use by run {holder} (process {os.getpid()}); "
+                             f"wait for that run to finish")
+        _held[key][2] = depth + 1
+        return
+    private_dir(path.parent)
+    while True:
+        fd = os.open(lock_path(path), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
         try:
-            con = duckdb.connect(str(path), read_only=read_only)
-        except duckdb.IOException as exc:
-            pid = re.search(r"PID (\d+)", str(exc))
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 200, 0).decode("ascii", errors="replace").split()
+            os.close(fd)
+            who = f"run {holder[0]} (process {holder[1]})" if len(holder) == 2 else "another run"
+            raise StateError(f"{path}: state file is in use by {who}; wait for that run to finish") from None
+        try:
+            if os.stat(lock_path(path)).st_ino == os.fstat(fd).st_ino:
+                break
+        except FileNotFoundError:
+            pass
+        os.close(fd)  # the holder removed the file as it let go: take the new one
+    os.fchmod(fd, 0o600)
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, f"{run_id} {os.getpid()}\n".encode("ascii"), 0)
+    _held[key] = [fd, run_id, 1]
+
+
+def release(path: Path, run_id: str) -> None:
+    key = str(path.resolve())
+    if key not in _held or _held[key][1] != run_id:
+        return
+    _held[key][2] -= 1
+    if _held[key][2] == 0:
+        fd = _held.pop(key)[0]
+        lock_path(path).unlink(missing_ok=True)  # while still held: a waiting run then takes a new file
+        os.close(fd)  # closing the only descriptor drops the flock
+
+
+@contextmanager
+def held(path: Path, run_id: str):
+    acquire(path, run_id)
+    try:
+        yield
+    finally:
+        release(path, run_id)
+
+
+def private_dir(path: Path) -> None:
+    """Create PATH (and parents) readable by the owner only; an existing directory is left as it is."""
+    if not path.is_dir():
+        path.mkdir(parents=True, mode=0o700)
+        path.chmod(0o700)
+
+
+# --- opening the file ------------------------------------------------------------------
+
+def _sniff(path: Path) -> None:
+    """Name a file that cannot be a state before DuckDB is asked to open it."""
+    if path.is_dir():
+        raise StateError(f"{path}: state file is a directory")
+    size = path.stat().st_size
+    with path.open("rb") as f:
+        head = f.read(12)
+    if size < 12 or head[8:12] != b"DUCK":
+        raise StateError(f"{path}: not a DuckDB file, so not a state file")
+    if size % 4096:  # DuckDB writes its file in whole 4 KiB sectors
+        raise StateError(f"{path}: state file is truncated or damaged ({size} bytes is not whole blocks)")
+
+
+def _open(path: Path, read_only: bool) -> duckdb.DuckDBPyConnection:
+    try:
+        return duckdb.connect(str(path), read_only=read_only)
+    except duckdb.IOException as exc:
+        text = str(exc)
+        if "lock" in text.lower():
+            pid = re.search(r"PID (\d+)", text)
             who = f" by process {pid.group(1)}" if pid else ""
             raise StateError(f"{path}: state file is in use{who}; wait for that run to finish") from None
-        except duckdb.Error as exc:
-            raise StateError(f"{path}: cannot open state file ({str(exc).splitlines()[0]})") from None
-        if read_only:
-            return con
-    con.execute((SQL / "state_schema.sql").read_text())
+        if "not a valid DuckDB" in text:
+            raise StateError(f"{path}: not a DuckDB file, so not a state file") from None
+        raise StateError(f"{path}: state file is truncated or damaged ({text.splitlines()[0]})") from None
+    except duckdb.Error as exc:
+        raise StateError(f"{path}: cannot open state file ({str(exc).splitlines()[0]})") from None
+
+
+def _version(con: duckdb.DuckDBPyConnection, path: Path) -> int:
+    """0 for a file with no tables yet, else the schema version it holds."""
+    tables = {t for (t,) in con.execute(
+        "select table_name from information_schema.tables where table_schema = 'main'").fetchall()}
+    if not tables:
+        return 0
+    if "schema_version" in tables:
+        row = con.execute("select max(version) from schema_version").fetchall()[0]
+        if row and row[0] is not None:
+            return int(row[0])
+    if V1_TABLES <= tables and "schema_version" not in tables:
+        return 1
+    raise StateError(f"{path}: not a disburse state file (its tables are {', '.join(sorted(tables))})")
+
+
+def _migrate(con: duckdb.DuckDBPyConnection, path: Path, version: int) -> None:
+    """Bring an older schema forward, all in one transaction: a failure leaves the file as it was."""
+    con.begin()
+    try:
+        if version == 0:
+            con.execute((SQL / "state_schema.sql").read_text())
+        if version == 1:
+            con.execute((SQL / "migrate_1_to_2.sql").read_text())
+            con.execute(f"update runs set digest = d.digest from ({_digest_sql()}) as d "
+                        "where runs.year = d.year and runs.region = d.region")
+        con.execute("delete from schema_version")
+        con.execute("insert into schema_version values (?)", [SCHEMA_VERSION])
+        con.commit()
+    except duckdb.Error as exc:
+        con.rollback()
+        raise StateError(f"{path}: cannot migrate the state from schema version {version} to "
+                         f"{SCHEMA_VERSION} ({str(exc).splitlines()[0]}); the file is unchanged") from None
+
+
+def connect(path: Path, *, read_only: bool = False) -> duckdb.DuckDBPyConnection:
+    """Open the state file: created with its tables if new, migrated forward if older, refused if it is not one.
+
+    Read-only, a missing file is an empty in-memory state and an older schema is
+    refused (only a run migrates). The caller holds the lock for a read-write open.
+    """
+    if read_only and not path.exists():
+        con = duckdb.connect()  # nothing recorded yet: an empty in-memory state
+        con.execute((SQL / "state_schema.sql").read_text())
+        return con
+    if path.exists():
+        _sniff(path)
+    else:
+        private_dir(path.parent)
+    con = _open(path, read_only)
+    try:
+        version = _version(con, path)
+        if version > SCHEMA_VERSION:
+            raise StateError(f"{path}: state schema version {version} is newer than this disburse knows "
+                             f"({SCHEMA_VERSION}); use a newer disburse")
+        if version < SCHEMA_VERSION:
+            if read_only:
+                raise StateError(f"{path}: state file has the older schema version {version or 'none'}; "
+                                 f"the next `disburse run` migrates it to {SCHEMA_VERSION}")
+            _migrate(con, path, version)
+    except duckdb.Error as exc:
+        con.close()
+        raise StateError(f"{path}: state file is truncated or damaged ({str(exc).splitlines()[0]})") from None
+    except BaseException:
+        con.close()
+        raise
+    if not read_only:
+        for f in (path, path.with_name(path.name + ".wal")):
+            if f.exists():
+                f.chmod(0o600)
     return con
 
 
 @contextmanager
-def opened(path: Path):
-    """The state, held read-write for a whole run; a file this run created is removed if the run fails."""
-    created = not path.exists()
-    con = connect(path)
-    try:
-        yield con
-    except BaseException:
-        con.close()
-        if created:
-            for leftover in (path, path.with_name(path.name + ".wal")):
-                leftover.unlink(missing_ok=True)
-        raise
-    else:
-        con.close()
+def opened(path: Path, run_id: str):
+    """The state, held read-write by RUN_ID for a whole run; a file this run created is removed if the run fails."""
+    with held(path, run_id):
+        created = not path.exists()
+        con = connect(path)
+        try:
+            yield con
+        except BaseException:
+            con.close()
+            if created:
+                for leftover in (path, path.with_name(path.name + ".wal")):
+                    leftover.unlink(missing_ok=True)
+            raise
+        else:
+            con.close()
+
+
+# --- what the state holds --------------------------------------------------------------
+
+def _digest_sql() -> str:
+    return (SQL / "digest.sql").read_text()
+
+
+def check_recorded(con: duckdb.DuckDBPyConnection, path: Path, before: int | None = None) -> None:
+    """Refuse rows changed since their run wrote them: each (year, region)'s digest, line count and totals.
+
+    BEFORE limits the check to the years a run for BEFORE reads (None: every year).
+    """
+    limit = "" if before is None else f"where k.year < {int(before)}"
+    bad = con.execute(f"""
+        with d as ({_digest_sql()}),
+        sums as (select year, region, count(*) as n, coalesce(sum(payable_fen), 0) as payable
+                 from lines group by year, region),
+        k as (select year, region from d)
+        select k.year, k.region, r.run_id
+        from k
+        left join d using (year, region)
+        left join runs as r using (year, region)
+        left join sums as s using (year, region)
+        {limit}
+        {'and' if limit else 'where'} (r.run_id is null
+           or (r.digest is not null and r.digest <> d.digest)
+           or r.lines <> coalesce(s.n, 0) or r.total_payable_fen <> coalesce(s.payable, 0))
+        order by k.year, k.region
+    """).fetchall()
+    if bad:
+        year, region, run_id = bad[0]
+        what = f"run {run_id}" if run_id else "no run recorded"
+        more = f" (and {len(bad) - 1} more)" if len(bad) > 1 else ""
+        raise StateError(f"{path}: the state's rows for {year} {region} ({what}) were changed after they were "
+                         f"written{more}; restore the state file from a copy, or rerun {year}")
 
 
 def history(con: duckdb.DuckDBPyConnection, prior_payments: pl.DataFrame, year: int) -> pl.DataFrame:
@@ -78,9 +291,20 @@ def recovered(con: duckdb.DuckDBPyConnection, year: int) -> pl.DataFrame:
     return df.select([pl.col(c).cast(CLAWBACK_SCHEMA[c]) for c in ("applicant_id", "clause_id", "matter_id", "amount_fen")])
 
 
+def years_run(con: duckdb.DuckDBPyConnection, regions: list[str]) -> dict[str, list[int]]:
+    """The years recorded for each of REGIONS, ascending."""
+    rows = con.execute("select region, year from runs where list_contains(?, region) order by year",
+                       [regions]).fetchall()
+    out: dict[str, list[int]] = {r: [] for r in regions}
+    for region, year in rows:
+        out[region].append(year)
+    return out
+
+
 def record(con: duckdb.DuckDBPyConnection, *, year: int, region: str, run_id: str,
-           rules_fp: str, params_fp: str, lines: pl.DataFrame, clawbacks: pl.DataFrame) -> None:
-    """Replace the (year, region) record. The caller owns the transaction."""
+           rules_fp: str, params_fp: str, lines: pl.DataFrame, clawbacks: pl.DataFrame,
+           status: str = "done", gaps_allowed: list[int] | None = None) -> None:
+    """Replace the (year, region) record, with its digest. The caller owns the transaction."""
     kept = lines.filter((pl.col("payable_fen") > 0) | (pl.col("award_fen") > 0)).select(
         pl.lit(year).alias("year"), pl.lit(region).alias("region"), "applicant_id", "clause_id", "matter_id",
         "installment", "installments", pl.col("award_fen").fill_null(0), "payable_fen",
@@ -96,8 +320,60 @@ def record(con: duckdb.DuckDBPyConnection, *, year: int, region: str, run_id: st
     con.execute("insert into clawbacks by name select * from new_clawbacks")
     con.unregister("new_lines")
     con.unregister("new_clawbacks")
+    digest = con.execute(f"select digest from ({_digest_sql()}) where year = ? and region = ?",
+                         [year, region]).fetchall()
     con.execute(
-        "insert into runs values (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        "insert into runs by name select ? as year, ? as region, ? as run_id, ? as recorded_at, "
+        "? as rules_fingerprint, ? as params_fingerprint, ? as lines, ? as total_payable_fen, "
+        "? as total_clawback_fen, ? as status, ? as digest, ? as gaps_allowed",
         [year, region, run_id, dt.datetime.now(dt.timezone.utc).replace(tzinfo=None), rules_fp, params_fp,
-         kept.height, total_fen(kept["payable_fen"]), total_fen(claws["amount_fen"])],
+         kept.height, total_fen(kept["payable_fen"]), total_fen(claws["amount_fen"]), status,
+         digest[0][0] if digest else None, ",".join(map(str, gaps_allowed)) if gaps_allowed else None],
     )
+
+
+# --- publishing: rows committed before the files move in -------------------------------
+
+@dataclass
+class Publishing:
+    run_id: str
+    year_dir: Path
+    staging: Path
+    names: list[str]
+
+
+def begin_publishing(con: duckdb.DuckDBPyConnection, p: Publishing) -> None:
+    """Inside the run's transaction: its files are staged and will be moved in after the commit."""
+    con.execute("insert into publishing values (?, ?, ?, ?)",
+                [p.run_id, str(p.year_dir), str(p.staging), "/".join(p.names)])
+
+
+def pending(con: duckdb.DuckDBPyConnection) -> list[Publishing]:
+    rows = con.execute("select run_id, year_dir, staging, names from publishing order by run_id").fetchall()
+    return [Publishing(r, Path(y), Path(s), n.split("/")) for r, y, s, n in rows]
+
+
+def end_publishing(con: duckdb.DuckDBPyConnection, run_id: str, *, done: bool = True) -> None:
+    """Every file of RUN_ID is in place (done), or its staged files are lost (not done: it stays pending)."""
+    con.begin()
+    if done:
+        con.execute("update runs set status = 'done' where run_id = ?", [run_id])
+    con.execute("delete from publishing where run_id = ?", [run_id])
+    con.commit()
+
+
+def run_records(con: duckdb.DuckDBPyConnection, year: int) -> dict[str, dict]:
+    """Each region's record of YEAR: run id, status, lines, totals, and whether its rows still match the digest."""
+    rows = con.execute(f"""
+        select r.region, r.run_id, r.status, r.lines, r.total_payable_fen, r.total_clawback_fen,
+               r.digest is null or r.digest = d.digest as intact
+        from runs as r left join ({_digest_sql()}) as d using (year, region)
+        where r.year = ?
+    """, [year]).fetchall()
+    cols = ("run_id", "status", "lines", "total_payable_fen", "total_clawback_fen", "intact")
+    return {r[0]: dict(zip(cols, r[1:])) for r in rows}
+
+
+def recorded_lines(con: duckdb.DuckDBPyConnection, year: int, region: str) -> pl.DataFrame:
+    return con.execute("select applicant_id, clause_id, matter_id, installment, payable_fen from lines "
+                       "where year = ? and region = ?", [year, region]).pl()

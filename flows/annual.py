@@ -1,8 +1,9 @@
 """The yearly run as a Prefect flow: it only orchestrates the stages of ``disburse.job``.
 
-Tasks are coarse (a stage, or one region's computation). The state file is
-opened once, read-write, for the whole run: a second run against the same
-state is refused at once instead of interleaving with this one.
+Tasks are coarse (a stage, or one region's computation). The state is held by
+the run's id from the preflight on (``disburse.job.preflight``), and its file
+opened once, read-write, for the whole run. Every task and the flow itself raise
+only errors that carry no ledger data (``job.quietly``): Prefect logs and stores them.
 """
 
 from __future__ import annotations
@@ -17,26 +18,39 @@ from disburse import job, state
 from flows.progress import reported
 
 stage = task(cache_policy=NO_CACHE)  # frames are large; hashing them for a cache key is waste
-# Each stage tells listeners (the terminal's status line) where the run is, and logs its ids and counts.
-ingest = stage(reported("read", job.ingest))
-check = stage(reported("validate", job.check))
-paid_before = stage(reported("read state", job.paid_before))
-compute = stage(reported("compute", job.compute)).with_options(task_run_name="compute-{region}")
-publish = stage(reported("write", job.publish))
+# Each stage tells listeners (the terminal's status line) where the run is, and logs its ids and counts;
+# it raises only errors that carry no ledger data (job.quietly).
+ingest = stage(reported("read", job.quietly(job.ingest)))
+check = stage(reported("validate", job.quietly(job.check)))
+paid_before = stage(reported("read state", job.quietly(job.paid_before)))
+compute = stage(reported("compute", job.quietly(job.compute))).with_options(task_run_name="compute-{region}")
+publish = stage(reported("write", job.quietly(job.publish)))
 
 
 @flow(name="disburse-annual", validate_parameters=True)
 def annual_run(year: int, ledgers: Path, out: Path, region: str | None = None, rules: Path | None = None,
-               params: Path | None = None, state_file: Path | None = None) -> dict:
+               params: Path | None = None, state_file: Path | None = None, run_id: str | None = None,
+               allow_gaps: bool = False) -> dict:
     """Pay year YEAR from the ledgers in LEDGERS into OUT/YEAR/<region>/; returns the run summary."""
+    return job.quietly(_run)(year, ledgers, out, region, rules, params, state_file, run_id, allow_gaps)
+
+
+def _run(year, ledgers, out, region, rules, params, state_file, run_id, allow_gaps) -> dict:
     started = dt.datetime.now(dt.timezone.utc)
+    run_id = run_id or job.new_run_id()
+    state_path = state_file or out / "state.duckdb"
     timed = job.StageClock()
-    inputs = timed("ingest", ingest, ledgers, rules, params)
-    regions = job.choose_regions(inputs.catalogue, region)
-    with state.opened(state_file or out / "state.duckdb") as con:
+    with state.held(state_path, run_id):
+        inputs = timed("ingest", ingest, ledgers, rules, params)
+        regions = job.choose_regions(inputs.catalogue, region)
         checked = timed("validate", check, inputs)
-        paid = timed("compute", paid_before, con, checked, year)
-        results = [timed("compute", compute, inputs, checked, paid, year, r) for r in regions]
-        manifest = timed("write", publish, inputs, checked, results, con, year=year, out_dir=out,
-                         run_id=job.new_run_id(), started=started)
+        with state.opened(state_path, run_id) as con:
+            job.recover(con, out)
+            paid = timed("compute", paid_before, con, checked, year, state_path)
+            gaps = job.find_gaps(con, inputs, checked, year, regions)
+            if gaps and not allow_gaps:
+                raise job.gap_error(year, gaps)
+            results = [timed("compute", compute, inputs, checked, paid, year, r) for r in regions]
+            manifest = timed("write", publish, inputs, checked, results, con, year=year, out_dir=out,
+                             run_id=run_id, started=started, gaps=gaps, stale=job.later_years(con, year, regions))
     return {"manifest": manifest, "seconds": dict(timed)}

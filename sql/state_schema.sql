@@ -1,6 +1,15 @@
--- What was paid, remembered across years. Grain of each table in its comment.
+-- What was paid, remembered across years (schema version 2). Grain of each table in its comment.
+-- A new state is created with these tables; an older one is migrated forward (sql/migrate_*.sql).
 
--- one row per recorded (year, region): the run that produced its lines
+-- one row: the schema version of this file
+create table if not exists schema_version (
+    version integer not null
+);
+
+-- one row per recorded (year, region): the run that produced its lines.
+-- status is 'pending' from the commit of the run's rows until its files are all in
+-- place, then 'done'; digest is the sha256 of the (year, region)'s lines and clawbacks
+-- (sql/digest.sql), so a later run notices rows edited by hand.
 create table if not exists runs (
     year               integer not null,
     region             varchar not null,
@@ -11,6 +20,9 @@ create table if not exists runs (
     lines              integer not null,
     total_payable_fen  bigint not null,
     total_clawback_fen bigint not null,
+    status             varchar not null default 'done',
+    digest             varchar,
+    gaps_allowed       varchar,  -- years before this one run with --allow-gaps, e.g. '2021,2022'
     primary key (year, region)
 );
 
@@ -41,4 +53,13 @@ create table if not exists clawbacks (
     amount_fen    bigint not null,
     reason        varchar not null,
     primary key (year, region, applicant_id, clause_id, matter_id)
+);
+
+-- one row per run whose rows are committed but whose files may not all be in place yet:
+-- the next run (or this one) moves the rest in from staging, then deletes the row
+create table if not exists publishing (
+    run_id   varchar primary key,
+    year_dir varchar not null,
+    staging  varchar not null,
+    names    varchar not null  -- the entries to move in, in order, separated by '/'
 );
