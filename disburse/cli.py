@@ -88,12 +88,14 @@ def run(
                 summary = annual_run(year=y, ledgers=ledgers, out=out_dir, region=region, rules=rules, params=params,
                                      state_file=state_file, run_id=ready.run_id, allow_gaps=allow_gaps)
     except JOB_ERRORS as exc:
+        exc.__traceback__ = None  # its frames hold what the run opened; drop them before exit
         fail(str(exc))
     except Exception as exc:  # noqa: BLE001 - a fault of ours: still one line, nothing recorded
         if os.environ.get("DISBURSE_DEBUG"):
             raise
         from disburse.job import internal
 
+        exc.__traceback__ = None
         fail(f"internal error, nothing was recorded: {internal(exc)} (DISBURSE_DEBUG=1 shows the traceback)", code=1)
     finally:
         ready.release()

@@ -430,11 +430,13 @@ def quietly(fn):
     def wrapped(*args, **kwargs):
         try:
             return fn(*args, **kwargs)
-        except JOB_ERRORS:
-            raise
         except Exception as exc:
             if os.environ.get("DISBURSE_DEBUG"):
                 raise
-            raise internal(exc) from None
+            clean = exc if isinstance(exc, JOB_ERRORS) else internal(exc)
+            # Without the frames it came through: Prefect keeps the exception in the run's
+            # state, and those frames would keep DuckDB handles alive past the end of the run.
+            clean.__traceback__ = None
+            raise clean from None
 
     return wrapped

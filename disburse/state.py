@@ -375,5 +375,5 @@ def run_records(con: duckdb.DuckDBPyConnection, year: int) -> dict[str, dict]:
 
 
 def recorded_lines(con: duckdb.DuckDBPyConnection, year: int, region: str) -> pl.DataFrame:
-    return con.execute("select applicant_id, clause_id, matter_id, installment, payable_fen from lines "
-                       "where year = ? and region = ?", [year, region]).pl()
+    return con.sql("select applicant_id, clause_id, matter_id, installment, payable_fen from lines "
+                   "where year = $year and region = $region", params={"year": year, "region": region}).pl()

@@ -12,6 +12,9 @@
         payments: {A1: "280000.00"}                            # the whole payments table, all regions run
         clawbacks: [{applicant_id: A1, clause_id: lingang.4, amount: "280000.00"}]
         error: "administrator parameter rate"                  # the run must fail with this in its message
+        allow_gaps: true                                       # optional: run although earlier years with
+                                                               # ledger rows were never run (--allow-gaps);
+                                                               # at the top level: for every run
       - year: 2021                                             # what-if (disburse simulate): nothing recorded
         simulate:
           overlay: {clauses: {lingang.4: {annual_cap: 1500000}}}
@@ -137,6 +140,7 @@ class Scenario:
         for run in self.doc["runs"]:
             year = run["year"]
             where = f"{self.path.name} year {year}"
+            gaps = bool(run.get("allow_gaps", self.doc.get("allow_gaps", False)))
             if "add" in run:
                 for name, rows in run["add"].items():
                     self.doc.setdefault("ledgers", {}).setdefault(name, []).extend(rows)
@@ -149,12 +153,14 @@ class Scenario:
                 continue
             if "error" in run:
                 try:
-                    run_year(ledgers, out, year, region=run.get("region"), params_file=params, rules_dir=rules)
+                    run_year(ledgers, out, year, region=run.get("region"), params_file=params, rules_dir=rules,
+                             allow_gaps=gaps)
                 except JOB_ERRORS as exc:
                     assert run["error"] in str(exc), f"{where}: error {exc!s} lacks {run['error']!r}"
                     continue
                 raise AssertionError(f"{where}: expected the run to fail with {run['error']!r}")
-            _, results = run_year(ledgers, out, year, region=run.get("region"), params_file=params, rules_dir=rules)
+            _, results = run_year(ledgers, out, year, region=run.get("region"), params_file=params, rules_dir=rules,
+                             allow_gaps=gaps)
             lines = pl.concat([r.lines for r in results])
             for exp in run.get("lines", []):
                 self.check_line(lines, exp, where)
