@@ -115,11 +115,11 @@ def verify(
     except JOB_ERRORS as exc:
         fail(str(exc))
     for problem in problems:
-        out.print(problem, markup=False, highlight=False)
+        out.print(problem, markup=False, highlight=False, soft_wrap=True)
     if problems:
         fail(f"{year_dir}: {len(problems)} problem(s): changed since the run that wrote them", code=1)
     out.print(f"{year_dir}: {checked} files and every line match the manifest and the state", markup=False,
-              highlight=False)
+              highlight=False, soft_wrap=True)
 
 
 def print_summary(manifest: dict, seconds: dict[str, float], year_dir: Path) -> None:

@@ -168,14 +168,13 @@ def move_in(con, staged: outputs.Staged, run_id: str) -> None:
 
 def recover(con, out_dir: Path) -> None:
     """Finish every run killed while publishing, and remove staging left by runs killed before they committed."""
-    keep = set()
     for p in state.pending(con):
         staged = outputs.Staged(p.year_dir, p.staging, [n for n in p.names if n not in ("rejected.csv", "manifest.json")])
         if p.staging.is_dir():
             move_in(con, staged, p.run_id)
         else:  # its staged files are gone: the run stays pending, and `disburse verify` says so
             state.end_publishing(con, p.run_id, done=False)
-    outputs.clean_staging(out_dir, keep)
+    outputs.clean_staging(out_dir, set())
 
 
 def find_gaps(con, inputs: Inputs, checked: Validated, year: int, regions: list[str]) -> dict[str, list[int]]:

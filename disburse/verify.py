@@ -103,7 +103,7 @@ def _region(con, year_dir: Path, year: int, region: str, doc: dict, rec: dict | 
     paid = recorded.filter(pl.col("payable_fen") > 0).select(*KEY, yuan_text("payable_fen").alias("payable"),
                                                               pl.lit(True).alias("_in_state"))
     rel = f"{region}/disbursements.csv"
-    if (year_dir / rel).is_file() and (rel in changed or not rec["intact"]):
+    if (year_dir / rel).is_file() and rel in changed:
         file_df = _csv(year_dir / rel).select("_line", *KEY[:3], pl.col("installment").cast(pl.Int64, strict=False),
                                               "payable")
         for what, row in _compare(file_df, paid, KEY, "payable"):
@@ -115,7 +115,7 @@ def _region(con, year_dir: Path, year: int, region: str, doc: dict, rec: dict | 
             else:
                 problems.append(f"{rel} line {row['_line']} ({ids}): payable differs from the state's record")
     rel = f"{region}/payments.csv"
-    if (year_dir / rel).is_file() and (rel in changed or not rec["intact"]):
+    if (year_dir / rel).is_file() and rel in changed:
         totals = recorded.group_by("applicant_id").agg(pl.col("payable_fen").sum()).filter(pl.col("payable_fen") > 0)
         totals = totals.select("applicant_id", yuan_text("payable_fen").alias("total_payable"), pl.lit(True).alias("_in_state"))
         file_df = _csv(year_dir / rel).select("_line", "applicant_id", "total_payable")
