@@ -433,9 +433,10 @@ def quietly(fn):
             if os.environ.get("DISBURSE_DEBUG"):
                 raise
             clean = exc if isinstance(exc, JOB_ERRORS) else internal(exc)
-            # Without the frames it came through: Prefect keeps the exception in the run's
-            # state, and those frames would keep DuckDB handles alive past the end of the run.
-            clean.__traceback__ = None
-            raise clean from None
+        # Raised outside the handler, without the frames it came through and with no chained
+        # exception: Prefect keeps the exception in the run's state, and those frames would
+        # keep DuckDB handles alive past the end of the run ("nanobind: leaked ..." at exit).
+        clean.__traceback__ = clean.__context__ = clean.__cause__ = None
+        raise clean
 
     return wrapped
