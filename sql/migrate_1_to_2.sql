@@ -1,8 +1,9 @@
 -- Schema 1 (runs, lines, clawbacks; no version table) to schema 2: run inside one transaction.
-alter table lines add column dated_on date;
-alter table runs add column status varchar default 'done';
-alter table runs add column digest varchar;
-alter table runs add column gaps_allowed varchar;
+-- Some files of schema 1 already have lines.dated_on (added before versions were kept).
+alter table lines add column if not exists dated_on date;
+alter table runs add column if not exists status varchar default 'done';
+alter table runs add column if not exists digest varchar;
+alter table runs add column if not exists gaps_allowed varchar;
 create table schema_version (version integer not null);
 create table publishing (
     run_id   varchar primary key,

@@ -145,8 +145,9 @@ def _other_tables(path: Path) -> None:
     con.close()
 
 
-def _v1_state(path: Path, ledgers: Path, tmp_path: Path) -> list[tuple]:
-    """A state as the job wrote it at schema version 1, holding a 2021 run of lingang."""
+def _v1_state(path: Path, ledgers: Path, tmp_path: Path, dated: bool = False) -> list[tuple]:
+    """A state as the job wrote it at schema version 1, holding a 2021 run of lingang (DATED: with the
+    lines.dated_on column that some version-1 files have)."""
     scratch = tmp_path / "scratch"
     run_year(ledgers, scratch, 2021, region="lingang")
     src = duckdb.connect(str(scratch / "state.duckdb"), read_only=True)
@@ -158,15 +159,18 @@ def _v1_state(path: Path, ledgers: Path, tmp_path: Path) -> list[tuple]:
     path.parent.mkdir(parents=True, exist_ok=True)
     con = duckdb.connect(str(path))
     con.execute(V1_SCHEMA)
-    con.executemany("insert into lines values (?, ?, ?, ?, ?, ?, ?, ?, ?)", lines)
+    if dated:
+        con.execute("alter table lines add column dated_on date")
+    con.executemany("insert into lines values (?, ?, ?, ?, ?, ?, ?, ?, ?" + (", null)" if dated else ")"), lines)
     con.executemany("insert into runs values (?, ?, ?, ?, ?, ?, ?, ?, ?)", run)
     con.close()
     return lines
 
 
-def test_an_older_schema_is_migrated_forward_and_its_history_counts(ledgers: Path, tmp_path: Path) -> None:
+@pytest.mark.parametrize("dated", [False, True], ids=["v1", "v1 with dated_on"])
+def test_an_older_schema_is_migrated_forward_and_its_history_counts(ledgers: Path, tmp_path: Path, dated) -> None:
     out = tmp_path / "out"
-    lines = _v1_state(out / "state.duckdb", ledgers, tmp_path)
+    lines = _v1_state(out / "state.duckdb", ledgers, tmp_path, dated)
     with pytest.raises(StateError, match="older schema version 1; the next `disburse run` migrates it to 2"):
         state.connect(out / "state.duckdb", read_only=True)
     manifest, _ = run_year(ledgers, out, 2022, region="lingang")  # no gap: the migrated state holds 2021
