@@ -345,7 +345,7 @@ class Publishing:
 def begin_publishing(con: duckdb.DuckDBPyConnection, p: Publishing) -> None:
     """Inside the run's transaction: its files are staged and will be moved in after the commit."""
     con.execute("insert into publishing values (?, ?, ?, ?)",
-                [p.run_id, str(p.year_dir), str(p.staging), "/".join(p.names)])
+                [p.run_id, str(p.year_dir.resolve()), str(p.staging.resolve()), "/".join(p.names)])
 
 
 def pending(con: duckdb.DuckDBPyConnection) -> list[Publishing]:
