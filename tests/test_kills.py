@@ -5,8 +5,12 @@ A run is SIGKILLed at each stage and inside publishing between every two steps
 outputs and the state agree: before the state commits, both are the previous
 run's; after it, the next run finishes the killed one first and both are the
 new run's. A rerun then writes files byte-identical to an uninterrupted run's.
-``manifest.json`` is the one file that embeds the run (its id and times): it is
-compared with ``run_id``, ``started_at`` and ``finished_at`` removed.
+Some files embed the run: its id (payments.csv, the audit pages, payments.xlsx,
+manifest.json) and times (manifest.json; payments.xlsx's creation time). They
+are compared with every run id replaced by a placeholder, ``manifest.json``
+without its times and without the sha256 of files that embed the run id, and
+``payments.xlsx`` by its cells. Every other file (disbursements, clawbacks,
+in-kind and rejected CSVs, the Parquet files) is compared byte for byte.
 
 The plain job (no Prefect) is killed, for speed; one test kills ``disburse run``
 itself and shows its temporary Prefect server dies with it.
@@ -16,6 +20,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -40,19 +45,38 @@ KILLED_RUN = ("import sys; from pathlib import Path; from disburse.job import ru
               "run_year(Path(sys.argv[1]), Path(sys.argv[2]), 2021, region='lingang')")
 
 
+RUN_ID = re.compile(rb"\d{8}T\d{6}Z-[0-9a-f]{8}")
+
+
+def _cells(path: Path) -> list:
+    import openpyxl
+
+    book = openpyxl.load_workbook(path, read_only=True)
+    try:
+        return [[RUN_ID.sub(b"RUN", str(v).encode()) for v in row]
+                for sheet in book.worksheets for row in sheet.iter_rows(values_only=True)]
+    finally:
+        book.close()
+
+
 def snapshot(out: Path) -> dict:
-    """The outputs (manifest without what names the run) and the state's rows, to compare runs by."""
-    files = {}
+    """The outputs (what names the run left out, as the module says) and the state's rows, to compare runs by."""
+    files, embeds = {}, set()
     for p in sorted((out / "2021").rglob("*")):
         rel = str(p.relative_to(out / "2021"))
         if p.is_file() and not rel.startswith(".staging-"):
-            files[rel] = p.read_bytes()
+            raw = p.read_bytes()
+            files[rel] = _cells(p) if p.suffix == ".xlsx" else RUN_ID.sub(b"RUN", raw)
+            if p.suffix not in (".xlsx", ".parquet") and files[rel] != raw:
+                embeds.add(rel)
     if "manifest.json" in files:
         m = json.loads(files["manifest.json"])
-        for k in ("run_id", "started_at", "finished_at"):
+        for k in ("started_at", "finished_at"):
             m.pop(k)
         for r in m["regions"].values():
-            r.pop("run_id")
+            for rel, d in r["outputs"].items():
+                if rel in embeds or rel.endswith(".xlsx"):
+                    d.pop("sha256")
         files["manifest.json"] = m
     con = duckdb.connect(str(out / "state.duckdb"), read_only=True)
     try:
