@@ -225,6 +225,8 @@ def serve(
     cron: Annotated[Optional[str], typer.Option("--cron", help="When to run, in --timezone (default: 0 2 15 1 *, "
                                                                 "02:00 on 15 January).")] = None,
     timezone: Annotated[Optional[str], typer.Option("--timezone", help="Default: Asia/Shanghai.")] = None,
+    allow_gaps: Annotated[bool, typer.Option("--allow-gaps", help="Each run pays even though earlier years with "
+                                             "ledger rows were never run.")] = False,
 ) -> None:
     """Serve the yearly deployment: every 15 January, pay the year before. Needs `prefect server start`."""
     offline.serving()
@@ -247,7 +249,7 @@ def serve(
     from flows.yearly import serve as serve_yearly
 
     serve_yearly(ledgers=ledgers, out=out_dir, region=region, rules=rules, params=params, state_file=state_file,
-                 cron=cron, timezone=timezone, name=name)
+                 cron=cron, timezone=timezone, name=name, allow_gaps=allow_gaps)
 
 
 @app.command()

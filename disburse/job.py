@@ -339,11 +339,12 @@ def run_year(ledgers_dir: Path, out_dir: Path, year: int, *, region: str | None 
 class Ready:
     """What the preflight found: the run id holding the state, and warnings to print."""
     run_id: str
-    state_path: Path
+    state_path: Path | None
     warnings: list[str]
 
     def release(self) -> None:
-        state.release(self.state_path, self.run_id)
+        if self.state_path is not None:
+            state.release(self.state_path, self.run_id)
 
 
 def parse_year(text: str) -> int:
@@ -353,7 +354,7 @@ def parse_year(text: str) -> int:
 
 
 def preflight(ledgers_dir: Path, rules_dir: Path | None, params_file: Path | None, region: str | None,
-              *, year: int, out_dir: Path, state_file: Path | None = None) -> Ready:
+              *, year: int | None = None, out_dir: Path | None = None, state_file: Path | None = None) -> Ready:
     """The checks that cost nothing, made before the flow starts: fail in a second, not after start-up.
 
     It takes the state for this run (another run's hold is refused with its run id)
@@ -363,7 +364,9 @@ def preflight(ledgers_dir: Path, rules_dir: Path | None, params_file: Path | Non
     params = load_params(params_file, cat)
     check_ledgers_dir(ledgers_dir)
     regions = choose_regions(cat, region)
-    warnings = []
+    warnings: list[str] = []
+    if year is None or out_dir is None:  # no run yet (disburse serve): the inputs only
+        return Ready(new_run_id(), None, warnings)
     windows = [w for w in policy_windows(cat, params).values() if w is not None]
     if windows and not any(start.year <= year <= end.year for start, end in windows):
         first, last = min(w[0].year for w in windows), max(w[1].year for w in windows)

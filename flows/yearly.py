@@ -125,14 +125,14 @@ def summary_markdown(manifest: dict, seconds: dict[str, float], *, flow_run_id: 
 
 @flow(name=FLOW, flow_run_name=run_name, validate_parameters=True)
 def yearly(ledgers: Path, out: Path, year: int | None = None, region: str | None = None, rules: Path | None = None,
-           params: Path | None = None, state_file: Path | None = None) -> dict:
+           params: Path | None = None, state_file: Path | None = None, allow_gaps: bool = False) -> dict:
     """Pay YEAR (default: the year before the run was scheduled) for REGION (default: every region)."""
     log = get_run_logger()
     year = year_to_pay(year)
     log.info("paying %s for %s", year, region or "every region")
     with listening(ClauseTotals()) as totals:
         summary = annual_run.fn(year=year, ledgers=ledgers, out=out, region=region, rules=rules, params=params,
-                                state_file=state_file)
+                                state_file=state_file, allow_gaps=allow_gaps)
     manifest = summary["manifest"]
     scope = deployment_name(region)
     create_markdown_artifact(
@@ -147,14 +147,16 @@ def yearly(ledgers: Path, out: Path, year: int | None = None, region: str | None
 
 
 def serve(*, ledgers: Path, out: Path, region: str | None, rules: Path | None, params: Path | None,
-          state_file: Path | None, cron: str | None = None, timezone: str | None = None, name: str | None = None) -> None:
+          state_file: Path | None, cron: str | None = None, timezone: str | None = None, name: str | None = None,
+          allow_gaps: bool = False) -> None:
     """Create (or update) the deployment and run its flow runs until interrupted."""
     from prefect.schedules import Cron
     from prefect.types.entrypoint import EntrypointType
 
     parameters = {"ledgers": str(ledgers.resolve()), "out": str(out.resolve()), "region": region,
                   "rules": str(rules.resolve()) if rules else None, "params": str(params.resolve()) if params else None,
-                  "state_file": str(state_file.resolve()) if state_file else None}
+                  "state_file": str(state_file.resolve()) if state_file else None,
+                  "allow_gaps": True if allow_gaps else None}
     yearly.serve(
         name=name or deployment_name(region),
         schedules=[Cron(cron or CRON, timezone=timezone or TIMEZONE)],
