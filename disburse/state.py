@@ -222,8 +222,10 @@ def connect(path: Path, *, read_only: bool = False) -> duckdb.DuckDBPyConnection
 
 
 @contextmanager
-def opened(path: Path, run_id: str):
-    """The state, held read-write by RUN_ID for a whole run; a file this run created is removed if the run fails."""
+def opened(path: Path, run_id: str | None = None):
+    """The state, held read-write by RUN_ID (default: a holder of its own) for a whole run; a file this run
+    created is removed if the run fails."""
+    run_id = run_id or f"process-{os.getpid()}-{id(path):x}"
     with held(path, run_id):
         created = not path.exists()
         con = connect(path)
