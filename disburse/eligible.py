@@ -147,7 +147,7 @@ def eligible(ledgers_dir: Path, out_dir: Path, year: int, *, rules_dir: Path | N
     """Write one list per region, ``OUT/eligible-YEAR-REGION.csv``; the state is read from a copy."""
     import tempfile
 
-    from disburse.outputs import write_csv
+    from disburse.outputs import private_files, write_csv
     from disburse.simulate import _state_copy
     from disburse.money import rate_text, yuan_text
 
@@ -160,16 +160,17 @@ def eligible(ledgers_dir: Path, out_dir: Path, year: int, *, rules_dir: Path | N
             paid = job.paid_before(con, checked, year)
         finally:
             con.close()
-    out_dir.mkdir(parents=True, exist_ok=True)
     written = {}
-    for r in regions:
-        df = push_list(inputs, checked, paid, year, r)
-        path = out_dir / f"eligible-{year}-{r}.csv"
-        shown = df if df.is_empty() else df.with_columns(
-            yuan_text("amount_if_recognised").alias("amount_if_recognised"),
-            yuan_text("net_difference").alias("net_difference"),
-            rate_text("approved_rate").alias("approved_rate"),
-        )
-        write_csv(shown, path)
-        written[r] = (path, df)
+    with private_files():  # firms' names and amounts: the owner's only, like a run's outputs
+        out_dir.mkdir(parents=True, exist_ok=True)
+        for r in regions:
+            df = push_list(inputs, checked, paid, year, r)
+            path = out_dir / f"eligible-{year}-{r}.csv"
+            shown = df if df.is_empty() else df.with_columns(
+                yuan_text("amount_if_recognised").alias("amount_if_recognised"),
+                yuan_text("net_difference").alias("net_difference"),
+                rate_text("approved_rate").alias("approved_rate"),
+            )
+            write_csv(shown, path)
+            written[r] = (path, df)
     return written

@@ -285,6 +285,9 @@ def write_impact(out_dir: Path, year: int, applicants: pl.DataFrame, scenarios: 
 
 
 def simulate(ledgers_dir: Path, out_dir: Path, year: int, **kwargs) -> tuple[dict[str, Path], list[Scenario], dict]:
+    from disburse.outputs import private_files
+
     applicants, scenarios, results = run_scenarios(ledgers_dir, year, **kwargs)
-    return write_impact(out_dir, year, applicants, scenarios, results), scenarios, results
+    with private_files():  # firms' names and amounts: the owner's only, like a run's outputs
+        return write_impact(out_dir, year, applicants, scenarios, results), scenarios, results
 

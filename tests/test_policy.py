@@ -12,7 +12,9 @@ import yaml
 from typer.testing import CliRunner
 
 from disburse.cli import app
+from disburse.job import DEFAULT_RULES as PROJECT_RULES
 from disburse.job import run_year
+from disburse.rules import load_catalogue
 from tests.scenario import Scenario, credit_code
 
 SCENARIOS = Path(__file__).parent / "scenarios" / "engine"
@@ -50,6 +52,8 @@ def test_simulate_writes_impact_one_column_per_scenario_and_records_nothing(ledg
     assert result.exit_code == 0, result.output
     assert digest(out / "state.duckdb") == state_before
     assert {p: digest(p) for p in (out / "2021").rglob("*") if p.is_file()} == outputs_before
+    for path in (tmp_path / "what-if").iterdir():  # firms' names and amounts: the owner's only
+        assert path.stat().st_mode & 0o077 == 0, path
     impact = pl.read_csv(tmp_path / "what-if" / "impact.csv", infer_schema=False)
     lg4 = impact.filter((pl.col("group") == "clause") & (pl.col("key") == "lingang.4")).row(0, named=True)
     # baseline 1,000,000 + 1,000,000 + 280,000 + 850,000 (see the scenario); cap 1.5M: L1 +130,000, L2 +500,000
@@ -126,7 +130,9 @@ def test_eligible_writes_one_list_per_region(tmp_path: Path) -> None:
                  "--out", str(tmp_path / "invite"))
     assert result.exit_code == 0, result.output
     files = sorted(p.name for p in (tmp_path / "invite").iterdir())
-    assert files == [f"eligible-2022-{r}.csv" for r in ("changning", "hangzhou", "jinan", "lingang", "xuhui")]
+    assert files == [f"eligible-2022-{r}.csv" for r in load_catalogue(PROJECT_RULES).regions]
+    assert all(p.stat().st_mode & 0o077 == 0 for p in (tmp_path / "invite").iterdir())
+    assert (tmp_path / "invite").stat().st_mode & 0o077 == 0
     listed = pl.read_csv(tmp_path / "invite" / "eligible-2022-changning.csv", infer_schema=False)
     columns = ["applicant_id", "clause_id", "amount_if_recognised", "net_difference", "competing_clauses", "recognized_on"]
     assert sorted(listed.select(columns).rows()) == sorted([
