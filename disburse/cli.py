@@ -1,4 +1,4 @@
-"""Command line: ``disburse run | validate | explain | rules | serve``.
+"""Command line: ``disburse run | verify | diff | validate | explain | rules | serve``.
 
 A run that cannot proceed prints one line on stderr and exits 2; nothing is
 written and the state is unchanged.
@@ -120,6 +120,37 @@ def verify(
         fail(f"{year_dir}: {len(problems)} problem(s): changed since the run that wrote them", code=1)
     out.print(f"{year_dir}: {checked} files and every line match the manifest and the state", markup=False,
               highlight=False, soft_wrap=True)
+
+
+@app.command()
+def diff(
+    before: Annotated[Path, typer.Argument(help="Directory with the earlier disbursements.parquet, e.g. OUT/Y/REGION/runs/RUN_ID.")],
+    after: Annotated[Path, typer.Argument(help="Directory with the later one, e.g. OUT/Y/REGION.")],
+    csv: Annotated[Optional[Path], typer.Option("--csv", help="Write every row here (CSV, yuan to the fen).")] = None,
+    limit: Annotated[int, typer.Option("--limit", help="Rows shown in the terminal (largest differences first).")] = 50,
+) -> None:
+    """Per applicant and clause: payable before, after and the difference (after minus before)."""
+    from disburse.diff import DiffError, csv_frame, diff as compare
+
+    try:
+        d = compare(before, after)
+    except DiffError as exc:
+        fail(str(exc))
+    changed = d.filter(pl.col("difference_fen") != 0)
+    t = Table(title=f"{changed.height} of {d.height} (applicant, clause) pairs differ; difference = after - before")
+    for col in ("applicant_id", "clause_id", "before (yuan)", "after (yuan)", "difference (yuan)"):
+        t.add_column(col, justify="left" if col in ("applicant_id", "clause_id") else "right")
+    for row in changed.head(limit).iter_rows(named=True):
+        t.add_row(row["applicant_id"], row["clause_id"], fmt_fen(row["before_fen"]), fmt_fen(row["after_fen"]),
+                  ("+" if row["difference_fen"] > 0 else "") + fmt_fen(row["difference_fen"]))
+    out.print(t)
+    if changed.height > limit:
+        out.print(f"... {changed.height - limit} more (--csv FILE writes every row)")
+    total = int(d["difference_fen"].sum() or 0)
+    out.print(f"Total before {fmt_fen(int(d['before_fen'].sum() or 0))}, after {fmt_fen(int(d['after_fen'].sum() or 0))}, "
+              f"difference {'+' if total > 0 else ''}{fmt_fen(total)}", markup=False, highlight=False)
+    if csv:
+        csv_frame(d).write_csv(csv, include_bom=True)
 
 
 def print_summary(manifest: dict, seconds: dict[str, float], year_dir: Path) -> None:
