@@ -1,4 +1,4 @@
-"""Command line: ``disburse run | verify | diff | validate | explain | rules | serve``.
+"""Command line: ``disburse run | verify | approve | diff | validate | explain | rules | serve``.
 
 A run that cannot proceed prints one line on stderr and exits 2; nothing is
 written and the state is unchanged.
@@ -120,6 +120,36 @@ def verify(
         fail(f"{year_dir}: {len(problems)} problem(s): changed since the run that wrote them", code=1)
     out.print(f"{year_dir}: {checked} files and every line match the manifest and the state", markup=False,
               highlight=False, soft_wrap=True)
+
+
+@app.command()
+def approve(
+    year: Annotated[int, typer.Option("--year", help="The year finance signs off.")],
+    region: Annotated[str, typer.Option("--region", help="The region finance signs off.")],
+    out_dir: Annotated[Path, typer.Option("--out", help="The output directory of the run.")],
+    by: Annotated[Optional[str], typer.Option("--by", help="Who signs off (default: the login name).")] = None,
+    state_file: Annotated[Optional[Path], typer.Option("--state", help="State file (default OUT/state.duckdb).")] = None,
+) -> None:
+    """Record finance's sign-off of the run in place for YEAR REGION (or, once approved, of its pending adjustments)."""
+    import getpass
+
+    from disburse import state
+    from disburse.job import new_run_id
+
+    path = state_file or out_dir / "state.duckdb"
+    if not path.is_file():
+        fail(f"{path}: no state file; run the year first")
+    who = by or getpass.getuser()
+    try:
+        with state.held(path, f"approve-{new_run_id()}"):
+            con = state.connect(path)
+            try:
+                what = state.approve(con, path, year=year, region=region, by=who)
+            finally:
+                con.close()
+    except JOB_ERRORS as exc:
+        fail(str(exc))
+    out.print(what, markup=False, highlight=False, soft_wrap=True)
 
 
 @app.command()

@@ -111,12 +111,22 @@ def publish(inputs: Inputs, checked: Validated, results: list[RegionResult], con
     """
     killpoint.reached("publish")
     regions = [r.region for r in results]
+    approved = state.approved_regions(con, year)
+    replaced = {r: rec["run_id"] for r, rec in state.run_records(con, year).items() if r in regions and r not in approved}
     staged = outputs.stage(out_dir, year, run_id, regions)
     try:
         rejected = rejected_by_region(inputs, checked)
         run = outputs.RunInfo(run_id, inputs.catalogue.fingerprint, inputs.params.fingerprint)
         counts = {}
+        adjusted: dict[str, pl.DataFrame] = {}
         for res in results:
+            if res.region in approved:  # signed off: its files and lines stay; the differences go to finance
+                adjusted[res.region] = state.adjustments(con, year, res.region, res.lines)
+                outputs.write_adjustments(adjusted[res.region], staged.region_dir(res.region), year=year,
+                                          region=res.region, approved_run=approved[res.region], run_id=run_id)
+                continue
+            if res.region in replaced:
+                outputs.note_replaced(staged, res.region, replaced[res.region])
             mine = rejected.filter(pl.col("region") == res.region).drop("region", "applicant_id")
             counts[res.region] = outputs.write_region(
                 res, mine, year, staged.region_dir(res.region),
@@ -124,8 +134,14 @@ def publish(inputs: Inputs, checked: Validated, results: list[RegionResult], con
                 previous=outputs.previous_year(out_dir / str(year - 1) / res.region))
         orphans = rejected.filter(pl.col("region").is_null()).drop("region", "applicant_id")
         outputs.write_csv(orphans, staged.staging / "rejected.csv")
-        manifest = build_manifest(inputs, checked, results, counts, staged, year=year, run_id=run_id,
-                                  started=started, orphan_rows=orphans.height)
+        manifest = build_manifest(inputs, checked, [r for r in results if r.region not in approved], counts, staged,
+                                  year=year, run_id=run_id, started=started, orphan_rows=orphans.height)
+        manifest["regions_in_this_run"] = regions
+        if adjusted:
+            manifest["adjustments"] = {
+                r: {"approved_run_id": approved[r], "file": f"{r}/adjustments.csv", "rows": df.height,
+                    "difference": str(fen_to_decimal(int(df["difference_fen"].sum() or 0)))}
+                for r, df in sorted(adjusted.items())}
         if gaps:
             manifest["gaps_allowed"] = {r: years for r, years in sorted(gaps.items())}
         if stale:
@@ -135,7 +151,11 @@ def publish(inputs: Inputs, checked: Validated, results: list[RegionResult], con
         killpoint.reached("staged")
         con.begin()
         try:
+            for region, df in adjusted.items():
+                state.record_adjustments(con, year=year, region=region, run_id=run_id, adjusted=df)
             for res in results:
+                if res.region in approved:
+                    continue
                 state.record(con, year=year, region=res.region, run_id=run_id,
                              rules_fp=inputs.catalogue.fingerprint, params_fp=inputs.params.fingerprint,
                              lines=res.lines, clawbacks=res.clawbacks, status="pending",

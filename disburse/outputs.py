@@ -92,6 +92,34 @@ def write_region(result: RegionResult, rejected: pl.DataFrame, year: int, direct
     return counts
 
 
+MERGE = ".merge"  # in a staged region directory: merge its files into the live one (an approved region)
+REPLACED = ".replaces-"  # in staging, per region: the run id of the region directory the new one replaces
+
+
+def note_replaced(staged: "Staged", region: str, run_id: str) -> None:
+    """Remember, in staging, which run's files REGION's new directory replaces (kept under runs/RUN_ID/)."""
+    (staged.staging / f"{REPLACED}{region}").write_text(run_id + "\n", encoding="ascii")
+
+
+def write_adjustments(adjusted: pl.DataFrame, directory: Path, *, year: int, region: str, approved_run: str,
+                      run_id: str) -> int:
+    """An approved region's adjustments.csv, alone in DIRECTORY (staged to merge into the live directory)."""
+    directory.mkdir(parents=True)
+    from disburse.diff import signed_yuan_text
+
+    df = adjusted.select(
+        pl.lit(year, pl.Int64).alias("year"), pl.lit(region).alias("region"),
+        "applicant_id", "clause_id", "matter_id",
+        signed_yuan_text("approved_fen").alias("approved"), signed_yuan_text("recomputed_fen").alias("recomputed"),
+        signed_yuan_text("difference_fen").alias("difference"),
+        pl.when(pl.col("difference_fen") > 0).then(pl.lit("pay")).otherwise(pl.lit("recover")).alias("action"),
+        pl.lit(approved_run).alias("approved_run_id"), pl.lit(run_id).alias("run_id"),
+    )
+    write_csv(df, directory / "adjustments.csv")
+    (directory / MERGE).write_bytes(b"")
+    return df.height
+
+
 @dataclass
 class Staged:
     """A run's files, written but not yet in place: ``OUT/Y/.staging-<run>/``."""
@@ -123,19 +151,38 @@ class Staged:
         """Move each staged entry into place. Idempotent: after a kill it finishes what is left.
 
         A region directory is moved aside into staging first (a directory cannot be
-        replaced in one step), then the new one in; a file is replaced in one step.
+        replaced in one step), then the new one in, then the old one under the new
+        one's ``runs/RUN_ID/`` (earlier kept runs move along under ``runs/``); a file
+        is replaced in one step. An approved region's staged directory holds only
+        ``adjustments.csv`` and the ``.merge`` mark: its files move into the live
+        directory one by one, leaving the approved files as they are.
         """
         for name in self.names:
-            new, live = self.staging / name, self.year_dir / name
-            if not new.exists() and not new.is_symlink():
-                continue  # moved in before a kill
-            if new.is_dir():
-                if live.exists():
-                    os.replace(live, self.staging / f".old-{name}")
-                    killpoint.reached(f"aside:{name}")
-            os.replace(new, live)
-            _fsync_dir(self.year_dir)
-            killpoint.reached(f"in:{name}")
+            new, live, old = self.staging / name, self.year_dir / name, self.staging / f".old-{name}"
+            if new.is_dir() and not new.is_symlink() and (new / MERGE).exists():
+                for f in sorted(p for p in new.iterdir() if p.name != MERGE):
+                    os.replace(f, live / f.name)
+                _fsync_dir(live)
+                (new / MERGE).unlink()
+            if new.is_dir() and not new.is_symlink() and not any(new.iterdir()):
+                new.rmdir()  # merged in before a kill
+            if new.exists() or new.is_symlink():
+                if new.is_dir():
+                    if live.exists():
+                        os.replace(live, old)
+                        killpoint.reached(f"aside:{name}")
+                    if (old / "runs").is_dir() and not (new / "runs").exists():
+                        os.replace(old / "runs", new / "runs")
+                os.replace(new, live)
+                _fsync_dir(self.year_dir)
+                killpoint.reached(f"in:{name}")
+            if old.is_dir():
+                replaced = self.staging / f"{REPLACED}{name}"
+                run_id = replaced.read_text(encoding="ascii").strip() if replaced.is_file() else "replaced"
+                private_dir(live / "runs")
+                os.replace(old, live / "runs" / run_id)
+                _fsync_dir(live / "runs")
+                killpoint.reached(f"kept:{name}")
 
     def discard(self) -> None:
         shutil.rmtree(self.staging, ignore_errors=True)

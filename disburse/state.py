@@ -12,6 +12,8 @@ The file knows its own history and guards it:
   ``<state>.lock`` (which records the holder's run id) before anything is read;
 - each (year, region) carries a digest of its rows (``sql/digest.sql``), and a
   later run refuses rows that no longer match it;
+- ``approvals`` records the (year, region)s finance signed off; a later run never
+  replaces their lines, it proposes ``adjustments`` instead (approved in turn);
 - ``publishing`` lists runs whose rows are committed but whose files may not all
   be in place yet (see ``disburse.job.publish``).
 """
@@ -34,7 +36,7 @@ from disburse.money import total_fen
 from transforms.compute import CLAWBACK_SCHEMA, HISTORY_SCHEMA
 
 SQL = paths.SQL
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 V1_TABLES = {"runs", "lines", "clawbacks"}  # schema 1 had no version table
 
 
@@ -174,6 +176,8 @@ def _migrate(con: duckdb.DuckDBPyConnection, path: Path, version: int) -> None:
             con.execute((SQL / "migrate_1_to_2.sql").read_text())
             con.execute(f"update runs set digest = d.digest from ({_digest_sql()}) as d "
                         "where runs.year = d.year and runs.region = d.region")
+        if version in (1, 2):
+            con.execute((SQL / "migrate_2_to_3.sql").read_text())
         con.execute("delete from schema_version")
         con.execute("insert into schema_version values (?)", [SCHEMA_VERSION])
         con.commit()
@@ -379,3 +383,72 @@ def run_records(con: duckdb.DuckDBPyConnection, year: int) -> dict[str, dict]:
 def recorded_lines(con: duckdb.DuckDBPyConnection, year: int, region: str) -> pl.DataFrame:
     return con.sql("select applicant_id, clause_id, matter_id, installment, payable_fen from lines "
                    "where year = $year and region = $region", params={"year": year, "region": region}).pl()
+
+
+# --- approval: what finance signed off ---------------------------------------------------
+
+def approved_regions(con: duckdb.DuckDBPyConnection, year: int) -> dict[str, str]:
+    """Region -> the approved run id, for each region of YEAR finance has signed off."""
+    return dict(con.execute("select region, run_id from approvals where year = ?", [year]).fetchall())
+
+
+def adjustments(con: duckdb.DuckDBPyConnection, year: int, region: str, lines: pl.DataFrame) -> pl.DataFrame:
+    """Per (applicant, clause, matter): approved (lines plus approved adjustments), recomputed, difference != 0."""
+    keys = ["applicant_id", "clause_id", "matter_id"]
+    approved = con.sql(
+        "select applicant_id, clause_id, matter_id, sum(fen)::bigint as approved_fen from ("
+        " select applicant_id, clause_id, matter_id, payable_fen as fen from lines where year = $y and region = $r"
+        " union all"
+        " select applicant_id, clause_id, matter_id, difference_fen from adjustments"
+        " where year = $y and region = $r and approved_at is not null) group by all",
+        params={"y": year, "r": region}).pl()
+    approved = approved.select(*keys, pl.col("approved_fen").cast(pl.Int64))
+    recomputed = lines.group_by(keys).agg(pl.col("payable_fen").cast(pl.Int64).sum().alias("recomputed_fen"))
+    both = approved.join(recomputed, on=keys, how="full", coalesce=True).with_columns(
+        pl.col("approved_fen").fill_null(0), pl.col("recomputed_fen").fill_null(0))
+    return (both.with_columns((pl.col("recomputed_fen") - pl.col("approved_fen")).alias("difference_fen"))
+            .filter(pl.col("difference_fen") != 0).sort(keys))
+
+
+def record_adjustments(con: duckdb.DuckDBPyConnection, *, year: int, region: str, run_id: str,
+                       adjusted: pl.DataFrame) -> None:
+    """Replace the (year, region)'s unapproved adjustments by ADJUSTED. The caller owns the transaction."""
+    con.execute("delete from adjustments where year = ? and region = ? and approved_at is null", [year, region])
+    con.register("new_adjustments", adjusted.select(
+        pl.lit(year).alias("year"), pl.lit(region).alias("region"), pl.lit(run_id).alias("run_id"),
+        "applicant_id", "clause_id", "matter_id", "approved_fen", "recomputed_fen", "difference_fen"))
+    con.execute("insert into adjustments by name select * from new_adjustments")
+    con.unregister("new_adjustments")
+
+
+def approve(con: duckdb.DuckDBPyConnection, path: Path, *, year: int, region: str, by: str) -> str:
+    """Sign off YEAR REGION: the run in place, or else its pending adjustments. Returns what was approved, in words."""
+    now = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
+    con.begin()
+    try:
+        approved = con.execute("select run_id from approvals where year = ? and region = ?", [year, region]).fetchall()
+        if not approved:
+            run = con.execute("select run_id, status from runs where year = ? and region = ?", [year, region]).fetchall()
+            if not run:
+                raise StateError(f"--year {year} --region {region}: no run recorded in {path}; run it first")
+            run_id, status = run[0]
+            if status != "done":
+                raise StateError(f"--year {year} --region {region}: run {run_id} was interrupted while publishing; "
+                                 f"the next run finishes it, approve after that")
+            con.execute("insert into approvals values (?, ?, ?, ?, ?)", [year, region, run_id, by, now])
+            what = f"run {run_id} of {year} {region} approved by {by}"
+        else:
+            pending_rows = con.execute("select run_id, count(*) from adjustments where year = ? and region = ? "
+                                       "and approved_at is null group by run_id", [year, region]).fetchall()
+            if not pending_rows:
+                raise StateError(f"--year {year} --region {region}: run {approved[0][0]} is already approved and "
+                                 f"no adjustments wait for approval")
+            con.execute("update adjustments set approved_by = ?, approved_at = ? where year = ? and region = ? "
+                        "and approved_at is null", [by, now, year, region])
+            what = (f"{pending_rows[0][1]} adjustment(s) of {year} {region} from run {pending_rows[0][0]} "
+                    f"approved by {by}")
+        con.commit()
+    except BaseException:
+        con.rollback()
+        raise
+    return what

@@ -16,10 +16,22 @@ prior as (
     where year < $year
 ),
 
+-- an approved adjustment pays (or recovers) its difference in the year it adjusts: the
+-- approved (year, region)'s lines stay as approved, so paid = approved + approved adjustments
+adjusted as (
+    select applicant_id, clause_id, matter_id, year,
+           1 as installment, 1 as installments, difference_fen as payable_fen, difference_fen as award_fen,
+           make_date(year, 12, 31) as dated_on
+    from adjustments
+    where year < $year and approved_at is not null
+),
+
 final as (
     select * from recorded
     union all
     select * from prior
+    union all
+    select * from adjusted
 )
 
 select * from final

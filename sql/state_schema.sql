@@ -1,4 +1,4 @@
--- What was paid, remembered across years (schema version 2). Grain of each table in its comment.
+-- What was paid, remembered across years (schema version 3). Grain of each table in its comment.
 -- A new state is created with these tables; an older one is migrated forward (sql/migrate_*.sql).
 
 -- one row: the schema version of this file
@@ -62,4 +62,34 @@ create table if not exists publishing (
     year_dir varchar not null,
     staging  varchar not null,
     names    varchar not null  -- the entries to move in, in order, separated by '/'
+);
+
+-- one row per (year, region) finance has signed off: the run whose lines were paid.
+-- A later run of an approved (year, region) never replaces its lines or files.
+create table if not exists approvals (
+    year         integer not null,
+    region       varchar not null,
+    run_id       varchar not null,
+    approved_by  varchar not null,
+    approved_at  timestamp not null,
+    primary key (year, region)
+);
+
+-- one row per (year, region, rerun, applicant, clause, matter) where a rerun of an approved
+-- year recomputed a different amount: approved (the approved lines plus adjustments approved
+-- before), recomputed, difference (to pay if positive, to recover if negative). approved_by
+-- and approved_at are null until finance approves them; only approved rows count as paid.
+create table if not exists adjustments (
+    year          integer not null,
+    region        varchar not null,
+    run_id        varchar not null,
+    applicant_id  varchar not null,
+    clause_id     varchar not null,
+    matter_id     varchar not null,
+    approved_fen   bigint not null,
+    recomputed_fen bigint not null,
+    difference_fen bigint not null,
+    approved_by   varchar,
+    approved_at   timestamp,
+    primary key (year, region, run_id, applicant_id, clause_id, matter_id)
 );
