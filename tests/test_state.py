@@ -115,7 +115,7 @@ def test_rerunning_an_earlier_year_warns_that_later_years_may_be_stale(ledgers: 
     (lambda p: p.write_text("applicant_id,amount\n"), "not a DuckDB file, so not a state file"),
     (lambda p: p.write_bytes(b""), "not a DuckDB file, so not a state file"),
     (lambda p: p.write_bytes(p.with_name("good.duckdb").read_bytes()[:50_000]), "state file is truncated or damaged"),
-    (lambda p: _with_version(p, 3), "state schema version 3 is newer than this disburse knows (2)"),
+    (lambda p: _with_version(p, 4), "state schema version 4 is newer than this disburse knows (3)"),
     (lambda p: _other_tables(p), "not a disburse state file"),
 ], ids=["csv", "empty", "truncated", "newer schema", "other database"])
 def test_a_state_file_that_cannot_be_used_is_named_in_one_line(ledgers: Path, tmp_path: Path, make, message) -> None:
@@ -171,12 +171,12 @@ def _v1_state(path: Path, ledgers: Path, tmp_path: Path, dated: bool = False) ->
 def test_an_older_schema_is_migrated_forward_and_its_history_counts(ledgers: Path, tmp_path: Path, dated) -> None:
     out = tmp_path / "out"
     lines = _v1_state(out / "state.duckdb", ledgers, tmp_path, dated)
-    with pytest.raises(StateError, match="older schema version 1; the next `disburse run` migrates it to 2"):
+    with pytest.raises(StateError, match="older schema version 1; the next `disburse run` migrates it to 3"):
         state.connect(out / "state.duckdb", read_only=True)
     manifest, _ = run_year(ledgers, out, 2022, region="lingang")  # no gap: the migrated state holds 2021
     assert manifest["regions"]["lingang"]["total_payable"] == "80000.00"
     con = duckdb.connect(str(out / "state.duckdb"), read_only=True)
-    assert con.execute("select version from schema_version").fetchall() == [(2,)]
+    assert con.execute("select version from schema_version").fetchall() == [(3,)]
     assert con.execute("select count(*) from lines where year = 2021 and dated_on is null").fetchall() == [(len(lines),)]
     assert con.execute("select status, digest is not null from runs where year = 2021").fetchall() == [("done", True)]
     con.close()
@@ -189,7 +189,7 @@ def test_a_migration_that_fails_leaves_the_file_as_it_was(ledgers: Path, tmp_pat
     shutil.copytree(state.SQL, sql)
     (sql / "migrate_1_to_2.sql").write_text((sql / "migrate_1_to_2.sql").read_text() + "\nselect * from no_such_table;\n")
     monkeypatch.setattr(state, "SQL", sql)
-    with pytest.raises(StateError, match="cannot migrate the state from schema version 1 to 2 .*the file is unchanged"):
+    with pytest.raises(StateError, match="cannot migrate the state from schema version 1 to 3 .*the file is unchanged"):
         run_year(ledgers, out, 2022, region="lingang")
     con = duckdb.connect(str(out / "state.duckdb"), read_only=True)
     tables = {t for (t,) in con.execute("select table_name from information_schema.tables").fetchall()}
