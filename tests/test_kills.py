@@ -40,7 +40,8 @@ from tests.scenario import Scenario
 
 LEDGERS = Path(__file__).parent / "scenarios" / "engine" / "two_regions.yaml"
 BEFORE_COMMIT = ["ingest", "validate", "compute", "publish", "staged"]
-AFTER_COMMIT = ["committed", "aside:lingang", "in:lingang", "in:rejected.csv", "in:manifest.json", "swapped", "done"]
+AFTER_COMMIT = ["committed", "aside:lingang", "in:lingang", "kept:lingang", "in:rejected.csv", "in:manifest.json",
+                "swapped", "done"]
 KILLED_RUN = ("import sys; from pathlib import Path; from disburse.job import run_year; "
               "run_year(Path(sys.argv[1]), Path(sys.argv[2]), 2021, region='lingang')")
 
@@ -64,7 +65,7 @@ def snapshot(out: Path) -> dict:
     files, embeds = {}, set()
     for p in sorted((out / "2021").rglob("*")):
         rel = str(p.relative_to(out / "2021"))
-        if p.is_file() and not rel.startswith(".staging-"):
+        if p.is_file() and not rel.startswith(".staging-") and "/runs/" not in rel:  # kept runs: see kept()
             raw = p.read_bytes()
             files[rel] = _cells(p) if p.suffix == ".xlsx" else RUN_ID.sub(b"RUN", raw)
             if p.suffix not in (".xlsx", ".parquet") and files[rel] != raw:
@@ -88,6 +89,13 @@ def snapshot(out: Path) -> dict:
     return {"files": files, "lines": lines, "runs": runs}
 
 
+def kept(out: Path) -> dict[str, dict[str, bytes]]:
+    """The replaced runs kept under 2021/lingang/runs/, by run id: their files."""
+    runs = out / "2021" / "lingang" / "runs"
+    return {d.name: {str(p.relative_to(d)): p.read_bytes() for p in sorted(d.rglob("*")) if p.is_file()}
+            for d in sorted(runs.iterdir())} if runs.is_dir() else {}
+
+
 @pytest.fixture(scope="module")
 def world(tmp_path_factory) -> dict:
     """Ledgers before and after a change, the previous run's outputs, and uninterrupted runs to compare with."""
@@ -99,6 +107,9 @@ def world(tmp_path_factory) -> dict:
     compute.write_csv(new / "compute.csv")
     previous = root / "previous"
     run_year(old, previous, 2021, region="lingang")
+    # what a rerun keeps of the previous run: its region directory, under runs/ with its run id
+    run_id = json.loads((previous / "2021" / "manifest.json").read_text())["run_id"]
+    shutil.copytree(previous / "2021" / "lingang", root / "before-files" / "2021" / "lingang" / "runs" / run_id)
     reference = root / "reference"
     shutil.copytree(previous, reference)
     before = snapshot(reference)
@@ -120,6 +131,8 @@ def test_a_kill_at_any_point_leaves_outputs_and_state_consistent(world: dict, tm
         job.recover(con, out)
     assert not list(out.glob("*/.staging-*"))
     assert snapshot(out) == (world["before"] if point in BEFORE_COMMIT else world["after"])
+    previous = kept(world["previous"].parent / "before-files")
+    assert kept(out) == ({} if point in BEFORE_COMMIT else previous)  # the replaced run's files, whole, under runs/
     assert verify_year(out / "2021", out / "state.duckdb")[0] == []
     run_year(world["new"], out, 2021, region="lingang")
     assert snapshot(out) == world["after"]
