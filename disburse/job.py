@@ -136,7 +136,6 @@ def publish(inputs: Inputs, checked: Validated, results: list[RegionResult], con
         outputs.write_csv(orphans, staged.staging / "rejected.csv")
         manifest = build_manifest(inputs, checked, [r for r in results if r.region not in approved], counts, staged,
                                   year=year, run_id=run_id, started=started, orphan_rows=orphans.height)
-        manifest["regions_in_this_run"] = regions
         if adjusted:
             manifest["adjustments"] = {
                 r: {"approved_run_id": approved[r], "file": f"{r}/adjustments.csv", "rows": df.height,

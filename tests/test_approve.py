@@ -101,6 +101,7 @@ def test_an_approved_year_is_never_overwritten_and_a_rerun_proposes_adjustments(
     assert adj["approved_run_id"][0] == first["run_id"] and adj["run_id"][0] == second["run_id"]
     assert second["adjustments"]["lingang"]["difference"] == "50000.00"
     assert second["regions"]["lingang"]["run_id"] == first["run_id"]  # the manifest still names the approved run
+    assert "lingang" not in second["regions_in_this_run"]  # its files were not replaced
     assert paid_before(out, 2022) == 28_000_000  # the adjustment is not approved yet: only the approved lines count
 
     result = approve(out, "--by", "王会计")
