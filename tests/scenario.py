@@ -83,7 +83,7 @@ def _text(v) -> str:
 class Scenario:
     def __init__(self, path: Path):
         self.path = path
-        self.doc = yaml.safe_load(path.read_text(encoding="utf-8"))
+        self.doc = yaml.load(path.read_text(encoding="utf-8"), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
         self.aliases = {a["id"]: credit_code(a["id"]) for a in self.doc.get("applicants", [])}
 
     def alias(self, value):

@@ -228,3 +228,25 @@ def test_malformed_rows_are_rejected_alone():
     assert v.rejected.select("ledger", "row", "column", "reason", "applicant_id").rows() == [
         ("rd", 3, None, "malformed_row: 4 fields where the header has 3", IDS[0])]
     assert v.accepted["rd"][ROW].to_list() == [2, 4]
+
+
+def test_one_pass_finds_exactly_what_the_pandera_schema_finds():
+    """The value rules are evaluated in one polars pass; pandera's schema of the same rules is the record."""
+    from transforms.validate import _value_faults, schema
+    import pandera.polars as pa
+
+    bad = [("amount", "12.345"), ("amount", "-5"), ("amount", None), ("billed_on", "2021-02-30"),
+           ("category", "gpu"), ("year", "１９"), ("applicant_id", IDS[3]), ("billed_on", None)]
+    rows = [good_row("compute", 0)] + [good_row("compute", i) | {col: v} for i, (col, v) in enumerate(bad, 1)]
+    rows[3] |= {"category": "gpu", "amount": "-1"}  # several faults on one row
+    df = frame("compute", rows)
+    known = {"region": REGIONS, "clause_id": CLAUSES, "applicant_id": pl.Series([IDS[0]])}
+    with pytest.raises(pa.errors.SchemaErrors) as err:
+        schema(LEDGERS["compute"], known).validate(df, lazy=True)
+    fc = err.value.failure_cases
+    want = sorted((df[ROW][i], c, v, "missing_value" if chk == "not_nullable" else chk)
+                  for i, c, v, chk in fc.select("index", "column", "failure_case", "check").iter_rows())
+    mine = _value_faults(df, LEDGERS["compute"], known)
+    got = sorted((r, c, v, reason if not reason.startswith("missing_value") else "missing_value")
+                 for r, c, v, reason in mine.iter_rows())
+    assert got == want and len(got) > len(bad)

@@ -101,7 +101,8 @@ def compute_region(
     )
     ctx = Context(accepted, applicants, year, span, tables["levels"], tables["steps"])
     rules = cat.rules_of(region)
-    parts = [extract(rule, ctx) for rule in rules if not params.suspended(rule.clause_id)]
+    # every ledger row reaches a clause through an applicant of the region: none, no candidates
+    parts = [extract(rule, ctx) for rule in rules if not params.suspended(rule.clause_id)] if applicants.height else []
     candidates = pl.concat(parts) if parts else pl.DataFrame(schema=CANDIDATE_SCHEMA)
     if window is None and not candidates.is_empty():
         raise ParamError(f"policy {region}: administrator parameter effective_from is missing "

@@ -153,25 +153,56 @@ def _check(reason: str, passes: Callable[[pl.Expr], pl.Expr]) -> pa.Check:
     return pa.Check(check, name=reason.split(":")[0], error=reason)
 
 
-def _value_faults(df: pl.DataFrame, ledger: Ledger, known: dict) -> pl.DataFrame:
-    schema = pa.DataFrameSchema({
-        c.name: pa.Column(pl.String, nullable=c.nullable, checks=[_check(*r) for r in _rules(ledger, c, known)])
+def value_rules(ledger: Ledger, known: dict) -> list[tuple[str, str, Callable[[pl.Expr], pl.Expr] | None]]:
+    """(column, reason, passes) for every value rule of LEDGER, in the order they are tried:
+    column by column, its required check (passes None) first. One list, two readers:
+    ``schema`` (pandera, the schema of record) and ``_value_faults`` (one polars pass)."""
+    out = []
+    for c in ledger.columns:
+        if not c.nullable:
+            out.append((c.name, f"missing_value: {c.name} is required", None))
+        out += [(c.name, reason, passes) for reason, passes in _rules(ledger, c, known)]
+    return out
+
+
+def schema(ledger: Ledger, known: dict) -> pa.DataFrameSchema:
+    """LEDGER's text as read, as a pandera schema: columns, nullability and every value check with its reason.
+
+    The schema of record: ``_value_faults`` evaluates the same rules (``value_rules``) in one polars pass,
+    and a test holds the two to the same faults."""
+    rules = value_rules(ledger, known)
+    return pa.DataFrameSchema({
+        c.name: pa.Column(pl.String, nullable=c.nullable,
+                          checks=[_check(r, passes) for col, r, passes in rules if col == c.name and passes])
         for c in ledger.columns
     })
-    try:
-        schema.validate(df, lazy=True)
-    except pa.errors.SchemaErrors as err:
-        fc = err.failure_cases  # `check` holds the error text, i.e. the reason
-        return fc.select(
-            df[ROW].gather(fc["index"]).alias("row"),
-            "column",
-            pl.col("failure_case").alias("value"),
-            pl.when(pl.col("check") == "not_nullable")
-            .then(pl.format("missing_value: {} is required", "column"))
-            .otherwise("check")
-            .alias("reason"),
-        )
-    return pl.DataFrame(schema={c: REJECTED_SCHEMA[c] for c in FAULT_COLUMNS})
+
+
+def _value_faults(df: pl.DataFrame, ledger: Ledger, known: dict) -> pl.DataFrame:
+    """One row per (row, rule) that fails, as pandera reports them for ``schema``, in one pass over DF.
+
+    Every rule is a boolean column of one lazy select; only the rows failing one are kept and unpivoted,
+    so the cost is one scan of the text whatever the number of rules."""
+    rules = value_rules(ledger, known)
+    failed = [
+        (pl.col(col).is_null() if passes is None else pl.col(col).is_not_null() & ~passes(pl.col(col))).alias(f"_f{i}")
+        for i, (col, _, passes) in enumerate(rules)
+    ]
+    flags = [f"_f{i}" for i in range(len(rules))]
+    bad = df.lazy().select(ROW, *failed).filter(pl.any_horizontal(flags)).collect()
+    if bad.is_empty():
+        return pl.DataFrame(schema={c: REJECTED_SCHEMA[c] for c in FAULT_COLUMNS})
+    catalogue = pl.DataFrame({"_rule": flags, "column": [r[0] for r in rules], "reason": [r[1] for r in rules],
+                              "_order": list(range(len(rules)))})
+    long = bad.unpivot(index=ROW, on=flags, variable_name="_rule", value_name="_failed").filter("_failed")
+    values = df.join(bad.select(ROW), on=ROW, how="semi")
+    return (
+        long.join(catalogue, on="_rule")
+        .join(values.unpivot(index=ROW, on=list(dict.fromkeys(r[0] for r in rules)),
+                             variable_name="column", value_name="value"), on=[ROW, "column"], how="left")
+        .sort("_order", ROW)  # pandera's order: rule by rule, rows in file order
+        .select(pl.col(ROW).alias("row"), "column", "value", "reason")
+    )
 
 
 # --- faults across rows ---------------------------------------------------------
