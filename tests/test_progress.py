@@ -136,7 +136,9 @@ def _run_on_a_terminal(args: list[str], env: dict[str, str], timeout: float) -> 
     return p.returncode, stdout, shown.decode(errors="replace")
 
 
-def test_a_run_on_a_terminal_shows_stage_and_region_and_a_script_sees_nothing(tmp_path: Path) -> None:
+def test_a_run_on_a_terminal_shows_stage_and_region(tmp_path: Path) -> None:
+    """A script sees nothing of it: the same command piped leaves stderr empty
+    (tests/test_startup.py::test_the_demo_run_succeeds_while_both_cores_are_busy)."""
     env = {**os.environ, "TERM": "xterm", "COLUMNS": "100"}
     args = [str(BIN / "disburse"), "run", "--year", "2021", "--ledgers", str(DEMO), "--params", str(DEMO / "params.yaml"),
             "--region", "lingang"]
@@ -144,6 +146,3 @@ def test_a_run_on_a_terminal_shows_stage_and_region_and_a_script_sees_nothing(tm
     assert code == 0, shown
     assert "disburse: compute · lingang" in shown and "disburse: write" in shown
     assert "lingang" in stdout  # the summary still goes to stdout
-    piped = subprocess.run(args + ["--out", str(tmp_path / "piped")], env=env, capture_output=True, text=True,
-                           timeout=900)
-    assert piped.returncode == 0 and piped.stderr == ""
