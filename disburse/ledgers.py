@@ -2,8 +2,11 @@
 
 Grain of every ledger is its ``key``. Reading keeps every value as text
 (``pl.String``) and adds ``_row``: the row number in the file, the header
-being row 1 (for Parquet, the first data row is row 2 likewise). Typing and
-checking happen in ``transforms.validate``; nothing here interprets a value.
+being row 1 (for Parquet, the first data row is row 2 likewise). A Parquet
+column already of the contract's type (``native``: Decimal money, Int64
+years, Date, Boolean) stays typed, so it is never printed to text and parsed
+back. Typing and checking happen in ``transforms.validate``; nothing here
+interprets a value.
 
 A CSV is UTF-8 (BOM or not) or else GB18030; a well-formed UTF-8 file is read
 by polars in one call. A record that cannot be split into the header's fields
@@ -408,22 +411,38 @@ def _read_csv(path: Path, ledger: Ledger) -> tuple[pl.DataFrame, str]:
         return _split_records(path, text, ledger), encoding
 
 
-def _parquet_text(df: pl.DataFrame) -> pl.DataFrame:
-    """Every column as text; a Decimal's padding zeros dropped (Decimal(38, 6) 100.500000 is 100.5),
+def native(col: Col, dtype: pl.DataType) -> bool:
+    """Whether a Parquet column of DTYPE is kept typed for the ledger column COL (checked by
+    ``transforms.validate`` on its type: scale, range, sign) rather than read as text."""
+    if col.type in (MONEY, RATE):
+        return isinstance(dtype, pl.Decimal)
+    if col.type == INT:
+        return dtype.is_integer()
+    if col.type == NUMBER:
+        return dtype.is_integer() or dtype.is_float() or isinstance(dtype, pl.Decimal)
+    return dtype == {DATE: pl.Date, BOOL: pl.Boolean}.get(col.type, pl.String)
+
+
+def _parquet_frame(df: pl.DataFrame, ledger: Ledger) -> pl.DataFrame:
+    """A Parquet ledger as read: each ledger column of a type the contract knows (``native``) as it is,
+    every other column as text; a Decimal's padding zeros dropped (Decimal(38, 6) 100.500000 is 100.5),
     so money with a wide scale but at most 2 decimals reads as money."""
-    decimals = [c for c, t in df.schema.items() if isinstance(t, pl.Decimal) and (t.scale or 0) > 0]
-    df = df.with_columns(pl.all().cast(pl.String))
+    cols = {c.name: c for c in ledger.columns}
+    text = [n for n, t in df.schema.items() if not (n in cols and native(cols[n], t)) and t != pl.String]
+    decimals = [n for n in text if isinstance(df.schema[n], pl.Decimal) and (df.schema[n].scale or 0) > 0]
+    df = df.with_columns(pl.col(text).cast(pl.String)) if text else df
     return df.with_columns(
         pl.col(decimals).str.replace(r"0+$", "").str.strip_suffix(".")
     ) if decimals else df
 
 
 def read_raw(path: Path, ledger: Ledger) -> RawLedger:
-    """Every column as text, plus ``_row``. Raises InputError on file faults."""
+    """Every column as text (or typed, from Parquet: ``native``), plus ``_row``. Raises InputError on file faults."""
     try:
         if path.suffix == ".parquet":
-            df, encoding = _parquet_text(pl.read_parquet(path)), "utf-8"
+            df, encoding = pl.read_parquet(path), "utf-8"
             df.columns = _dedupe(_header(path, df.columns, ledger))
+            df = _parquet_frame(df, ledger)
         else:
             df, encoding = _read_csv(path, ledger)
     except InputError:
@@ -437,9 +456,8 @@ def read_raw(path: Path, ledger: Ledger) -> RawLedger:
         if c.name not in df.columns:
             df = df.with_columns(pl.lit(None, pl.String).alias(c.name))
     extra = [MALFORMED] if MALFORMED in df.columns else []
-    df = df.select(*ledger.column_names, *extra).with_columns(
-        pl.col(ledger.column_names).str.strip_chars().replace("", None)
-    )
+    text = [c for c in ledger.column_names if df.schema[c] == pl.String]
+    df = df.select(*ledger.column_names, *extra).with_columns(pl.col(text).str.strip_chars().replace("", None))
     frame = df.with_row_index(ROW, offset=2).with_columns(pl.col(ROW).cast(pl.Int64)).select(
         [ROW, *ledger.column_names, *extra]
     )

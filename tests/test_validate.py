@@ -1,4 +1,5 @@
 import datetime as dt
+from pathlib import Path
 
 import polars as pl
 import pytest
@@ -250,3 +251,44 @@ def test_one_pass_finds_exactly_what_the_pandera_schema_finds():
     got = sorted((r, c, v, reason if not reason.startswith("missing_value") else "missing_value")
                  for r, c, v, reason in mine.iter_rows())
     assert got == want and len(got) > len(bad)
+
+
+def test_typed_parquet_is_checked_as_its_text_would_be(tmp_path: Path) -> None:
+    """A database export's typed Parquet (Decimal money and rates, Int64 years, Date, Boolean) is checked
+    on its types, never printed and parsed back: same rows accepted, same faults, same values shown."""
+    from disburse.ledgers import read_ledgers
+    from decimal import Decimal as D
+
+    rows = {n: [good_row(n, i) for i in range(3)] for n in LEDGERS}
+    rows["applicants"] = [good_row("applicants", 0)]
+    for n in LEDGERS:
+        if n != "applicants":
+            for r in rows[n]:
+                r["applicant_id"] = IDS[0]
+    rows["compute"][1]["amount"] = "12.345"        # three decimals
+    rows["compute"][2]["amount"] = "-5"            # negative
+    rows["rd"][1]["year"] = "1989"                 # before every year a ledger may hold
+    rows["recognitions"][1]["approved_rate"] = "1.5"
+    rows["recognitions"][2]["quantity"] = "-1"
+    rows["rent"][1]["area_m2"] = "-3.5"  # a float shows as polars prints it (-3 would be -3.0)
+    text_dir, typed_dir = tmp_path / "text", tmp_path / "typed"
+    text_dir.mkdir(), typed_dir.mkdir()
+    types = {MONEY: pl.Decimal(18, 3), RATE: pl.Decimal(18, 6), INT: pl.Int64, NUMBER: pl.Float64}
+    for n, ledger in LEDGERS.items():
+        df = pl.DataFrame(rows[n], schema={c: pl.String for c in ledger.column_names})
+        df.write_csv(text_dir / f"{n}.csv")
+        typed = df.with_columns(
+            pl.col(c.name).str.to_date("%Y-%m-%d") if c.type == DATE else
+            (pl.col(c.name) == "true") if c.type == BOOL else
+            pl.col(c.name).cast(types[c.type]) if c.type in types else pl.col(c.name)
+            for c in ledger.columns)
+        typed.write_parquet(typed_dir / f"{n}.parquet")
+    raw_text, raw_typed = read_ledgers(text_dir)[0], read_ledgers(typed_dir)[0]
+    assert raw_typed["compute"].schema["amount"] == pl.Decimal(18, 3)  # kept typed
+    a = validate(raw_text, REGIONS, CLAUSES)
+    b = validate(raw_typed, REGIONS, CLAUSES)
+    for n in LEDGERS:
+        assert a.accepted[n].equals(b.accepted[n]), n
+    assert sorted(a.rejected.rows()) == sorted(b.rejected.rows())
+    assert {r for r in b.rejected["reason"]} >= {"negative_amount: money cannot be negative"}
+    assert b.rejected.filter(pl.col("reason").str.starts_with("bad_money"))["value"].to_list() == ["12.345"]

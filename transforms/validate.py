@@ -35,13 +35,16 @@ FAULT_COLUMNS = ["row", "column", "value", "reason"]
 NUMBER_RE = r"^[0-9]{1,15}(\.[0-9]+)?$"
 INT_RE = r"^[0-9]{1,18}$"
 DATE_RE = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$"
+MAX_INT = 10**18 - 1  # INT_RE's 18 digits
 FIRST_YEAR, LAST_YEAR = 1990, 2100
+BAD_MONEY = "bad_money: not an amount in yuan with at most 2 decimals"
+BAD_RATE = "bad_rate: expected a share from 0 to 1"
 MAX_QUANTITY = 1_000_000_000  # a count (trainees, firms, PFLOPS): unit × quantity stays far inside Int64
 assert next(iter(LEDGERS)) == "applicants"  # validate() relies on it
 
 Rule = tuple[str, Callable[[pl.Expr], pl.Expr]]  # (reason, value -> passes); nulls are not its business
 
-PARSE: dict[str, Callable[[pl.Expr], pl.Expr]] = {
+PARSE: dict[str, Callable[[pl.Expr], pl.Expr]] = {  # text (checked by the rules below) to the contract's type
     STR: lambda v: v,
     MONEY: parse_money,
     RATE: parse_rate,
@@ -50,6 +53,29 @@ PARSE: dict[str, Callable[[pl.Expr], pl.Expr]] = {
     INT: lambda v: v.cast(pl.Int64),
     NUMBER: lambda v: v.cast(pl.Float64),
 }
+PARSE_TYPED: dict[str, Callable[[pl.Expr], pl.Expr]] = {  # a typed Parquet column (ledgers.native) likewise
+    MONEY: lambda v: (v.cast(pl.Decimal(38, 2)) * 100).cast(pl.Int64),
+    RATE: lambda v: (v.cast(pl.Decimal(38, 6)) * 1_000_000).cast(pl.Int64),
+    DATE: lambda v: v,
+    BOOL: lambda v: v,
+    INT: lambda v: v.cast(pl.Int64),
+    NUMBER: lambda v: v.cast(pl.Float64),
+}
+
+
+def parser(col: Col, dtype: pl.DataType) -> Callable[[pl.Expr], pl.Expr]:
+    """COL's values as read (text, or typed Parquet) to the contract's type; only for values its rules passed."""
+    return PARSE[col.type] if dtype == pl.String else PARSE_TYPED[col.type]
+
+
+def as_text(v: pl.Expr, dtype: pl.DataType) -> pl.Expr:
+    """A value as the rejected file shows it: text as read; a Decimal without its padding zeros."""
+    if dtype == pl.String:
+        return v
+    text = v.cast(pl.String)
+    if isinstance(dtype, pl.Decimal) and (dtype.scale or 0) > 0:
+        text = text.str.replace(r"0+$", "").str.strip_suffix(".")
+    return text
 
 
 @dataclass
@@ -69,21 +95,33 @@ def validate(raw: dict[str, pl.DataFrame], regions: Collection[str], clause_ids:
     rejected: list[pl.DataFrame] = []
     for name, ledger in LEDGERS.items():  # applicants come first: the others refer to them
         read = raw.get(name, empty_raw(ledger))
-        df = read.select(ROW, pl.col(ledger.column_names).cast(pl.String))
+        df = read.select(ROW, *ledger.column_names)  # text, or typed where the Parquet file was (ledgers.native)
         split, malformed = _malformed(read)
         value_faults = _value_faults(df.filter(split), ledger, known)
-        valued = df.filter(split & ~pl.col(ROW).is_in(value_faults["row"].implode()))
+        # every later check reads values as the contract types them, on rows whose every value passed
+        typed = df.filter(split & ~pl.col(ROW).is_in(value_faults["row"].implode())).with_columns(
+            parser(c, df.schema[c.name])(pl.col(c.name)).alias(c.name) for c in ledger.columns)
         faults = pl.concat([
             malformed, value_faults, *_row_faults(df.filter(split), ledger),
-            *_range_faults(df.filter(split), ledger, rate_ranges or {}),
-            *_cross_faults(valued, ledger, raw, matter_ledgers or {}),
+            _as_read(df, [*_range_faults(typed, ledger, rate_ranges or {}),
+                          *_cross_faults(typed, ledger, raw, matter_ledgers or {})]),
         ])
-        good = df.filter(~pl.col(ROW).is_in(faults["row"].implode()))
-        accepted[name] = good.with_columns(PARSE[c.type](pl.col(c.name)) for c in ledger.columns)
+        accepted[name] = typed.filter(~pl.col(ROW).is_in(faults["row"].implode()))
         rejected.append(_rejected_lines(name, df, faults))
         if name == "applicants":
             known[APPLICANT] = accepted[name][APPLICANT]
     return Validated(accepted, pl.concat(rejected))
+
+
+def _as_read(df: pl.DataFrame, faults: list[pl.DataFrame]) -> pl.DataFrame:
+    """FAULTS (row, column, reason) found on typed values, with each value as the file holds it (DF)."""
+    found = pl.concat(faults) if faults else pl.DataFrame(schema={c: REJECTED_SCHEMA[c] for c in ("row", "column", "reason")})
+    columns = found["column"].unique().to_list()
+    values = df.join(found.select(pl.col("row").alias(ROW)), on=ROW, how="semi").select(
+        pl.col(ROW).alias("row"), *(as_text(pl.col(c), df.schema[c]) for c in columns))
+    long = values.unpivot(index="row", on=columns, variable_name="column", value_name="value") if columns else \
+        pl.DataFrame(schema={"row": pl.Int64, "column": pl.String, "value": pl.String})
+    return found.join(long, on=["row", "column"], how="left", maintain_order="left").select(FAULT_COLUMNS)
 
 
 def _malformed(read: pl.DataFrame) -> tuple[pl.Expr, pl.DataFrame]:
@@ -98,31 +136,19 @@ def _malformed(read: pl.DataFrame) -> tuple[pl.Expr, pl.DataFrame]:
 
 # --- value faults: one pandera schema per ledger ------------------------------
 
-def _rules(ledger: Ledger, col: Col, known: dict) -> list[Rule]:
-    rules: list[Rule] = []
-    if col.type == MONEY:
-        rules += _unsigned(MONEY_RE, "bad_money: not an amount in yuan with at most 2 decimals",
-                           "negative_amount: money cannot be negative")
-    elif col.type == NUMBER:
-        rules += _unsigned(NUMBER_RE, "bad_number: not a number", f"negative_number: {col.name} cannot be negative")
-    elif col.type == INT:
-        rules += _unsigned(INT_RE, "bad_int: not a whole number", f"negative_number: {col.name} cannot be negative")
-    elif col.type == RATE:
-        rules.append(("bad_rate: expected a share from 0 to 1", lambda v: v.str.contains(RATE_RE)))
-    elif col.type == DATE:
-        rules.append(("bad_date: not a real date YYYY-MM-DD",
-                      lambda v: v.str.contains(DATE_RE) & v.str.to_date("%Y-%m-%d", strict=False).is_not_null()))
-    elif col.type == BOOL:
-        rules.append(("bad_bool: expected true or false", lambda v: v.is_in(["true", "false"])))
+def _rules(ledger: Ledger, col: Col, known: dict, dtype: pl.DataType = pl.String) -> list[Rule]:
+    rules = _text_rules(col) if dtype == pl.String else _typed_rules(col)
     if col.enum:
         rules.append((f"not_allowed: expected one of {', '.join(col.enum)}", lambda v: v.is_in(col.enum)))
 
+    number = (lambda v: v) if dtype != pl.String else (lambda v: v.cast(pl.Int64, strict=False))
+    whole = (lambda v: pl.lit(True)) if dtype != pl.String else (lambda v: v.str.contains(INT_RE))
     if col.name == "quantity":
         rules.append((f"out_of_range: {col.name} above {MAX_QUANTITY:,}",
-                      lambda v: ~v.str.contains(INT_RE) | (v.cast(pl.Int64, strict=False) <= MAX_QUANTITY)))
+                      lambda v: ~whole(v) | (number(v) <= MAX_QUANTITY)))
     if col.name == "year":
         rules.append((f"bad_year: expected a year from {FIRST_YEAR} to {LAST_YEAR}",
-                      lambda v: ~v.str.contains(INT_RE) | v.cast(pl.Int64, strict=False).is_between(FIRST_YEAR, LAST_YEAR)))
+                      lambda v: ~whole(v) | number(v).is_between(FIRST_YEAR, LAST_YEAR)))
     elif ledger.name == "applicants" and col.name == APPLICANT:
         rules.append(("bad_credit_code: not an 18-character code with a valid GB 32100-2015 check character",
                       uscc.valid_expr))
@@ -134,6 +160,40 @@ def _rules(ledger: Ledger, col: Col, known: dict) -> list[Rule]:
     elif col.name == "clause_id":
         rules.append(("unknown_clause: no such clause in the rules", lambda v: v.is_in(known["clause_id"])))
     return rules
+
+
+def _text_rules(col: Col) -> list[Rule]:
+    if col.type == MONEY:
+        return _unsigned(MONEY_RE, BAD_MONEY, "negative_amount: money cannot be negative")
+    if col.type == NUMBER:
+        return _unsigned(NUMBER_RE, "bad_number: not a number", f"negative_number: {col.name} cannot be negative")
+    if col.type == INT:
+        return _unsigned(INT_RE, "bad_int: not a whole number", f"negative_number: {col.name} cannot be negative")
+    if col.type == RATE:
+        return [(BAD_RATE, lambda v: v.str.contains(RATE_RE))]
+    if col.type == DATE:
+        return [("bad_date: not a real date YYYY-MM-DD",
+                 lambda v: v.str.contains(DATE_RE) & v.str.to_date("%Y-%m-%d", strict=False).is_not_null())]
+    if col.type == BOOL:
+        return [("bad_bool: expected true or false", lambda v: v.is_in(["true", "false"]))]
+    return []
+
+
+def _typed_rules(col: Col) -> list[Rule]:
+    """The same limits on a typed Parquet column (``ledgers.native``): its type already rules out the
+    malformed text; what is left is scale, range and sign, in the text rules' words."""
+    if col.type == MONEY:  # Decimal: at most 2 decimals, at most 13 digits before the point (as MONEY_RE)
+        return [(BAD_MONEY, lambda v: (v.round(2) == v) & (v.abs() < 10**13)),
+                ("negative_amount: money cannot be negative", lambda v: v >= 0)]
+    if col.type == NUMBER:
+        return [("bad_number: not a number", lambda v: v.cast(pl.Float64).is_finite() & (v.abs() < 10**15)),
+                (f"negative_number: {col.name} cannot be negative", lambda v: v >= 0)]
+    if col.type == INT:
+        return [("bad_int: not a whole number", lambda v: v <= MAX_INT),
+                (f"negative_number: {col.name} cannot be negative", lambda v: v >= 0)]
+    if col.type == RATE:  # Decimal: 0 to 1 with at most 6 decimals (as RATE_RE)
+        return [(BAD_RATE, lambda v: (v >= 0) & (v <= 1) & (v.round(6) == v))]
+    return []  # a Date or a Boolean is one by its type
 
 
 def _unsigned(pattern: str, bad: str, negative: str) -> list[Rule]:
@@ -153,7 +213,8 @@ def _check(reason: str, passes: Callable[[pl.Expr], pl.Expr]) -> pa.Check:
     return pa.Check(check, name=reason.split(":")[0], error=reason)
 
 
-def value_rules(ledger: Ledger, known: dict) -> list[tuple[str, str, Callable[[pl.Expr], pl.Expr] | None]]:
+def value_rules(ledger: Ledger, known: dict, dtypes: Mapping[str, pl.DataType] | None = None,
+                ) -> list[tuple[str, str, Callable[[pl.Expr], pl.Expr] | None]]:
     """(column, reason, passes) for every value rule of LEDGER, in the order they are tried:
     column by column, its required check (passes None) first. One list, two readers:
     ``schema`` (pandera, the schema of record) and ``_value_faults`` (one polars pass)."""
@@ -161,18 +222,19 @@ def value_rules(ledger: Ledger, known: dict) -> list[tuple[str, str, Callable[[p
     for c in ledger.columns:
         if not c.nullable:
             out.append((c.name, f"missing_value: {c.name} is required", None))
-        out += [(c.name, reason, passes) for reason, passes in _rules(ledger, c, known)]
+        out += [(c.name, reason, passes) for reason, passes in _rules(ledger, c, known, (dtypes or {}).get(c.name, pl.String))]
     return out
 
 
-def schema(ledger: Ledger, known: dict) -> pa.DataFrameSchema:
-    """LEDGER's text as read, as a pandera schema: columns, nullability and every value check with its reason.
+def schema(ledger: Ledger, known: dict, dtypes: Mapping[str, pl.DataType] | None = None) -> pa.DataFrameSchema:
+    """LEDGER as read (text; DTYPES where a Parquet column is typed), as a pandera schema: columns, types,
+    nullability and every value check with its reason.
 
     The schema of record: ``_value_faults`` evaluates the same rules (``value_rules``) in one polars pass,
     and a test holds the two to the same faults."""
-    rules = value_rules(ledger, known)
+    rules = value_rules(ledger, known, dtypes)
     return pa.DataFrameSchema({
-        c.name: pa.Column(pl.String, nullable=c.nullable,
+        c.name: pa.Column((dtypes or {}).get(c.name, pl.String), nullable=c.nullable,
                           checks=[_check(r, passes) for col, r, passes in rules if col == c.name and passes])
         for c in ledger.columns
     })
@@ -183,7 +245,7 @@ def _value_faults(df: pl.DataFrame, ledger: Ledger, known: dict) -> pl.DataFrame
 
     Every rule is a boolean column of one lazy select; only the rows failing one are kept and unpivoted,
     so the cost is one scan of the text whatever the number of rules."""
-    rules = value_rules(ledger, known)
+    rules = value_rules(ledger, known, df.schema)
     failed = [
         (pl.col(col).is_null() if passes is None else pl.col(col).is_not_null() & ~passes(pl.col(col))).alias(f"_f{i}")
         for i, (col, _, passes) in enumerate(rules)
@@ -195,7 +257,8 @@ def _value_faults(df: pl.DataFrame, ledger: Ledger, known: dict) -> pl.DataFrame
     catalogue = pl.DataFrame({"_rule": flags, "column": [r[0] for r in rules], "reason": [r[1] for r in rules],
                               "_order": list(range(len(rules)))})
     long = bad.unpivot(index=ROW, on=flags, variable_name="_rule", value_name="_failed").filter("_failed")
-    values = df.join(bad.select(ROW), on=ROW, how="semi")
+    values = df.join(bad.select(ROW), on=ROW, how="semi").select(
+        ROW, *(as_text(pl.col(c), df.schema[c]) for c in ledger.column_names))
     return (
         long.join(catalogue, on="_rule")
         .join(values.unpivot(index=ROW, on=list(dict.fromkeys(r[0] for r in rules)),
@@ -242,15 +305,13 @@ def _range_faults(df: pl.DataFrame, ledger: Ledger, rate_ranges: Mapping[str, tu
          for cid, (lo, hi) in rate_ranges.items()],
         schema={"clause_id": pl.String, "_low": pl.Int64, "_high": pl.Int64, "_text": pl.String},
     )
-    rate = parse_rate(pl.col("approved_rate"))
     return [
-        df.filter(pl.col("approved_rate").str.contains(RATE_RE).fill_null(False))
+        df.filter(pl.col("approved_rate").is_not_null())
         .join(ranges, on="clause_id")
-        .filter(~rate.is_between(pl.col("_low"), pl.col("_high")))
+        .filter(~pl.col("approved_rate").is_between(pl.col("_low"), pl.col("_high")))
         .select(
             pl.col(ROW).alias("row"),
             pl.lit("approved_rate").alias("column"),
-            pl.col("approved_rate").alias("value"),
             pl.format("rate_outside_range: {} approves a rate from {} only", "clause_id", "_text").alias("reason"),
         )
     ]
@@ -258,14 +319,12 @@ def _range_faults(df: pl.DataFrame, ledger: Ledger, rate_ranges: Mapping[str, tu
 
 def _cross_faults(df: pl.DataFrame, ledger: Ledger, raw: dict[str, pl.DataFrame],
                   matter_ledgers: Mapping[str, str]) -> list[pl.DataFrame]:
-    """Faults between columns and ledgers, on rows whose every value is well formed (DF)."""
+    """Faults between columns and ledgers, on rows whose every value passed its rules (DF, typed)."""
     out = []
     date_col = ledger.date_column
     if date_col and not ledger.col(date_col).nullable and "year" in ledger.column_names:
-        out.append(df.filter(
-            pl.col("year").cast(pl.Int64) != pl.col(date_col).str.to_date("%Y-%m-%d").dt.year()
-        ).select(
-            pl.col(ROW).alias("row"), pl.lit("year").alias("column"), pl.col("year").alias("value"),
+        out.append(df.filter(pl.col("year") != pl.col(date_col).dt.year()).select(
+            pl.col(ROW).alias("row"), pl.lit("year").alias("column"),
             pl.format("year_mismatch: year {} is not the year of {} {}", "year", pl.lit(date_col), date_col).alias("reason"),
         ))
     if ledger.name == "recognitions" and matter_ledgers:
@@ -273,7 +332,8 @@ def _cross_faults(df: pl.DataFrame, ledger: Ledger, raw: dict[str, pl.DataFrame]
     money = [c.name for c in ledger.columns if c.type == MONEY]
     if money and APPLICANT in ledger.column_names:
         out += [_sum_out_of_range(df, c) for c in money]
-    return [f.select(FAULT_COLUMNS).cast({c: REJECTED_SCHEMA[c] for c in FAULT_COLUMNS}) for f in out]
+    return [f.select("row", "column", "reason").cast({c: REJECTED_SCHEMA[c] for c in ("row", "column", "reason")})
+            for f in out]
 
 
 def _unknown_matters(rec: pl.DataFrame, raw: dict[str, pl.DataFrame], matter_ledgers: Mapping[str, str]) -> pl.DataFrame:
@@ -286,7 +346,7 @@ def _unknown_matters(rec: pl.DataFrame, raw: dict[str, pl.DataFrame], matter_led
     ]).drop_nulls().unique()
     return (
         rec.join(clauses, on="clause_id").join(ids, on=["_ledger", "matter_id"], how="anti")
-        .select(pl.col(ROW).alias("row"), pl.lit("matter_id").alias("column"), pl.col("matter_id").alias("value"),
+        .select(pl.col(ROW).alias("row"), pl.lit("matter_id").alias("column"),
                 pl.format("unknown_matter: clause {} pays on a {} row and no {} row has this id",
                           "clause_id", "_ledger", "_ledger").alias("reason"))
     )
@@ -299,9 +359,9 @@ def _sum_out_of_range(df: pl.DataFrame, col: str) -> pl.DataFrame:
     bound every sum and every product with a rate fits Int64 fen and
     Decimal(18, 2) yuan; beyond it the set is refused, never wrapped.
     """
-    total = parse_money(pl.col(col)).cast(pl.Int128).sum().over(APPLICANT)
+    total = pl.col(col).cast(pl.Int128).sum().over(APPLICANT)  # fen
     return df.filter(pl.col(col).is_not_null() & (total > MAX_SUM_FEN)).select(
-        pl.col(ROW).alias("row"), pl.lit(col).alias("column"), pl.col(col).alias("value"),
+        pl.col(ROW).alias("row"), pl.lit(col).alias("column"),
         pl.lit(f"sum_out_of_range: this applicant's {col} rows sum beyond {fmt_fen(MAX_SUM_FEN)} yuan").alias("reason"),
     )
 
