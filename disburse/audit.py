@@ -270,11 +270,16 @@ def assign_pages(blocks: pl.DataFrame, page_lines: int = PAGE_LINES, page_applic
         pl.col("_raw").rank("dense").cast(pl.Int64).alias("page")).drop("_raw")
 
 
-def _quotes(clause_ids: list[str], texts: pl.DataFrame) -> Markup:
-    rows = texts.filter(pl.col("clause_id").is_in(clause_ids)).sort("clause_id").select(pl.format(
+def quoted_articles(texts: pl.DataFrame) -> dict[str, str]:
+    """Each clause's article quoted, as the HTML a detail page lists under its lines (rendered once per run)."""
+    rows = texts.select("clause_id", pl.format(
         '<dt id="c-{}">{} {}（{}）</dt><dd>{}</dd>', _html("clause_id"), _html("clause_id"), _html("clause_title"),
-        _html("article"), _html("text"))).to_series()
-    return Markup("\n".join(rows.to_list()))
+        _html("article"), _html("text")).alias("html"))
+    return dict(rows.iter_rows())
+
+
+def _quotes(clause_ids: list[str], quoted: dict[str, str]) -> Markup:
+    return Markup("\n".join(quoted[c] for c in sorted(set(clause_ids)) if c in quoted))
 
 
 def page_name(k: int) -> str:
@@ -299,12 +304,13 @@ def write_detail_pages(blocks: pl.DataFrame, texts: pl.DataFrame, directory: Pat
     )
     counts: dict[str, int] = {}
     page_t = _env.get_template("audit_page.html.j2")
+    quoted = quoted_articles(texts)
     for page, html, clauses, n_appl, n_lines, first, last in grouped.iter_rows():
         name = page_name(page)
         (sub / name).write_text(page_t.render(
             title=title, heading=f"逐户明细 第 {page}/{n_pages} 页（{first} – {last}）", kind="detail",
             prev=page_name(page - 1) if page > 1 else None, next=page_name(page + 1) if page < n_pages else None,
-            body=Markup(html), quotes=_quotes(clauses, texts)), encoding="utf-8")
+            body=Markup(html), quotes=_quotes(clauses, quoted)), encoding="utf-8")
         counts[f"audit/{name}"] = n_lines
     index = pages.filter(pl.col("part") == 0).with_columns((pl.int_range(pl.len()) // INDEX_ROWS + 1).alias("index_page"))
     index = index.with_columns(pl.format(

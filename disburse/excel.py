@@ -133,12 +133,12 @@ def write_payments_xlsx(path: Path, *, year: int, region: str, run_id: str, rule
     # sheet number (1-based, in order of creation) -> (its data rows, its number of columns)
     spliced: dict[int, tuple[str, int]] = {}
     _header(wb, "付款", pay_cols, head)
-    spliced[2] = (_rows_xml(payments, pay_cols, money_style), len(pay_cols))
+    spliced[2] = (_rows_xml(payments, pay_cols, money_style), len(pay_cols), payments.height)
     for k, chunk in enumerate(chunks):
         _header(wb, "明细" if k == 0 else f"明细 {k + 1}", line_cols, head)
-        spliced[3 + k] = (_rows_xml(chunk, line_cols, money_style), len(line_cols))
+        spliced[3 + k] = (_rows_xml(chunk, line_cols, money_style), len(line_cols), chunk.height)
     _header(wb, "条款汇总", total_cols, head)
-    spliced[3 + len(chunks)] = (_rows_xml(totals, total_cols, money_style), len(total_cols))
+    spliced[3 + len(chunks)] = (_rows_xml(totals, total_cols, money_style), len(total_cols), totals.height)
     wb.close()
 
     with zipfile.ZipFile(staging) as src, zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED, compresslevel=1) as dst:
@@ -147,11 +147,12 @@ def write_payments_xlsx(path: Path, *, year: int, region: str, run_id: str, rule
             number = re.fullmatch(r"xl/worksheets/sheet(\d+)\.xml", item.filename)
             if number and spliced.get(int(number.group(1)), ("",))[0]:
                 xml = data.decode("utf-8")
-                rows, n_cols = spliced[int(number.group(1))]
-                n_rows = rows.count("<row ") + 1
-                xml = re.sub(r'<dimension ref="[^"]*"/>', f'<dimension ref="A1:{_letters(n_cols - 1)}{n_rows}"/>', xml, count=1)
-                data = xml.replace("</sheetData>", rows + "</sheetData>", 1).encode("utf-8")
-            dst.writestr(item, data)
+                rows, n_cols, n_rows = spliced[int(number.group(1))]
+                xml = re.sub(r'<dimension ref="[^"]*"/>', f'<dimension ref="A1:{_letters(n_cols - 1)}{n_rows + 1}"/>',
+                             xml, count=1)
+                head, tail = xml.split("</sheetData>", 1)
+                data = b"".join((head.encode("utf-8"), rows.encode("utf-8"), b"</sheetData>", tail.encode("utf-8")))
+            dst.writestr(item, data, compresslevel=1)  # the level given to ZipFile does not reach a copied ZipInfo
     staging.unlink()
     return payments.height
 

@@ -23,7 +23,7 @@ from disburse.ledgers import LEDGER_ORDER, LEDGERS, InputError, check_ledgers_di
 from disburse.params import ParamError, Params, load_params, policy_windows
 from disburse.rules import Catalogue, RuleError, compile_tables, load_catalogue
 from disburse.state import StateError
-from transforms.region import RegionResult, compute_region
+from transforms.region import RegionResult, compute_region, split_by_region
 from transforms.validate import Validated, validate
 
 JOB_ERRORS = (InputError, RuleError, ParamError, StateError)
@@ -61,7 +61,9 @@ def check(inputs: Inputs) -> Validated:
     killpoint.reached("validate")
     cat = inputs.catalogue
     rate_ranges = {cid: r.approved_rate_range for cid, r in cat.rules.items() if r.approved_rate_range}
-    return validate(inputs.raw, cat.regions, cat.rules.keys(), rate_ranges, matter_ledgers=row_matter_ledgers(cat))
+    checked = validate(inputs.raw, cat.regions, cat.rules.keys(), rate_ranges, matter_ledgers=row_matter_ledgers(cat))
+    checked.by_region = split_by_region(checked.accepted, cat.regions)
+    return checked
 
 
 def row_matter_ledgers(cat: Catalogue) -> dict[str, str]:
@@ -87,8 +89,9 @@ def paid_before(con, checked: Validated, year: int, state_path: Path | None = No
 
 
 def compute(inputs: Inputs, checked: Validated, paid: PaidBefore, year: int, region: str) -> RegionResult:
-    return compute_region(checked.accepted, inputs.catalogue, inputs.tables, inputs.params,
-                          inputs.windows[region], paid.history, paid.recovered, year, region)
+    mine = checked.by_region.get(region)
+    return compute_region(checked.accepted if mine is None else mine, inputs.catalogue, inputs.tables, inputs.params,
+                          inputs.windows[region], paid.history, paid.recovered, year, region, of_region=mine is not None)
 
 
 def rejected_by_region(inputs: Inputs, checked: Validated) -> pl.DataFrame:

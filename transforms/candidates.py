@@ -51,9 +51,12 @@ class Context:
     """What every extraction needs: the ledgers of one region's applicants, the year, the window."""
 
     def __init__(self, ledgers: dict[str, pl.DataFrame], region_applicants: pl.DataFrame,
-                 year: int, window: tuple[dt.date, dt.date], levels: pl.DataFrame, steps: pl.DataFrame):
+                 year: int, window: tuple[dt.date, dt.date], levels: pl.DataFrame, steps: pl.DataFrame,
+                 *, of_region: bool = False):
+        """LEDGERS: every accepted row, filtered here to REGION_APPLICANTS' rows; or, with OF_REGION,
+        already the region's (``transforms.region.split_by_region``)."""
         ids = region_applicants.select("applicant_id")
-        self.ledgers = {
+        self.ledgers = ledgers if of_region else {
             name: df.join(ids, on="applicant_id", how="semi") if LEDGERS[name].has_applicant else df
             for name, df in ledgers.items()
         }

@@ -14,7 +14,7 @@ Applicants go first: the other ledgers may only name an accepted applicant.
 from __future__ import annotations
 
 from collections.abc import Callable, Collection, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal
 
 import pandera.polars as pa
@@ -82,6 +82,8 @@ def as_text(v: pl.Expr, dtype: pl.DataType) -> pl.Expr:
 class Validated:
     accepted: dict[str, pl.DataFrame]  # ledger name -> typed frame, with _row
     rejected: pl.DataFrame             # REJECTED_SCHEMA, one line per fault
+    # region -> ledger -> the accepted rows of the region's applicants (transforms.region.split_by_region)
+    by_region: dict[str, dict[str, pl.DataFrame]] = field(default_factory=dict)
 
 
 def validate(raw: dict[str, pl.DataFrame], regions: Collection[str], clause_ids: Collection[str],
@@ -276,7 +278,9 @@ def _rows_in_group(*by: str) -> pl.Expr:
 
 def _row_faults(df: pl.DataFrame, ledger: Ledger) -> list[pl.DataFrame]:
     key = list(ledger.key)
-    duplicates = df.filter(pl.all_horizontal(pl.col(key).is_not_null()) & (pl.len().over(key) > 1)).select(
+    repeated = df.filter(pl.all_horizontal(pl.col(key).is_not_null()))
+    repeated = repeated.filter(pl.struct(key).is_duplicated())  # one hash pass; the few repeats get their text
+    duplicates = repeated.select(
         pl.col(ROW).alias("row"),
         pl.lit("|".join(key)).alias("column"),
         pl.concat_str(key, separator="|").alias("value"),
@@ -331,7 +335,7 @@ def _cross_faults(df: pl.DataFrame, ledger: Ledger, raw: dict[str, pl.DataFrame]
         out.append(_unknown_matters(df, raw, matter_ledgers))
     money = [c.name for c in ledger.columns if c.type == MONEY]
     if money and APPLICANT in ledger.column_names:
-        out += [_sum_out_of_range(df, c) for c in money]
+        out += _sums_out_of_range(df, money)
     return [f.select("row", "column", "reason").cast({c: REJECTED_SCHEMA[c] for c in ("row", "column", "reason")})
             for f in out]
 
@@ -343,7 +347,7 @@ def _unknown_matters(rec: pl.DataFrame, raw: dict[str, pl.DataFrame], matter_led
         raw.get(name, empty_raw(LEDGERS[name])).select(
             pl.lit(name).alias("_ledger"), pl.col(LEDGERS[name].key[0]).cast(pl.String).alias("matter_id"))
         for name in sorted(set(matter_ledgers.values()))
-    ]).drop_nulls().unique()
+    ])
     return (
         rec.join(clauses, on="clause_id").join(ids, on=["_ledger", "matter_id"], how="anti")
         .select(pl.col(ROW).alias("row"), pl.lit("matter_id").alias("column"),
@@ -352,18 +356,25 @@ def _unknown_matters(rec: pl.DataFrame, raw: dict[str, pl.DataFrame], matter_led
     )
 
 
-def _sum_out_of_range(df: pl.DataFrame, col: str) -> pl.DataFrame:
-    """An applicant's rows whose COL sums beyond MAX_SUM_FEN (all years): every such row is refused.
+def _sums_out_of_range(df: pl.DataFrame, money: list[str]) -> list[pl.DataFrame]:
+    """An applicant's rows whose money column sums beyond MAX_SUM_FEN (all years): every such row is refused.
 
     Any base a clause forms is a sum of some of these rows, so within the
     bound every sum and every product with a rate fits Int64 fen and
     Decimal(18, 2) yuan; beyond it the set is refused, never wrapped.
+    One group-by finds the applicants over the bound in every column at once.
     """
-    total = pl.col(col).cast(pl.Int128).sum().over(APPLICANT)  # fen
-    return df.filter(pl.col(col).is_not_null() & (total > MAX_SUM_FEN)).select(
-        pl.col(ROW).alias("row"), pl.lit(col).alias("column"),
-        pl.lit(f"sum_out_of_range: this applicant's {col} rows sum beyond {fmt_fen(MAX_SUM_FEN)} yuan").alias("reason"),
-    )
+    over = df.group_by(APPLICANT).agg((pl.col(c).cast(pl.Int128).sum() > MAX_SUM_FEN).alias(c) for c in money)
+    out = []
+    for col in money:
+        beyond = over.filter(pl.col(col)).select(APPLICANT)
+        if beyond.is_empty():
+            continue
+        out.append(df.join(beyond, on=APPLICANT, how="semi").filter(pl.col(col).is_not_null()).select(
+            pl.col(ROW).alias("row"), pl.lit(col).alias("column"),
+            pl.lit(f"sum_out_of_range: this applicant's {col} rows sum beyond {fmt_fen(MAX_SUM_FEN)} yuan").alias("reason"),
+        ))
+    return out
 
 
 def _rejected_lines(name: str, df: pl.DataFrame, faults: pl.DataFrame) -> pl.DataFrame:
