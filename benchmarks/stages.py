@@ -32,7 +32,7 @@ def main() -> None:
         results = [clock("compute", job.compute, inputs, checked, paid, args.year, r) for r in inputs.catalogue.regions]
         clock("write", job.publish, inputs, checked, results, con, year=args.year, out_dir=Path(tmp),
               run_id="benchmark", started=dt.datetime.now(dt.timezone.utc))
-    rows = sum(df.height for df in inputs.raw.values())
+    rows = sum(checked.rows_read.values())
     lines = sum(r.lines.height for r in results)
     work = clock["validate"] + clock["compute"] + clock["write"]
     print(f"ledger rows {rows:,}; lines {lines:,}")

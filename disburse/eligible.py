@@ -114,7 +114,8 @@ def push_list(inputs: job.Inputs, checked: Validated, paid: job.PaidBefore, year
     if synthetic.is_empty():
         return pl.DataFrame(schema={c: pl.String for c in LIST_COLUMNS})
     granted = dataclasses.replace(checked, accepted={**checked.accepted,
-                                                     "recognitions": pl.concat([recognitions, synthetic.drop("basis")])})
+                                                     "recognitions": pl.concat([recognitions, synthetic.drop("basis")])},
+                                  by_region={})  # the split was of the rows without them: compute filters afresh
     lines = job.compute(inputs, granted, paid, year, region).lines
     # what the lines the recognised one would supersede pay now: the firm gains only the difference
     before = baseline.select(*KEY, "installment", pl.col("payable_fen").alias("_before"))

@@ -13,6 +13,7 @@ import time
 import uuid
 from decimal import Decimal
 from dataclasses import dataclass
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import polars as pl
@@ -27,6 +28,7 @@ from transforms.region import RegionResult, compute_region, split_by_region
 from transforms.validate import Validated, validate
 
 JOB_ERRORS = (InputError, RuleError, ParamError, StateError)
+WRITERS = 2  # regions written at once while publishing
 DEFAULT_RULES = paths.RULES
 
 
@@ -58,11 +60,20 @@ def choose_regions(cat: Catalogue, region: str | None) -> list[str]:
 
 
 def check(inputs: Inputs) -> Validated:
+    """Validate, then split the accepted rows by region. It consumes the rows as read: ``inputs.raw`` is
+    emptied (their counts and the applicants' regions kept on the result), so the rest of the run holds
+    the ledgers once, typed."""
     killpoint.reached("validate")
     cat = inputs.catalogue
     rate_ranges = {cid: r.approved_rate_range for cid, r in cat.rules.items() if r.approved_rate_range}
     checked = validate(inputs.raw, cat.regions, cat.rules.keys(), rate_ranges, matter_ledgers=row_matter_ledgers(cat))
     checked.by_region = split_by_region(checked.accepted, cat.regions)
+    checked.rows_read = {name: df.height for name, df in inputs.raw.items()}
+    checked.applicant_regions = (  # as read, so a rejected applicant's rejected rows still find their region
+        inputs.raw["applicants"].filter(pl.col("region").is_in(cat.regions))
+        .group_by("applicant_id").agg(pl.col("region").first())
+    )
+    inputs.raw = {}
     return checked
 
 
@@ -96,11 +107,7 @@ def compute(inputs: Inputs, checked: Validated, paid: PaidBefore, year: int, reg
 
 def rejected_by_region(inputs: Inputs, checked: Validated) -> pl.DataFrame:
     """Each rejected line with the region of the applicant it names (null: no known applicant)."""
-    regions = (
-        inputs.raw["applicants"].filter(pl.col("region").is_in(inputs.catalogue.regions))
-        .group_by("applicant_id").agg(pl.col("region").first())
-    )
-    return checked.rejected.join(regions, on="applicant_id", how="left")
+    return checked.rejected.join(checked.applicant_regions, on="applicant_id", how="left")
 
 
 def publish(inputs: Inputs, checked: Validated, results: list[RegionResult], con, *, year: int, out_dir: Path,
@@ -120,21 +127,27 @@ def publish(inputs: Inputs, checked: Validated, results: list[RegionResult], con
     try:
         rejected = rejected_by_region(inputs, checked)
         run = outputs.RunInfo(run_id, inputs.catalogue.fingerprint, inputs.params.fingerprint)
-        counts = {}
         adjusted: dict[str, pl.DataFrame] = {}
         for res in results:
             if res.region in approved:  # signed off: its files and lines stay; the differences go to finance
                 adjusted[res.region] = state.adjustments(con, year, res.region, res.lines)
                 outputs.write_adjustments(adjusted[res.region], staged.region_dir(res.region), year=year,
                                           region=res.region, approved_run=approved[res.region], run_id=run_id)
-                continue
-            if res.region in replaced:
+            elif res.region in replaced:
                 outputs.note_replaced(staged, res.region, replaced[res.region])
+
+        def write(res: RegionResult) -> dict[str, int]:
             mine = rejected.filter(pl.col("region") == res.region).drop("region", "applicant_id")
-            counts[res.region] = outputs.write_region(
+            return outputs.write_region(
                 res, mine, year, staged.region_dir(res.region),
                 dataclasses.replace(run, gaps_allowed=tuple((gaps or {}).get(res.region, ()))),
                 previous=outputs.previous_year(out_dir / str(year - 1) / res.region))
+
+        # Regions' files are independent: written two at a time (compression, file writes and polars
+        # release the GIL), each into its own directory, so the bytes never depend on the order.
+        writing = [res for res in results if res.region not in approved]
+        with ThreadPoolExecutor(max_workers=WRITERS) as pool:
+            counts = dict(zip([r.region for r in writing], pool.map(write, writing)))
         orphans = rejected.filter(pl.col("region").is_null()).drop("region", "applicant_id")
         outputs.write_csv(orphans, staged.staging / "rejected.csv")
         manifest = build_manifest(inputs, checked, [r for r in results if r.region not in approved], counts, staged,
@@ -260,7 +273,7 @@ def ledger_counts(inputs: Inputs, checked: Validated) -> dict[str, dict[str, int
     """Per ledger: rows read, rows accepted, rows rejected (a row with several faults counts once)."""
     rejected = checked.rejected.group_by("ledger").agg(pl.col("row").n_unique())
     rejected = dict(zip(rejected["ledger"], rejected["row"]))
-    return {name: {"rows": inputs.raw[name].height, "accepted": checked.accepted[name].height,
+    return {name: {"rows": checked.rows_read[name], "accepted": checked.accepted[name].height,
                    "rejected": rejected.get(name, 0)} for name in LEDGER_ORDER}
 
 

@@ -327,8 +327,8 @@ def test_malformed_records_are_rejected_rows_and_the_rest_is_read(ledgers: Path,
     spanning = 'B9,' + rows[0].split(",", 1)[1].replace(",中国电信,", ',"中国\n电信",').replace("800000.00", "0.00")
     compute.write_text("\n".join([header, rows[0], extra, open_quote, spanning, *rows[1:]]) + "\n", encoding="utf-8")
     inputs = ingest(ledgers)
-    checked = check(inputs)
     raw = inputs.raw["compute"]
+    checked = check(inputs)
     assert raw.height == 6 and raw["row_id"].to_list()[3] == "B9"
     assert raw.filter(pl.col("row_id") == "B9")["vendor"].to_list() == ["中国\n电信"]
     bad = checked.rejected.filter(pl.col("ledger") == "compute").select("row", "reason").rows()

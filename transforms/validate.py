@@ -82,8 +82,11 @@ def as_text(v: pl.Expr, dtype: pl.DataType) -> pl.Expr:
 class Validated:
     accepted: dict[str, pl.DataFrame]  # ledger name -> typed frame, with _row
     rejected: pl.DataFrame             # REJECTED_SCHEMA, one line per fault
-    # region -> ledger -> the accepted rows of the region's applicants (transforms.region.split_by_region)
+    # region -> ledger -> the accepted rows of the region's applicants (transforms.region.split_by_region);
+    # a copy with other accepted rows sets it to {} (the computation then filters by region afresh)
     by_region: dict[str, dict[str, pl.DataFrame]] = field(default_factory=dict)
+    rows_read: dict[str, int] = field(default_factory=dict)  # ledger -> rows read (accepted + rejected)
+    applicant_regions: pl.DataFrame | None = None  # applicant_id, region: as read (disburse.job.check)
 
 
 def validate(raw: dict[str, pl.DataFrame], regions: Collection[str], clause_ids: Collection[str],
