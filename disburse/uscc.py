@@ -31,9 +31,15 @@ def make(body: str) -> str:
     return body + check_char(body)
 
 
+BYTE_VALUE = {ord(ch): v for ch, v in VALUE.items()}
+
+
 def valid_expr(col: str | pl.Expr) -> pl.Expr:
-    """``is_valid`` as a polars expression (null stays null)."""
+    """``is_valid`` as a polars expression (null stays null). Reads bytes, not one-character strings
+    (twice as fast); a code of any other character fails the shape test before its bytes matter."""
     e = pl.col(col) if isinstance(col, str) else col
-    values = [e.str.slice(i, 1).replace_strict(VALUE, default=None, return_dtype=pl.Int64) for i in range(18)]
+    raw = e.cast(pl.Binary)
+    values = [raw.bin.get(i, null_on_oob=True).replace_strict(BYTE_VALUE, default=None, return_dtype=pl.Int64)
+              for i in range(18)]
     total = pl.sum_horizontal([v * w for v, w in zip(values[:17], WEIGHTS, strict=True)])
     return e.str.contains(f"^[{CHARSET}]{{18}}$") & (values[17] == (31 - total % 31) % 31)
