@@ -365,19 +365,15 @@ def _sums_out_of_range(df: pl.DataFrame, money: list[str]) -> list[pl.DataFrame]
     Any base a clause forms is a sum of some of these rows, so within the
     bound every sum and every product with a rate fits Int64 fen and
     Decimal(18, 2) yuan; beyond it the set is refused, never wrapped.
-    One group-by finds the applicants over the bound in every column at once.
+    (A window sum measured faster here than a group-by and a join back.)
     """
-    over = df.group_by(APPLICANT).agg((pl.col(c).cast(pl.Int128).sum() > MAX_SUM_FEN).alias(c) for c in money)
-    out = []
-    for col in money:
-        beyond = over.filter(pl.col(col)).select(APPLICANT)
-        if beyond.is_empty():
-            continue
-        out.append(df.join(beyond, on=APPLICANT, how="semi").filter(pl.col(col).is_not_null()).select(
+    return [
+        df.filter(pl.col(col).is_not_null() & (pl.col(col).cast(pl.Int128).sum().over(APPLICANT) > MAX_SUM_FEN)).select(
             pl.col(ROW).alias("row"), pl.lit(col).alias("column"),
             pl.lit(f"sum_out_of_range: this applicant's {col} rows sum beyond {fmt_fen(MAX_SUM_FEN)} yuan").alias("reason"),
-        ))
-    return out
+        )
+        for col in money
+    ]
 
 
 def _rejected_lines(name: str, df: pl.DataFrame, faults: pl.DataFrame) -> pl.DataFrame:
