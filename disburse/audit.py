@@ -28,7 +28,7 @@ from markupsafe import Markup
 
 from disburse.money import fmt_fen, fmt_fen_expr, total_fen
 from disburse.phrases import ledger_name, phrase, reasons_expr, rejection_expr
-from transforms.region import RegionResult
+from disburse.tables import RegionResult
 
 DETAIL_LIMIT = 1500   # lines: above it, the per-line detail moves to paged files (about 0.6 kB a line)
 PAGE_LINES = 500      # lines per detail page

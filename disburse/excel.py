@@ -85,7 +85,7 @@ def write_payments_xlsx(path: Path, *, year: int, region: str, run_id: str, rule
                         budgets: pl.DataFrame | None = None) -> int:
     """PAYMENTS: applicant_id, applicant_name, total_payable_fen; LINES: the payable lines (audit columns);
     TOTALS: clause_id, clause_title, article, paid_lines, payable_fen; BUDGETS: the fund ceilings
-    (transforms.budget.FACTS_SCHEMA), on the cover. Returns the payments sheet's rows."""
+    (disburse.tables.FACTS_SCHEMA), on the cover. Returns the payments sheet's rows."""
     c = pl.col
     pay_cols = [("统一社会信用代码", TEXT, c("applicant_id")), ("名称", TEXT, c("applicant_name")),
                 ("应付（元）", MONEY, c("total_payable_fen"))]

@@ -22,7 +22,7 @@ from disburse.audit import RunInfo, clause_totals, previous_year, write_audit  #
 from disburse.excel import write_payments_xlsx
 from disburse.money import fen_to_yuan_expr, rate_text, yuan_text
 from disburse import killpoint
-from transforms.region import RegionResult
+from disburse.tables import RegionResult
 
 
 def disbursement_frame(result: RegionResult, *, as_text: bool) -> pl.DataFrame:

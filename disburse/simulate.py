@@ -43,7 +43,7 @@ from disburse import job, state
 from disburse.money import fmt_fen, yuan_text
 from disburse.params import ParamError, Params, check_names, policy_windows
 from disburse.rules import Catalogue, RuleError, TextDateLoader, compile_tables, load_catalogue
-from transforms.region import RegionResult
+from disburse.tables import RegionResult
 
 
 class OverlayError(ParamError):

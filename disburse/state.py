@@ -33,7 +33,7 @@ import polars as pl
 
 from disburse import paths
 from disburse.money import total_fen
-from transforms.compute import CLAWBACK_SCHEMA, HISTORY_SCHEMA
+from disburse.tables import CLAWBACK_SCHEMA, HISTORY_SCHEMA
 
 SQL = paths.SQL
 SCHEMA_VERSION = 3

@@ -186,3 +186,14 @@ def test_each_kind_reads_the_base_it_declares(kind: str) -> None:
 
 def test_the_rules_readme_carries_the_kinds_table() -> None:
     assert R.kinds_markdown() in (ROOT / "rules" / "README.md").read_text(encoding="utf-8")
+
+
+def test_the_layers_below_the_transforms_never_import_them() -> None:
+    """The state, the files and the audit store and write what the transforms compute; the tables they
+    share live below both (``disburse.tables``), so none of them imports ``transforms``."""
+    root = Path(__file__).parent.parent / "disburse"
+    for name in ("state.py", "outputs.py", "audit.py", "excel.py", "tables.py", "ledgers.py", "money.py", "rules.py"):
+        tree = ast.parse((root / name).read_text(encoding="utf-8"))
+        imported = {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.module} | {
+            a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
+        assert not {m for m in imported if m == "transforms" or m.startswith("transforms.")}, name

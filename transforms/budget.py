@@ -33,11 +33,8 @@ from decimal import ROUND_DOWN, Decimal
 import polars as pl
 
 from disburse.money import fmt_fen, fmt_fen_expr
+from disburse.tables import FACTS_SCHEMA
 
-FACTS_SCHEMA = {
-    "scope": pl.String, "budget_fen": pl.Int64, "owed_fen": pl.Int64, "uncut_fen": pl.Int64,
-    "paid_fen": pl.Int64, "ratio": pl.String, "cut": pl.Boolean, "lines_cut": pl.Int64,
-}
 ORDER = ["applicant_id", "clause_id", "matter_id", "installment"]
 REASONS = ("budget_prorated", "budget_carried")  # the reason codes a ceiling gives a line
 

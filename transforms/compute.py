@@ -20,16 +20,8 @@ import polars as pl
 
 from disburse.money import PPM, apply_rate, micro, round_micro, sum_fen
 from disburse.params import ParamError
+from disburse.tables import CLAWBACK_SCHEMA, HISTORY_SCHEMA  # noqa: F401 (re-exported)
 
-HISTORY_SCHEMA = {
-    "applicant_id": pl.String, "clause_id": pl.String, "matter_id": pl.String, "year": pl.Int64,
-    "installment": pl.Int64, "installments": pl.Int64, "payable_fen": pl.Int64, "award_fen": pl.Int64,
-    "dated_on": pl.Date,
-}
-CLAWBACK_SCHEMA = {
-    "applicant_id": pl.String, "clause_id": pl.String, "matter_id": pl.String,
-    "amount_fen": pl.Int64, "reason": pl.String,
-}
 # Codes of the limits across years and within a year (SPEC §5.7): a line they stop pays 0.00.
 PERIOD_REASONS = {
     "one_off": "one_off_already_paid",

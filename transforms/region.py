@@ -11,61 +11,18 @@ Frames in, frames out; no files. Grains:
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass, field
 
 import polars as pl
 
 from disburse.ledgers import LEDGERS
-from disburse.money import rate_to_ppm, sum_fen, yuan_to_fen
+from disburse.money import rate_to_ppm, yuan_to_fen
 from disburse.params import ParamError, Params
 from disburse.rules import Catalogue
 from transforms.candidates import CANDIDATE_SCHEMA, Context, earlier_years_prefix, extract
 from transforms.compute import PARAM_SCHEMA, clawbacks, compute_lines
-from transforms.budget import FACTS_SCHEMA, apply_budgets, carried_shortfall, explain_budget
+from disburse.tables import AUDIT_COLUMNS, CLAUSE_TEXT_SCHEMA, RegionResult  # noqa: F401 (re-exported)
+from transforms.budget import apply_budgets, carried_shortfall, explain_budget
 from transforms.explain import explain
-
-AUDIT_COLUMNS = [
-    "applicant_id", "applicant_name", "region", "year", "clause_id", "clause_title", "article", "matter_id",
-    "installment", "installments", "line_date", "source", "base_fen", "eff_rate_ppm", "formula_fen", "gross_fen",
-    "paid_matter_fen", "after_level_up_fen", "item_cap_applied_fen", "after_item_fen", "alone_fen",
-    "competing_paid_fen", "competing_clauses", "after_competing_fen", "superseded_by", "kept_fen", "annual_cap_fen", "after_annual_fen", "cumulative_cap_fen",
-    "cum_paid_before_fen", "after_cumulative_fen", "award_fen", "payable_fen", "in_kind_quantity", "in_kind_unit",
-    "blocked", "reasons", "steps", "before_budget_fen", "budget_ratio",
-]
-
-
-CLAUSE_TEXT_SCHEMA = {"clause_id": pl.String, "clause_title": pl.String, "article": pl.String, "text": pl.String}
-
-
-@dataclass
-class RegionResult:
-    region: str
-    lines: pl.DataFrame
-    clawbacks: pl.DataFrame
-    # for the audit: each clause's article quoted (CLAUSE_TEXT_SCHEMA), the policy's title and its 就高不重复 article
-    clauses: pl.DataFrame = field(default_factory=lambda: pl.DataFrame(schema=CLAUSE_TEXT_SCHEMA))
-    policy_title: str = ""
-    keep_highest_text: str | None = None
-    # one row per fund ceiling of the year (transforms.budget.FACTS_SCHEMA): ceiling, uncut total, ratio
-    budgets: pl.DataFrame = field(default_factory=lambda: pl.DataFrame(schema=FACTS_SCHEMA))
-
-    @property
-    def disbursements(self) -> pl.DataFrame:
-        return self.lines.filter(pl.col("payable_fen") > 0)
-
-    @property
-    def in_kind(self) -> pl.DataFrame:
-        """Awards in kind (never money): one row per applicant, clause and matter granted."""
-        return self.lines.filter(pl.col("in_kind_quantity").is_not_null() & pl.col("blocked").is_null())
-
-    @property
-    def payments(self) -> pl.DataFrame:
-        return (
-            self.disbursements.group_by("applicant_id", "applicant_name")
-            .agg(sum_fen(pl.col("payable_fen")).alias("total_payable_fen"))
-            .sort("applicant_id")
-        )
-
 
 def params_table(params: Params, region: str) -> pl.DataFrame:
     rows = [
