@@ -112,8 +112,9 @@ def _reasons() -> list[pl.Expr]:
 
 def explain(lines: pl.DataFrame) -> pl.DataFrame:
     """Adds ``steps`` (Chinese text, steps joined by ' → ') and ``reasons`` (codes joined by ';')."""
-    flagged = lines.with_columns(cond.alias(f"_flag_{name}") for name, cond in FLAGS.items())
+    # Lazy, so the amounts several steps print (formula, caps) are formatted once (common subexpressions).
+    flagged = lines.lazy().with_columns(cond.alias(f"_flag_{name}") for name, cond in FLAGS.items())
     return flagged.with_columns(  # a step or code that did not apply is null, and left out
         pl.concat_str(_steps(), separator=" → ", ignore_nulls=True).alias("steps"),
         pl.concat_str(_reasons(), separator=";", ignore_nulls=True).alias("reasons"),
-    ).drop(f"_flag_{name}" for name in FLAGS)
+    ).drop(f"_flag_{name}" for name in FLAGS).collect()
