@@ -22,7 +22,7 @@ from disburse import killpoint, outputs, paths, state
 from disburse.money import fen_to_decimal, total_fen
 from disburse.ledgers import LEDGER_ORDER, LEDGERS, InputError, check_ledgers_dir, read_ledgers
 from disburse.params import ParamError, Params, load_params, policy_windows
-from disburse.rules import Catalogue, RuleError, compile_tables, load_catalogue
+from disburse.rules import FROM_HISTORY_KINDS, Catalogue, RuleError, compile_tables, load_catalogue
 from disburse.state import StateError
 from transforms.region import RegionResult, compute_region, split_by_region
 from transforms.validate import Validated, validate
@@ -81,7 +81,7 @@ def row_matter_ledgers(cat: Catalogue) -> dict[str, str]:
     """Clause -> ledger, for the clauses that pay on a ledger row: their matter_id is that row's id."""
     return {cid: r.base.ledger for cid, r in cat.rules.items()
             if r.base is not None and r.base.ledger != "recognitions" and r.base.per == "row"
-            and r.kind not in ("ladder", "first_reach", "growth")}
+            and r.kind not in FROM_HISTORY_KINDS}
 
 
 @dataclass

@@ -328,6 +328,10 @@ def _keys() -> list[str]:
 # Keys are written as in the file: `base.where` is `where` inside `base`; `params.rate` is the
 # administrator parameter `rate`; "a|b" is one of them.
 
+# Kinds by how their amount arises (the groups the engine branches on; defined here, once).
+RATED_KINDS = ("rate", "matching", "growth")            # a rate times a base
+FROM_HISTORY_KINDS = ("ladder", "first_reach", "growth")  # an amount worked out from several years' figures
+
 # Keys every kind reads: the clause's identity and words, eligibility, caps, periods, installments.
 EVERY_KIND = frozenset({
     "clause_id", "title", "title_en", "article", "text", "kind", "eligibility", "params", "paid_for",

@@ -20,7 +20,7 @@ import polars as pl
 from disburse.ledgers import LEDGERS, ROW
 from disburse.money import PPM, fmt_fen_expr, micro, sum_fen
 from disburse.phrases import field_name
-from disburse.rules import Rule
+from disburse.rules import FROM_HISTORY_KINDS, Rule
 
 CANDIDATE_SCHEMA = {
     "applicant_id": pl.String,
@@ -140,7 +140,7 @@ def earlier_years_prefix(rule: Rule) -> str | None:
     project or a recognised matter, the same in every year: earlier years' payments for it are
     keyed alike (SPEC §5.5 across years). None where the key names a year's figures summed, a
     ladder, a first reach or a growth: next year's figures are another matter."""
-    if rule.kind in ("ladder", "first_reach", "growth"):
+    if rule.kind in FROM_HISTORY_KINDS:
         return None
     b = rule.base
     if rule.kind not in ("level", "matching") and b is not None and b.ledger != "recognitions" and b.per == "applicant_year":

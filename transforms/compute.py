@@ -20,6 +20,7 @@ import polars as pl
 
 from disburse.money import PPM, apply_rate, micro, round_micro, sum_fen
 from disburse.params import ParamError
+from disburse.rules import RATED_KINDS
 from disburse.tables import CLAWBACK_SCHEMA, HISTORY_SCHEMA  # noqa: F401 (re-exported)
 
 # Codes of the limits across years and within a year (SPEC §5.7): a line they stop pays 0.00.
@@ -92,7 +93,7 @@ def eligibility_checks(year: int) -> list[tuple[pl.Expr, str]]:
         (~pl.col("recognized"), "ineligible:not_recognised"),
         (pl.col("recognition_in_advance") & (pl.col("recognized_on") > pl.col("line_date")),
          "ineligible:recognised_after_the_event"),
-        (pl.col("recognition") & pl.col("kind").is_in(["rate", "matching", "growth"]) & pl.col("rate_ppm").is_null()
+        (pl.col("recognition") & pl.col("kind").is_in(RATED_KINDS) & pl.col("rate_ppm").is_null()
          & pl.col("approved_ppm").is_null() & pl.col("max_rate_ppm").is_not_null(), "not_approved:no_rate"),
         (~pl.col("condition_met"), "condition_not_met"),
         (pl.col("quantity").fill_null(0) < pl.col("min_quantity"), "condition_not_met:quantity_below_minimum"),
@@ -223,7 +224,7 @@ def compute_lines(
     second_micro = _min(micro(pl.col("second_fen"), pl.col("eff_rate_ppm")), micro(pl.col("second_cap_fen"), PPM)).fill_null(0)
     rated = round_micro(micro(pl.col("base_fen"), pl.col("eff_rate_ppm")) + second_micro)
     formula = (
-        pl.when(kind.is_in(["rate", "matching", "growth"])).then(rated)
+        pl.when(kind.is_in(RATED_KINDS)).then(rated)
         .when(kind == "in_kind").then(0)
         .when(kind == "progressive").then(pl.col("tiered_fen"))
         .when(kind == "fixed").then(pl.col("fixed_fen"))

@@ -14,6 +14,7 @@ import polars as pl
 from disburse.money import fmt_fen_expr as F
 from disburse.money import fmt_ppm_expr as P
 from disburse.phrases import REASONS, reasons_expr
+from disburse.rules import RATED_KINDS
 from transforms.budget import REASONS as BUDGET_REASONS
 from transforms.compute import PERIOD_REASONS, eligibility_checks
 
@@ -59,7 +60,7 @@ def _formula() -> pl.Expr:
         pl.when(c("second_fen").is_not_null())
         .then(pl.format("{} × {} + {} × {}（最多 {}）= {}", P(c("eff_rate_ppm")), base_text, P(c("eff_rate_ppm")),
                         F(c("second_fen")), F(c("second_cap_fen")), F(c("formula_fen"))))
-        .when(kind.is_in(["rate", "matching", "growth"]) | ((kind == "first_reach") & c("eff_rate_ppm").is_not_null()))
+        .when(kind.is_in(RATED_KINDS) | ((kind == "first_reach") & c("eff_rate_ppm").is_not_null()))
         .then(pl.format("{} × {} = {}", P(c("eff_rate_ppm")), base_text, F(c("formula_fen"))))
         .when(kind == "in_kind").then(pl.format("{}：{} {}（{}）", _word("in_kind"), c("in_kind_quantity"), c("in_kind_unit"),
                                                 c("in_kind_text")))
