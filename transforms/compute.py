@@ -178,6 +178,37 @@ def compute_lines(
     history: pl.DataFrame,
     year: int,
 ) -> pl.DataFrame:
+    """SPEC §5's modifiers in order, one named step each. Every step takes and returns the lines
+    (one row per applicant, clause, matter and installment of the year) with its own columns added."""
+    lines = assemble(candidates, tables, params, applicants, history, year)
+    _require_params(lines)
+    return (
+        lines.pipe(formula, tables)
+        .pipe(level_up_and_periods, history, year)
+        .pipe(first_in_slot)
+        .pipe(item_cap)
+        .pipe(keep_the_highest, history, tables)
+        .pipe(annual_caps)
+        .pipe(cumulative_caps)
+        .pipe(installment_shares, tables)
+        .drop("_line")
+        .sort("applicant_id", "clause_order", "matter_id", "installment")
+    )
+
+
+def _by_scope(scope: str, matter: str, applicant: str) -> pl.Expr:
+    """The matter's figure, or the applicant's where the clause counts by applicant."""
+    return pl.when(pl.col(scope) == "applicant").then(pl.col(applicant)).otherwise(pl.col(matter))
+
+
+LIVE = ~pl.col("scheduled")  # a line earned this year (not a later installment of an earlier award)
+
+
+def assemble(candidates: pl.DataFrame, tables: dict[str, pl.DataFrame], params: pl.DataFrame,
+             applicants: pl.DataFrame, history: pl.DataFrame, year: int) -> pl.DataFrame:
+    """§5.1–5.2, §5.9–5.10: this year's candidates and the installments of earlier awards falling due,
+    with their clause, parameters, applicant and size rate, and the first eligibility check a line fails
+    (``blocked``). Adds ``_line``, a row number the later steps join back on."""
     clauses = tables["clauses"]
     sched = scheduled_installments(history, clauses, year, applicants)
     new = candidates.with_columns(pl.lit(1, pl.Int64).alias("installment"), pl.lit(False).alias("scheduled"))
@@ -187,7 +218,7 @@ def compute_lines(
         pl.format("{} 年核定奖励的第 {} 期", pl.col("earned_year"), pl.col("installment")).alias("detail"),
         pl.lit("以往年度兑付记录").alias("source"), pl.col("matter_id").alias("supersede_key"),
     )
-    lines = (
+    return (
         pl.concat([new, later], how="diagonal_relaxed")
         .with_row_index("_line")
         .join(clauses, on="clause_id", how="left")
@@ -202,9 +233,12 @@ def compute_lines(
         )
         .with_columns(eligibility_reason(year).alias("blocked"))
     )
-    _require_params(lines)
 
-    # §5.3 formula. An approved rate never exceeds the rule's rate or maximum.
+
+def formula(lines: pl.DataFrame, tables: dict[str, pl.DataFrame]) -> pl.DataFrame:
+    """§5.3 the formula of the line's kind (``formula_fen``, at ``eff_rate_ppm``), then ``gross_fen``: the
+    formula bounded by an approved amount, 0 for a blocked line, the award for a later installment.
+    An approved rate never exceeds the rule's rate or maximum."""
     lines = (
         _progressive(lines, tables["tiers"])
         .join(tables["levels"].select("clause_id", "level", "level_cap_fen", "level_cumulative_cap_fen"),
@@ -223,7 +257,7 @@ def compute_lines(
     # rate × base plus the capped rate × second amount, in millionths of a fen, rounded once
     second_micro = _min(micro(pl.col("second_fen"), pl.col("eff_rate_ppm")), micro(pl.col("second_cap_fen"), PPM)).fill_null(0)
     rated = round_micro(micro(pl.col("base_fen"), pl.col("eff_rate_ppm")) + second_micro)
-    formula = (
+    amount = (
         pl.when(kind.is_in(RATED_KINDS)).then(rated)
         .when(kind == "in_kind").then(0)
         .when(kind == "progressive").then(pl.col("tiered_fen"))
@@ -238,46 +272,48 @@ def compute_lines(
     lines = lines.with_columns(
         eff_rate.alias("eff_rate_ppm"),
         pl.when(kind == "in_kind").then(pl.min_horizontal("quantity", "in_kind_max")).alias("in_kind_quantity"),
-    ).with_columns(formula.fill_null(0).cast(pl.Int64).alias("formula_fen"))  # strict: raises, never wraps
-    lines = lines.with_columns(
+    ).with_columns(amount.fill_null(0).cast(pl.Int64).alias("formula_fen"))  # strict: raises, never wraps
+    return lines.with_columns(
         pl.when(pl.col("scheduled")).then(pl.col("award_fen"))
         .when(pl.col("blocked").is_not_null()).then(0)
         .when(kind != "approved").then(_min(pl.col("formula_fen"), pl.col("approved_fen")))
         .otherwise(pl.col("formula_fen")).alias("gross_fen")
     )
 
-    # §5.8 level-up difference and §5.7 one-off / period limits, from what was paid before.
-    hist_matter = _paid_before(history, ["applicant_id", "clause_id", "matter_id"], "paid_matter_fen")
-    hist_appl = _paid_before(history, ["applicant_id", "clause_id"], "paid_applicant_fen")
+
+def level_up_and_periods(lines: pl.DataFrame, history: pl.DataFrame, year: int) -> pl.DataFrame:
+    """§5.8 the level-up difference (``after_level_up_fen``) and §5.7 the one-off and period limits
+    (``period_block``), from what earlier years paid the matter and the applicant under the clause."""
     matter, applicant = ["applicant_id", "clause_id", "matter_id"], ["applicant_id", "clause_id"]
     lines = (
-        lines.join(hist_matter, on=matter, how="left")
-        .join(hist_appl, on=applicant, how="left")
+        lines.join(_paid_before(history, matter, "paid_matter_fen"), on=matter, how="left")
+        .join(_paid_before(history, applicant, "paid_applicant_fen"), on=applicant, how="left")
         .join(_years_paid(history, matter, "m"), on=matter, how="left")
         .join(_years_paid(history, applicant, "a"), on=applicant, how="left")
         .with_columns(pl.col("paid_matter_fen", "paid_applicant_fen").fill_null(0))
     )
-    by_scope = lambda scope, m, a: pl.when(pl.col(scope) == "applicant").then(pl.col(a)).otherwise(pl.col(m))  # noqa: E731
-    first_year = by_scope("period_scope", "first_year_m", "first_year_a")
-    n_years = by_scope("period_scope", "n_years_m", "n_years_a")
+    first_year = _by_scope("period_scope", "first_year_m", "first_year_a")
+    n_years = _by_scope("period_scope", "n_years_m", "n_years_a")
     # 三年后 counts by date: the line's date at least N years after the last paid line's date
-    gap_ends = by_scope("period_scope", "last_paid_on_m", "last_paid_on_a").dt.offset_by(pl.format("{}y", pl.col("min_gap_years")))
-    live = ~pl.col("scheduled")
-    lines = lines.with_columns(
-        pl.when(live & pl.col("level_up")).then((pl.col("gross_fen") - pl.col("paid_matter_fen")).clip(lower_bound=0))
+    gap_ends = _by_scope("period_scope", "last_paid_on_m", "last_paid_on_a").dt.offset_by(pl.format("{}y", pl.col("min_gap_years")))
+    return lines.with_columns(
+        pl.when(LIVE & pl.col("level_up")).then((pl.col("gross_fen") - pl.col("paid_matter_fen")).clip(lower_bound=0))
         .otherwise(pl.col("gross_fen")).alias("after_level_up_fen"),
-        pl.when(~live).then(None)
-        .when(pl.col("one_off") & (by_scope("one_off_scope", "paid_matter_fen", "paid_applicant_fen") > 0)).then(pl.lit(PERIOD_REASONS["one_off"]))
+        pl.when(~LIVE).then(None)
+        .when(pl.col("one_off") & (_by_scope("one_off_scope", "paid_matter_fen", "paid_applicant_fen") > 0)).then(pl.lit(PERIOD_REASONS["one_off"]))
         .when(pl.col("first_year_only") & first_year.is_not_null()).then(pl.lit(PERIOD_REASONS["first_year_only"]))
         .when((pl.lit(year) - first_year) >= pl.col("consecutive_years")).then(pl.lit(PERIOD_REASONS["consecutive_years"]))
         .when(n_years >= pl.col("max_years")).then(pl.lit(PERIOD_REASONS["max_years"]))
         .when(pl.col("line_date") < gap_ends).then(pl.lit(PERIOD_REASONS["min_gap_years"]))
         .alias("period_block"),
     )
-    # A one-off award, or one that needs years between payments, is paid for the first line
-    # of the year in its scope (by date, then matter); the others wait or never come.
+
+
+def first_in_slot(lines: pl.DataFrame) -> pl.DataFrame:
+    """§5.7 within the year: a one-off award, or one that needs years between payments, is paid for the
+    first line of the year in its scope (by date, then matter); the others wait or never come."""
     slot_order = ["line_date", "matter_id"]
-    open_ = live & pl.col("blocked").is_null() & pl.col("period_block").is_null() & (pl.col("after_level_up_fen") > 0)
+    open_ = LIVE & pl.col("blocked").is_null() & pl.col("period_block").is_null() & (pl.col("after_level_up_fen") > 0)
     one_off_group = [pl.col("applicant_id"), pl.col("clause_id"),
                      pl.when(pl.col("one_off_scope") == "applicant").then(pl.lit("")).otherwise(pl.col("matter_id"))]
     gap_group = [pl.col("applicant_id"), pl.col("clause_id"),
@@ -289,34 +325,44 @@ def compute_lines(
         .when(pl.col("min_gap_years").is_not_null() & not_first(gap_group)).then(pl.lit(PERIOD_REASONS["min_gap_years"]))
         .alias("_slot_block"),
     )
-    lines = lines.join(limited, on="_line", how="left").with_columns(
+    return lines.join(limited, on="_line", how="left").with_columns(
         pl.coalesce("period_block", "_slot_block").alias("period_block")
     ).drop("_slot_block")
-    item_cap = pl.coalesce("level_cap_fen", "item_cap_fen")
-    lines = lines.with_columns(
+
+
+def item_cap(lines: pl.DataFrame) -> pl.DataFrame:
+    """§5.4 the per-item cap (a level's own cap first): ``after_item_fen``; 0 for a line a period stops.
+    Also what the cumulative cap will count as paid before (``cum_paid_before_fen``)."""
+    cap = pl.coalesce("level_cap_fen", "item_cap_fen")
+    return lines.with_columns(
         pl.when(pl.col("period_block").is_not_null()).then(0)
-        .otherwise(_min(pl.col("after_level_up_fen"), item_cap)).alias("after_item_fen"),
-        item_cap.alias("item_cap_applied_fen"),
-        by_scope("cumulative_scope", "paid_matter_fen", "paid_applicant_fen").alias("cum_paid_before_fen"),
+        .otherwise(_min(pl.col("after_level_up_fen"), cap)).alias("after_item_fen"),
+        cap.alias("item_cap_applied_fen"),
+        _by_scope("cumulative_scope", "paid_matter_fen", "paid_applicant_fen").alias("cum_paid_before_fen"),
     )
 
-    # §5.5 keep the highest: compare each line bounded as if it were alone.
+
+def keep_the_highest(lines: pl.DataFrame, history: pl.DataFrame, tables: dict[str, pl.DataFrame]) -> pl.DataFrame:
+    """§5.5 就高不重复: each line bounded as if it were alone (``alone_fen``); less what the matter already
+    received in earlier years under the competing clauses (``after_competing_fen``); then, among this
+    year's lines of one matter and part, the highest is kept and the others are ``superseded_by`` it
+    (``kept_fen``)."""
     cum_room = (pl.col("cumulative_cap_fen") - pl.col("cum_paid_before_fen")).clip(lower_bound=0)
     lines = lines.with_columns(
-        pl.when(~live).then(pl.col("after_item_fen"))
+        pl.when(~LIVE).then(pl.col("after_item_fen"))
         .otherwise(_min(_min(pl.col("after_item_fen"), pl.col("annual_cap_fen")), cum_room)).alias("alone_fen")
     )
     # Across years too: a line pays at most its bounded amount minus what the matter already
     # received under the competing clauses (the same matter and part, another clause).
     part = ["applicant_id", "supersede_key", "paid_for"]
-    competing = _competing_paid(history, tables["supersede_prefixes"], clauses)
+    competing = _competing_paid(history, tables["supersede_prefixes"], tables["clauses"])
     matter_total = competing.select(*part, "_matter_fen", "_paid_clauses").unique(part)
     own = competing.select(*part, "clause_id", "_own_fen")
     lines = (
         lines.join(matter_total, on=part, how="left")
         .join(own, on=[*part, "clause_id"], how="left")
         .with_columns(
-            pl.when(live).then(pl.col("_matter_fen").fill_null(0) - pl.col("_own_fen").fill_null(0))
+            pl.when(LIVE).then(pl.col("_matter_fen").fill_null(0) - pl.col("_own_fen").fill_null(0))
             .otherwise(0).alias("competing_paid_fen"),
             pl.col("_paid_clauses").list.set_difference(pl.concat_list(pl.col("clause_id")))
             .list.sort().list.join(",").alias("competing_clauses"),
@@ -331,27 +377,39 @@ def compute_lines(
     contest = [pl.col(c) for c in part]
     rank = pl.struct(-pl.col("after_competing_fen"), pl.col("clause_order")).rank("ordinal").over(contest)
     winner = pl.col("clause_id").sort_by([-pl.col("after_competing_fen"), pl.col("clause_order")]).first().over(contest)
-    in_contest = live & (pl.col("after_competing_fen") > 0)
+    in_contest = LIVE & (pl.col("after_competing_fen") > 0)
     ranked = lines.filter(in_contest).with_columns(rank.alias("_rank"), winner.alias("_winner")).select("_line", "_rank", "_winner")
     lines = lines.join(ranked, on="_line", how="left").with_columns(
         pl.when(pl.col("_rank") > 1).then(pl.col("_winner")).alias("superseded_by")
-    )
+    ).drop("_rank", "_winner")
     kept = (
         pl.when(pl.col("superseded_by").is_not_null()).then(0)
         .when(pl.col("competing_paid_fen") > 0).then(pl.min_horizontal("after_item_fen", "after_competing_fen"))
         .otherwise(pl.col("after_item_fen"))
     )
-    lines = lines.with_columns(kept.alias("kept_fen"))
+    return lines.with_columns(kept.alias("kept_fen"))
 
-    # §5.6 annual caps per applicant and clause (or group), filled in date order, then id.
-    order = ["line_date", "matter_id", "clause_order"]
-    lines = _fill(lines, "kept_fen", "annual_cap_fen", ["applicant_id", "annual_group"], order, "after_annual_fen")
-    # §5.7 cumulative caps, counting what was paid before.
+
+FILL_ORDER = ["line_date", "matter_id", "clause_order"]  # the order a cap is filled in: date, then matter
+
+
+def annual_caps(lines: pl.DataFrame) -> pl.DataFrame:
+    """§5.6 annual caps per applicant and clause (or group of clauses), filled in date order: ``after_annual_fen``."""
+    return _fill(lines, "kept_fen", "annual_cap_fen", ["applicant_id", "annual_group"], FILL_ORDER, "after_annual_fen")
+
+
+def cumulative_caps(lines: pl.DataFrame) -> pl.DataFrame:
+    """§5.7 cumulative caps per matter or applicant, counting what was paid before: ``after_cumulative_fen``."""
     cum_group = pl.when(pl.col("cumulative_scope") == "applicant").then(pl.lit("")).otherwise(pl.col("matter_id"))
-    lines = _fill(lines.with_columns(cum_group.alias("_cum_group")), "after_annual_fen", "cumulative_cap_fen",
-                  ["applicant_id", "clause_id", "_cum_group"], order, "after_cumulative_fen", already="cum_paid_before_fen")
-    # §5.10 installments: the award is paid in shares; the last share takes the remainder.
-    lines = (
+    return _fill(lines.with_columns(cum_group.alias("_cum_group")), "after_annual_fen", "cumulative_cap_fen",
+                 ["applicant_id", "clause_id", "_cum_group"], FILL_ORDER, "after_cumulative_fen",
+                 already="cum_paid_before_fen").drop("_cum_group")
+
+
+def installment_shares(lines: pl.DataFrame, tables: dict[str, pl.DataFrame]) -> pl.DataFrame:
+    """§5.10 installments: the award (``award_fen``) is paid in shares; the last share takes the remainder
+    (``payable_fen``)."""
+    return (
         lines.with_columns(
             pl.when(pl.col("scheduled")).then(pl.col("award_fen")).otherwise(pl.col("after_cumulative_fen")).alias("award_fen")
         )
@@ -362,7 +420,6 @@ def compute_lines(
             .alias("payable_fen"),
         )
     )
-    return lines.drop("_line", "_rank", "_winner", "_cum_group").sort("applicant_id", "clause_order", "matter_id", "installment")
 
 
 def _require_params(lines: pl.DataFrame) -> None:
