@@ -217,6 +217,19 @@ def test_rows_summing_beyond_the_bound_are_refused_not_wrapped():
     assert v.accepted["compute"]["row_id"].to_list() == ["OTHER"]  # another applicant's row is its own set
 
 
+def test_the_bound_is_per_applicant_even_when_the_column_total_passes_it():
+    """Five applicants at 6/10 of the bound each: the column's total is beyond it, no applicant is."""
+    applicants = [good_row("applicants", i) for i in range(5)]
+    rows = [good_row("compute", 0) | {"row_id": f"B{i}{k}", "applicant_id": IDS[i], "amount": "6000000000000.00"}
+            for i in range(5) for k in range(10)]  # 10 rows x 6 trillion: 60 trillion per applicant, 300 in all
+    _, v = run(applicants=applicants, compute=rows)
+    assert v.rejected.is_empty() and v.accepted["compute"].height == 50
+    over = rows + [good_row("compute", 0) | {"row_id": f"X{k}", "applicant_id": IDS[4], "amount": "6000000000000.00"}
+                   for k in range(7)]  # applicant 4: 102 trillion
+    _, v = run(applicants=applicants, compute=over)
+    assert set(v.rejected["applicant_id"]) == {IDS[4]} and v.rejected.height == 17
+
+
 def test_malformed_rows_are_rejected_alone():
     """What the reader marks as a malformed record is one rejected line; its values are not checked."""
     from disburse.ledgers import MALFORMED
