@@ -64,6 +64,9 @@ def run(
     state_file: Annotated[Optional[Path], typer.Option("--state", help="State file (default OUT/state.duckdb).")] = None,
     allow_gaps: Annotated[bool, typer.Option("--allow-gaps", help="Pay even though earlier years with ledger rows "
                                              "were never run (the manifest and audit say so).")] = False,
+    dask: Annotated[Optional[str], typer.Option("--dask", envvar="DISBURSE_DASK_ADDRESS", show_envvar=True,
+                                                help="Compute the regions on the Dask cluster whose scheduler is "
+                                                     "here, e.g. tcp://scheduler:8786 (needs the dask extra).")] = None,
 ) -> None:
     """Validate the ledgers, compute every clause, write finance's files and remember what was paid."""
     from disburse.job import parse_year
@@ -74,6 +77,9 @@ def run(
         ready = preflight(ledgers, rules, params, region, year=y, out_dir=out_dir, state_file=state_file)
     except JOB_ERRORS as exc:
         fail(str(exc))
+    if dask and (problem := _dask_problem(dask)):
+        ready.release()
+        fail(problem)
     for warning in ready.warnings:
         err.print(f"disburse: {warning}", markup=False, highlight=False)
     try:
@@ -81,12 +87,13 @@ def run(
             from disburse.server import start_tied
 
             start_tied()
-            from flows.annual import annual_run
+            from flows.annual import annual_run, on_dask
             from flows.progress import on_terminal
 
+            flow = on_dask(dask) if dask else annual_run
             with on_terminal(err, region):  # a status line only on a terminal: in a script stderr stays one line
-                summary = annual_run(year=y, ledgers=ledgers, out=out_dir, region=region, rules=rules, params=params,
-                                     state_file=state_file, run_id=ready.run_id, allow_gaps=allow_gaps)
+                summary = flow(year=y, ledgers=ledgers, out=out_dir, region=region, rules=rules, params=params,
+                               state_file=state_file, run_id=ready.run_id, allow_gaps=allow_gaps)
     except JOB_ERRORS as exc:
         exc.__traceback__ = None  # its frames hold what the run opened; drop them before exit
         fail(str(exc))
@@ -100,6 +107,48 @@ def run(
     finally:
         ready.release()
     print_summary(summary["manifest"], summary["seconds"], out_dir / str(y))
+
+
+def _loopback(url: str) -> bool:
+    """Whether URL (tcp://host:port, http://host:port/path, host:port) names this machine's loopback."""
+    import ipaddress
+
+    host = url.split("://", 1)[-1].split("/", 1)[0].rsplit(":", 1)[0].strip("[]")
+    try:
+        return host == "localhost" or ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _dask_problem(address: str) -> str | None:
+    """Why --dask ADDRESS cannot work (None: it can), found before the run starts: no prefect-dask, no Prefect
+    server that the workers reach and that outlives the run, or no scheduler answering at ADDRESS."""
+    import importlib.util
+
+    if importlib.util.find_spec("prefect_dask") is None:
+        return f"--dask {address}: prefect-dask is not installed (pip install 'disburse[dask]')"
+    from prefect.settings import PREFECT_API_URL
+
+    api = PREFECT_API_URL.value()
+    if not api:  # a worker process keeps reporting to the first API it was sent: a temporary one dies with its run
+        return (f"--dask {address}: needs a Prefect server that outlives the run, reachable from the workers: "
+                f"start `prefect server start` and set PREFECT_API_URL (README \"On a Dask cluster\")")
+    if _loopback(api) and not _loopback(address):
+        return (f"--dask {address}: PREFECT_API_URL {api} is this machine's loopback, which workers on other "
+                f"machines cannot reach: start the server on an address they reach")
+    import httpx
+
+    try:
+        httpx.get(f"{api.rstrip('/')}/health", timeout=30).raise_for_status()
+    except httpx.HTTPError as exc:
+        return f"--dask {address}: no Prefect server answered at PREFECT_API_URL {api} ({type(exc).__name__})"
+    import distributed
+
+    try:
+        distributed.Client(address, set_as_default=False).close()
+    except (OSError, ValueError) as exc:
+        return f"--dask {address}: no Dask scheduler answered there ({type(exc).__name__})"
+    return None
 
 
 @app.command()

@@ -1,9 +1,14 @@
 """The yearly run as a Prefect flow: it only orchestrates the stages of ``disburse.job``.
 
-Tasks are coarse (a stage, or one region's computation). The state is held by
-the run's id from the preflight on (``disburse.job.preflight``), and its file
-opened once, read-write, for the whole run. Every task and the flow itself raise
-only errors that carry no ledger data (``job.quietly``): Prefect logs and stores them.
+Tasks are coarse (a stage, or one region's computation). The regions are
+computed concurrently, one task each, on the flow's task runner (threads in this
+process by default; a Dask cluster with ``disburse run --dask``), and gathered
+in the order of the catalogue's regions, whatever order they finish in. Every
+other stage runs in the flow's process: the state is held by the run's id from
+the preflight on (``disburse.job.preflight``), and its file opened once,
+read-write, for the whole run, by this process only. Every task and the flow
+itself raise only errors that carry no ledger data (``job.quietly``): Prefect
+logs and stores them.
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ from pathlib import Path
 
 from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
+from prefect.futures import wait
 
 from disburse import job, state
 from flows.progress import reported
@@ -50,7 +56,32 @@ def _run(year, ledgers, out, region, rules, params, state_file, run_id, allow_ga
             gaps = job.find_gaps(con, inputs, checked, year, regions)
             if gaps and not allow_gaps:
                 raise job.gap_error(year, gaps)
-            results = [timed("compute", compute, inputs, checked, paid, year, r) for r in regions]
+            results = timed("compute", each_region, inputs, checked, paid, year, regions)
             manifest = timed("write", publish, inputs, checked, results, con, year=year, out_dir=out,
                              run_id=run_id, started=started, gaps=gaps, stale=job.later_years(con, year, regions))
     return {"manifest": manifest, "seconds": dict(timed)}
+
+
+def each_region(inputs, checked, paid, year: int, regions: list[str]) -> list:
+    """One compute task per region, all submitted before any is awaited; the results in the order of REGIONS.
+
+    A region is the unit of work: its lines depend on each other (caps per payee, per year and
+    cumulative; a budget cut shares a fund among the region's lines), so one region is never split.
+    """
+    futures = [compute.submit(inputs, checked, paid, year, r) for r in regions]
+    wait(futures)  # every region done or failed before a result is taken: none runs on after a failed run
+    return [f.result() for f in futures]
+
+
+def on_dask(address: str):
+    """``annual_run`` with its region tasks sent to the Dask scheduler at ADDRESS (``prefect-dask``).
+
+    A task run on a worker reports to the Prefect API named in the settings the flow sends with
+    it, so ``PREFECT_API_URL`` must be set (``disburse run`` checks): with none, each worker would
+    start a temporary server of its own (measured: one per worker, left running after the run).
+    A worker process also keeps sending its events to the first API it was sent (Prefect's events
+    worker is one per process), so the API must outlive the run: a run's temporary server does not.
+    """
+    from prefect_dask import DaskTaskRunner
+
+    return annual_run.with_options(task_runner=DaskTaskRunner(address=address))
