@@ -65,8 +65,9 @@ def run(
     allow_gaps: Annotated[bool, typer.Option("--allow-gaps", help="Pay even though earlier years with ledger rows "
                                              "were never run (the manifest and audit say so).")] = False,
     dask: Annotated[Optional[str], typer.Option("--dask", envvar="DISBURSE_DASK_ADDRESS", show_envvar=True,
-                                                help="Compute the regions on the Dask cluster whose scheduler is "
-                                                     "here, e.g. tcp://scheduler:8786 (needs the dask extra).")] = None,
+                                                help="Compute the regions on the Dask cluster of this scheduler, "
+                                                     "e.g. tcp://scheduler:8786 (needs the dask extra and "
+                                                     "PREFECT_API_URL: README \"On a Dask cluster\").")] = None,
 ) -> None:
     """Validate the ledgers, compute every clause, write finance's files and remember what was paid."""
     from disburse.job import parse_year

@@ -120,11 +120,12 @@ class TerminalStatus:
         self.console = console
         self.region = region
         self.regions: int | None = None  # known once the catalogue is read
-        self.done_regions = 0
+        self.started_regions = 0  # regions run concurrently: the k-th region started, of n
         self.status = None
 
     def started(self, stage: str, region: str | None) -> None:
-        of = f" ({self.done_regions + 1}/{self.regions})" if region and self.regions else ""
+        self.started_regions += 1 if region else 0
+        of = f" ({self.started_regions}/{self.regions})" if region and self.regions else ""
         text = f"disburse: {stage}" + (f" · {region}{of}" if region else "")
         if self.status is not None:
             self.status.update(text)
@@ -133,8 +134,6 @@ class TerminalStatus:
         catalogue = getattr(result, "catalogue", None)
         if catalogue is not None and self.regions is None:
             self.regions = 1 if self.region else len(catalogue.regions)
-        if region:
-            self.done_regions += 1
 
     @contextmanager
     def shown(self) -> Iterator["TerminalStatus"]:

@@ -202,8 +202,9 @@ def test_dask_without_a_prefect_server_the_workers_reach_is_one_line_before_anyt
     assert "is this machine's loopback, which workers on other machines cannot reach" in remote
     done = subprocess.run(
         [str(BIN / "disburse"), "run", "--year", "2020", "--ledgers", str(DEMO), "--params", str(DEMO / "params.yaml"),
-         "--out", str(tmp_path / "out"), "--dask", "tcp://127.0.0.1:8786"],
-        env=_env(tmp_path / "prefect"), capture_output=True, text=True, timeout=600)
+         "--out", str(tmp_path / "out")],
+        env=_env(tmp_path / "prefect", {"DISBURSE_DASK_ADDRESS": "tcp://127.0.0.1:8786"}),  # --dask, from the environment
+        capture_output=True, text=True, timeout=600)
     assert done.returncode == 2
     assert done.stderr.strip().splitlines() == [
         "disburse: --dask tcp://127.0.0.1:8786: needs a Prefect server that outlives the run, reachable from the "
