@@ -78,9 +78,15 @@ def run(
         ready = preflight(ledgers, rules, params, region, year=y, out_dir=out_dir, state_file=state_file)
     except JOB_ERRORS as exc:
         fail(str(exc))
-    if dask and (problem := _dask_problem(dask)):
-        ready.release()
-        fail(problem)
+    if dask:
+        try:
+            problem = _dask_problem(dask)
+        except BaseException:
+            ready.release()
+            raise
+        if problem:
+            ready.release()
+            fail(problem)
     for warning in ready.warnings:
         err.print(f"disburse: {warning}", markup=False, highlight=False)
     try:
@@ -143,11 +149,19 @@ def _dask_problem(address: str) -> str | None:
         httpx.get(f"{api.rstrip('/')}/health", timeout=30).raise_for_status()
     except httpx.HTTPError as exc:
         return f"--dask {address}: no Prefect server answered at PREFECT_API_URL {api} ({type(exc).__name__})"
-    import distributed
+    import asyncio
+
+    import distributed.comm
+
+    async def reach() -> None:
+        comm = await distributed.comm.connect(address)  # waits distributed.comm.timeouts.connect (default 30 s)
+        await comm.close()
 
     try:
-        distributed.Client(address, set_as_default=False).close()
-    except (OSError, ValueError) as exc:
+        asyncio.run(reach())
+    except ValueError:
+        return f"--dask {address}: not a Dask scheduler address (e.g. tcp://scheduler:8786)"
+    except OSError as exc:
         return f"--dask {address}: no Dask scheduler answered there ({type(exc).__name__})"
     return None
 

@@ -143,6 +143,13 @@ def test_regions_on_a_dask_cluster_give_the_same_files_and_state_as_the_default_
     assert (refused.returncode, refused.stderr) == (2, f"disburse: --dask {nowhere}: no Dask scheduler answered "
                                                        f"there (OSError)\n")
     assert not (on_dask / "2020").exists() and not (on_dask / "state.duckdb").exists()
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    from disburse.cli import _dask_problem
+
+    with temporary_settings({PREFECT_API_URL: server_env["PREFECT_API_URL"]}):
+        assert _dask_problem("127.0.0.1") == "--dask 127.0.0.1: not a Dask scheduler address (e.g. tcp://scheduler:8786)"
+        assert _dask_problem(cluster.scheduler_address) is None
 
     for year in (2020, 2021):
         _run(year, on_dask, _env(tmp_path / "prefect-dask", api_url), "--dask", cluster.scheduler_address)
