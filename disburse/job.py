@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+from collections.abc import Callable
 import re
 import time
 import uuid
@@ -347,27 +348,64 @@ def new_run_id() -> str:
     return dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ-") + uuid.uuid4().hex[:8]
 
 
-def run_year(ledgers_dir: Path, out_dir: Path, year: int, *, region: str | None = None, rules_dir: Path | None = None,
-             params_file: Path | None = None, state_file: Path | None = None, allow_gaps: bool = False,
-             run_id: str | None = None) -> tuple[dict, list[RegionResult]]:
-    """The whole run without Prefect (tests, library use). Same stages, same order as the flow."""
+def compute_each(inputs: Inputs, checked: Validated, paid: PaidBefore, year: int, regions: list[str]) -> list[RegionResult]:
+    """Every region's computation, one after another, in the order of REGIONS."""
+    return [compute(inputs, for_region(checked, r), paid, year, r) for r in regions]
+
+
+def for_region(checked: Validated, region: str) -> Validated:
+    """What one region's computation needs of the checked ledgers: its own rows (a task sent to another
+    process carries only these)."""
+    if region not in checked.by_region:
+        return checked
+    return dataclasses.replace(checked, accepted={}, by_region={region: checked.by_region[region]},
+                               rejected=checked.rejected.clear(), applicant_regions=None)
+
+
+@dataclass(frozen=True)
+class Steps:
+    """The callables a runner gives ``sequence`` for its stages: these plain functions by default; the
+    Prefect flow gives its tasks (``flows.annual``), whose compute_regions runs the regions concurrently."""
+    ingest: Callable = ingest
+    check: Callable = check
+    paid_before: Callable = paid_before
+    compute_regions: Callable = compute_each
+    publish: Callable = publish
+
+
+def sequence(steps: Steps, ledgers_dir: Path, out_dir: Path, year: int, *, region: str | None = None,
+             rules_dir: Path | None = None, params_file: Path | None = None, state_file: Path | None = None,
+             allow_gaps: bool = False, run_id: str | None = None,
+             clock: StageClock | None = None) -> tuple[dict, list[RegionResult]]:
+    """The stages of a yearly run, in order, written once: the flow, ``run_year`` and the benchmark run
+    this. CLOCK, if given, collects seconds per stage (ingest, validate, compute, write)."""
     started = dt.datetime.now(dt.timezone.utc)
     run_id = run_id or new_run_id()
     state_path = state_file or out_dir / "state.duckdb"
-    with outputs.private_files(), state.held(state_path, run_id):
-        inputs = ingest(ledgers_dir, rules_dir, params_file)
+    timed = clock if clock is not None else StageClock()
+    with state.held(state_path, run_id):
+        inputs = timed("ingest", steps.ingest, ledgers_dir, rules_dir, params_file)
         regions = choose_regions(inputs.catalogue, region)
-        checked = check(inputs)
+        checked = timed("validate", steps.check, inputs)
         with state.opened(state_path, run_id) as con:
             recover(con, out_dir)
-            paid = paid_before(con, checked, year, state_path)
+            paid = timed("compute", steps.paid_before, con, checked, year, state_path)
             gaps = find_gaps(con, inputs, checked, year, regions)
             if gaps and not allow_gaps:
                 raise gap_error(year, gaps)
-            results = [compute(inputs, checked, paid, year, r) for r in regions]
-            manifest = publish(inputs, checked, results, con, year=year, out_dir=out_dir, run_id=run_id,
-                               started=started, gaps=gaps, stale=later_years(con, year, regions))
+            results = timed("compute", steps.compute_regions, inputs, checked, paid, year, regions)
+            manifest = timed("write", steps.publish, inputs, checked, results, con, year=year, out_dir=out_dir,
+                             run_id=run_id, started=started, gaps=gaps, stale=later_years(con, year, regions))
     return manifest, results
+
+
+def run_year(ledgers_dir: Path, out_dir: Path, year: int, *, region: str | None = None, rules_dir: Path | None = None,
+             params_file: Path | None = None, state_file: Path | None = None, allow_gaps: bool = False,
+             run_id: str | None = None) -> tuple[dict, list[RegionResult]]:
+    """The whole run without Prefect (tests, library use): ``sequence`` with the plain stages."""
+    with outputs.private_files():
+        return sequence(Steps(), ledgers_dir, out_dir, year, region=region, rules_dir=rules_dir,
+                        params_file=params_file, state_file=state_file, allow_gaps=allow_gaps, run_id=run_id)
 
 
 @dataclass

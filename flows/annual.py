@@ -13,14 +13,13 @@ logs and stores them.
 
 from __future__ import annotations
 
-import datetime as dt
 from pathlib import Path
 
 from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
 from prefect.futures import wait
 
-from disburse import job, state
+from disburse import job
 from flows.progress import reported
 
 stage = task(cache_policy=NO_CACHE)  # frames are large; hashing them for a cache key is waste
@@ -42,23 +41,10 @@ def annual_run(year: int, ledgers: Path, out: Path, region: str | None = None, r
 
 
 def _run(year, ledgers, out, region, rules, params, state_file, run_id, allow_gaps) -> dict:
-    started = dt.datetime.now(dt.timezone.utc)
-    run_id = run_id or job.new_run_id()
-    state_path = state_file or out / "state.duckdb"
     timed = job.StageClock()
-    with state.held(state_path, run_id):
-        inputs = timed("ingest", ingest, ledgers, rules, params)
-        regions = job.choose_regions(inputs.catalogue, region)
-        checked = timed("validate", check, inputs)
-        with state.opened(state_path, run_id) as con:
-            job.recover(con, out)
-            paid = timed("compute", paid_before, con, checked, year, state_path)
-            gaps = job.find_gaps(con, inputs, checked, year, regions)
-            if gaps and not allow_gaps:
-                raise job.gap_error(year, gaps)
-            results = timed("compute", each_region, inputs, checked, paid, year, regions)
-            manifest = timed("write", publish, inputs, checked, results, con, year=year, out_dir=out,
-                             run_id=run_id, started=started, gaps=gaps, stale=job.later_years(con, year, regions))
+    steps = job.Steps(ingest=ingest, check=check, paid_before=paid_before, compute_regions=each_region, publish=publish)
+    manifest, _ = job.sequence(steps, ledgers, out, year, region=region, rules_dir=rules, params_file=params,
+                               state_file=state_file, allow_gaps=allow_gaps, run_id=run_id, clock=timed)
     return {"manifest": manifest, "seconds": dict(timed)}
 
 
@@ -68,7 +54,8 @@ def each_region(inputs, checked, paid, year: int, regions: list[str]) -> list:
     A region is the unit of work: its lines depend on each other (caps per payee, per year and
     cumulative; a budget cut shares a fund among the region's lines), so one region is never split.
     """
-    futures = [compute.submit(inputs, checked, paid, year, r) for r in regions]
+    # each task carries its own region's rows only (job.for_region): what a Dask worker is sent
+    futures = [compute.submit(inputs, job.for_region(checked, r), paid, year, r) for r in regions]
     wait(futures)  # every region done or failed before a result is taken: none runs on after a failed run
     return [f.result() for f in futures]
 
