@@ -36,8 +36,13 @@ def test_money_text_round_trips(fen: list[int]) -> None:
     assert shown == [fmt_fen(f) for f in fen]
 
 
-@settings(max_examples=25, deadline=None)
+@settings(max_examples=15, deadline=None)  # each example is a whole run; the tiers' edges are examples below
 @given(bills=st.lists(st.integers(min_value=1, max_value=2_000_000_00), min_size=1, max_size=6))
+@example(bills=[300_000_00])             # exactly the first tier: 30,000.00
+@example(bills=[300_000_01])             # a fen above it: the fen at 50%, 30,000.01 (0.005 rounds half up)
+@example(bills=[1_000_000_00, 1_000_000_00])  # 2,000,000: 30,000 + 850,000 = 880,000
+@example(bills=[2_000_000_00, 1_000_000])     # 2,010,000: 885,000
+@example(bills=[2_000_000_00, 2_000_000_00])  # 4,000,000: 1,880,000 -> the 1,000,000 cap
 def test_lingang_4_matches_the_article(tmp_path_factory, bills: list[int]) -> None:
     """二、4: 10% of the first 300,000 of a year's fees, 50% above, at most 1,000,000."""
     from tests.scenario import Scenario
