@@ -18,7 +18,7 @@ from rich.table import Table
 
 from disburse import offline
 from disburse.job import JOB_ERRORS, check, choose_regions, ingest, ledger_counts, preflight
-from disburse.money import fmt_fen
+from disburse.money import fmt_fen, total_fen
 from disburse.phrases import phrase
 
 offline.apply()
@@ -30,6 +30,7 @@ err = Console(stderr=True, soft_wrap=True)
 LedgersOpt = Annotated[Path, typer.Option("--ledgers", help="Directory of ledger files (CSV or Parquet).")]
 RulesOpt = Annotated[Optional[Path], typer.Option("--rules", help="Rules catalogue (default: the project's rules/).")]
 ParamsOpt = Annotated[Optional[Path], typer.Option("--params", help="YAML of administrator-set values.")]
+OnlyRegionOpt = Annotated[Optional[str], typer.Option("--region", help="Only this region.")]
 
 
 def _version(value: bool) -> None:
@@ -240,8 +241,8 @@ def diff(
     out.print(t)
     if changed.height > limit:
         out.print(f"... {changed.height - limit} more (--csv FILE writes every row)")
-    total = int(d["difference_fen"].sum() or 0)
-    out.print(f"Total before {fmt_fen(int(d['before_fen'].sum() or 0))}, after {fmt_fen(int(d['after_fen'].sum() or 0))}, "
+    total = total_fen(d["difference_fen"])
+    out.print(f"Total before {fmt_fen(total_fen(d['before_fen']))}, after {fmt_fen(total_fen(d['after_fen']))}, "
               f"difference {'+' if total > 0 else ''}{fmt_fen(total)}", markup=False, highlight=False)
     if csv:
         csv_frame(d).write_csv(csv, include_bom=True)
@@ -274,7 +275,7 @@ def validate(ledgers: LedgersOpt, rules: RulesOpt = None, params: ParamsOpt = No
     except JOB_ERRORS as exc:
         fail(str(exc))
     checked = check(inputs)
-    counts = ledger_counts(inputs, checked)
+    counts = ledger_counts(checked)
     _print_frame(pl.DataFrame([{"ledger": name, **c} for name, c in counts.items()]), "Validation")
     for row in checked.rejected.head(50).iter_rows(named=True):
         out.print(f"{row['ledger']} row {row['row']} {row['column']}={row['value']!r}: {row['reason']}", markup=False)
@@ -306,7 +307,7 @@ def explain(
         codes = line["reasons"].split(";") if line["reasons"] else []
         why = "；".join(f"{code} {phrase(code) or ''}".rstrip() for code in codes)
         out.print(f"  应付：[bold]{fmt_fen(line['payable_fen'])}[/bold]" + (f"   原因：{why}" if why else ""))
-    out.print(f"\n应付合计：[bold]{fmt_fen(int(lines['payable_fen'].sum()))}[/bold]")
+    out.print(f"\n应付合计：[bold]{fmt_fen(total_fen(lines['payable_fen']))}[/bold]")
 
 
 @app.command()
@@ -385,7 +386,7 @@ def simulate(
     state_file: Annotated[Path, typer.Option("--state", help="The state of the runs (read from a copy; a missing file: nothing paid yet).")],
     overlay: Annotated[Optional[list[Path]], typer.Option("--overlay", help="A scenario: YAML of changed clauses, "
                                                           "parameters or budgets (repeat for several).")] = None,
-    region: Annotated[Optional[str], typer.Option("--region", help="Only this region.")] = None,
+    region: OnlyRegionOpt = None,
     rules: RulesOpt = None,
     params: ParamsOpt = None,
 ) -> None:
@@ -403,7 +404,7 @@ def simulate(
         t.add_column(s.name, justify="right")
     regions = [r.region for r in results[scenarios[0].name]]
     for i, region_id in enumerate(regions):
-        t.add_row(region_id, *(fmt_fen(int(results[s.name][i].lines["payable_fen"].sum() or 0)) for s in scenarios))
+        t.add_row(region_id, *(fmt_fen(total_fen(results[s.name][i].lines["payable_fen"])) for s in scenarios))
     out.print(t)
     for s in scenarios[1:]:
         out.print(f"{s.name}: " + "; ".join(s.changes), markup=False, highlight=False)
@@ -417,7 +418,7 @@ def eligible(
     out_dir: Annotated[Path, typer.Option("--out", help="Where eligible-YEAR-REGION.csv go.")],
     state_file: Annotated[Optional[Path], typer.Option("--state", help="The state of the runs (read from a copy; "
                                                        "none: nothing paid yet).")] = None,
-    region: Annotated[Optional[str], typer.Option("--region", help="Only this region.")] = None,
+    region: OnlyRegionOpt = None,
     rules: RulesOpt = None,
     params: ParamsOpt = None,
 ) -> None:

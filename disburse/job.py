@@ -106,7 +106,7 @@ def compute(inputs: Inputs, checked: Validated, paid: PaidBefore, year: int, reg
                           inputs.windows[region], paid.history, paid.recovered, year, region, of_region=mine is not None)
 
 
-def rejected_by_region(inputs: Inputs, checked: Validated) -> pl.DataFrame:
+def rejected_by_region(checked: Validated) -> pl.DataFrame:
     """Each rejected line with the region of the applicant it names (null: no known applicant)."""
     return checked.rejected.join(checked.applicant_regions, on="applicant_id", how="left")
 
@@ -126,7 +126,7 @@ def publish(inputs: Inputs, checked: Validated, results: list[RegionResult], con
     replaced = {r: rec["run_id"] for r, rec in state.run_records(con, year).items() if r in regions and r not in approved}
     staged = outputs.stage(out_dir, year, run_id, regions)
     try:
-        rejected = rejected_by_region(inputs, checked)
+        rejected = rejected_by_region(checked)
         run = outputs.RunInfo(run_id, inputs.catalogue.fingerprint, inputs.params.fingerprint)
         adjusted: dict[str, pl.DataFrame] = {}
         for res in results:
@@ -270,7 +270,7 @@ def stale_warning(year: int, later: dict[str, list[int]]) -> str:
             f"rerun them in order after {year}")
 
 
-def ledger_counts(inputs: Inputs, checked: Validated) -> dict[str, dict[str, int]]:
+def ledger_counts(checked: Validated) -> dict[str, dict[str, int]]:
     """Per ledger: rows read, rows accepted, rows rejected (a row with several faults counts once)."""
     rejected = checked.rejected.group_by("ledger").agg(pl.col("row").n_unique())
     rejected = dict(zip(rejected["ledger"], rejected["row"]))
@@ -286,7 +286,7 @@ def build_manifest(inputs: Inputs, checked: Validated, results: list[RegionResul
     """
     previous = outputs.read_manifest(staged.year_dir / "manifest.json")
     inputs_doc = {}
-    for name, counts_of in ledger_counts(inputs, checked).items():
+    for name, counts_of in ledger_counts(checked).items():
         path = inputs.files[name]
         inputs_doc[name] = {
             "file": str(path) if path else None,

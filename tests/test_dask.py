@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import subprocess
 import sys
 from pathlib import Path
@@ -33,11 +32,11 @@ import pytest
 from disburse import paths
 from disburse.rules import load_catalogue
 from tests.test_deployment import api, free_port, prefect_server, wait_for  # noqa: F401 - prefect_server: a fixture
+from tests.test_kills import RUN_ID, _cells
 
 ROOT = Path(__file__).parent.parent
 DEMO = ROOT / "fixtures" / "demo"
 BIN = Path(sys.executable).parent
-RUN_ID = re.compile(rb"\d{8}T\d{6}Z-[0-9a-f]{8}")
 EMBED_THE_RUN = ("payments.csv", "audit.html", "payments.xlsx")
 # Generous on a loaded machine (no timing is asserted): connecting to the scheduler, and a worker busy computing.
 SLOW = {"DASK_DISTRIBUTED__COMM__TIMEOUTS__CONNECT": "300s", "DASK_DISTRIBUTED__COMM__TIMEOUTS__TCP": "300s"}
@@ -56,17 +55,6 @@ def _run(year: int, out: Path, env: dict[str, str], *extra: str) -> None:
         env=env, capture_output=True, text=True, timeout=900)
     assert done.returncode == 0, done.stderr[-3000:]
     assert done.stderr == ""
-
-
-def _cells(path: Path) -> list:
-    import openpyxl
-
-    book = openpyxl.load_workbook(path, read_only=True)
-    try:
-        return [[RUN_ID.sub(b"RUN", str(v).encode()) for v in row]
-                for sheet in book.worksheets for row in sheet.iter_rows(values_only=True)]
-    finally:
-        book.close()
 
 
 def finance_files(year_dir: Path) -> dict:
