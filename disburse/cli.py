@@ -71,9 +71,18 @@ def run(
                                                      "PREFECT_API_URL: README \"On a Dask cluster\").")] = None,
 ) -> None:
     """Validate the ledgers, compute every clause, write finance's files and remember what was paid."""
+    import atexit
+
     from disburse.job import parse_year
     from disburse.outputs import private_files
+    from disburse.server import ServerError, TiedServer
 
+    # Prefect's temporary server starts first, on the other core, while the run checks its inputs
+    # and imports Prefect (disburse/server.py); with --dask the user's server is used. It is stopped
+    # at exit, after Prefect's own exit handlers (registered later, run earlier) have sent their last events.
+    server = TiedServer().start() if TiedServer.wanted() and not dask else None
+    if server is not None:
+        atexit.register(server.stop)
     try:
         y = parse_year(year)
         ready = preflight(ledgers, rules, params, region, year=y, out_dir=out_dir, state_file=state_file)
@@ -92,17 +101,17 @@ def run(
         err.print(f"disburse: {warning}", markup=False, highlight=False)
     try:
         with private_files():
-            from disburse.server import start_tied
-
-            start_tied()
             from flows.annual import annual_run, on_dask
+
+            if server is not None:
+                server.ready()
             from flows.progress import on_terminal
 
             flow = on_dask(dask) if dask else annual_run
             with on_terminal(err, region):  # a status line only on a terminal: in a script stderr stays one line
                 summary = flow(year=y, ledgers=ledgers, out=out_dir, region=region, rules=rules, params=params,
                                state_file=state_file, run_id=ready.run_id, allow_gaps=allow_gaps)
-    except JOB_ERRORS as exc:
+    except (*JOB_ERRORS, ServerError) as exc:
         exc.__traceback__ = None  # its frames hold what the run opened; drop them before exit
         fail(str(exc))
     except Exception as exc:  # noqa: BLE001 - a fault of ours: still one line, nothing recorded

@@ -43,3 +43,15 @@ def test_the_demo_run_succeeds_while_both_cores_are_busy(tmp_path: Path) -> None
     assert done.stderr == ""
     manifest = json.loads((tmp_path / "out" / "2021" / "manifest.json").read_text())
     assert manifest["regions"]["lingang"]["lines"] > 0
+
+
+def test_a_temporary_server_that_cannot_start_stops_the_run_in_one_line(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    home.write_text("a file, not a directory: Prefect cannot keep its database here")
+    done = subprocess.run(
+        [str(BIN / "disburse"), "run", "--year", "2021", "--ledgers", str(DEMO), "--params", str(DEMO / "params.yaml"),
+         "--out", str(tmp_path / "out"), "--allow-gaps"],
+        env=_env(str(home)), capture_output=True, text=True, timeout=900)
+    assert done.returncode != 0
+    assert done.stderr.count("\n") == 1 and "Prefect's temporary server exited" in done.stderr, done.stderr
+    assert not (tmp_path / "out" / "2021").exists()
