@@ -25,7 +25,7 @@ from disburse.ledgers import LEDGER_ORDER, LEDGERS, InputError, check_ledgers_di
 from disburse.params import ParamError, Params, load_params, policy_windows
 from disburse.rules import FROM_HISTORY_KINDS, Catalogue, RuleError, compile_tables, load_catalogue
 from disburse.state import StateError
-from transforms.region import RegionResult, compute_region, split_by_region
+from transforms.region import RegionResult, compute_region
 from transforms.validate import Validated, validate
 
 JOB_ERRORS = (InputError, RuleError, ParamError, StateError)
@@ -61,14 +61,13 @@ def choose_regions(cat: Catalogue, region: str | None) -> list[str]:
 
 
 def check(inputs: Inputs) -> Validated:
-    """Validate, then split the accepted rows by region. It consumes the rows as read: ``inputs.raw`` is
+    """Validate, the accepted rows split by region as they are checked. It consumes the rows as read: ``inputs.raw`` is
     emptied (their counts and the applicants' regions kept on the result), so the rest of the run holds
     the ledgers once, typed."""
     killpoint.reached("validate")
     cat = inputs.catalogue
     rate_ranges = {cid: r.approved_rate_range for cid, r in cat.rules.items() if r.approved_rate_range}
     checked = validate(inputs.raw, cat.regions, cat.rules.keys(), rate_ranges, matter_ledgers=row_matter_ledgers(cat))
-    checked.by_region = split_by_region(checked.accepted, cat.regions)
     checked.rows_read = {name: df.height for name, df in inputs.raw.items()}
     checked.applicant_regions = (  # as read, so a rejected applicant's rejected rows still find their region
         inputs.raw["applicants"].filter(pl.col("region").is_in(cat.regions))
@@ -230,15 +229,18 @@ def find_gaps(con, inputs: Inputs, checked: Validated, year: int, regions: list[
         if window is None:
             continue  # a missing start parameter: the run stops on it where a line needs it
         start, end = window
-        mine = applicants.filter(pl.col("region") == region).select("applicant_id")
+        split = checked.by_region.get(region)  # the region's rows, split once by check (none: filter here)
+        mine = None if split is not None else applicants.filter(pl.col("region") == region).select("applicant_id")
         years: set[int] = set()
         for name in LEDGER_ORDER:
             if name in ("applicants", "prior_payments"):
                 continue
-            df = checked.accepted[name]
+            df = checked.accepted[name] if split is None else split[name]
             if df.is_empty() or "year" not in df.columns:
                 continue
-            df = df.join(mine, on="applicant_id", how="semi").filter(pl.col("year") < year)
+            if split is None:
+                df = df.join(mine, on="applicant_id", how="semi")
+            df = df.filter(pl.col("year") < year)
             dated = LEDGERS[name].date_column
             inside = pl.col("year").is_between(start.year, end.year)
             if dated is not None:

@@ -246,7 +246,7 @@ def test_malformed_rows_are_rejected_alone():
 
 def test_one_pass_finds_exactly_what_the_pandera_schema_finds():
     """The value rules are evaluated in one polars pass; pandera's schema of the same rules is the record."""
-    from transforms.validate import _value_faults, schema
+    from transforms.validate import OWNER, _owners, _value_faults, schema
     import pandera.polars as pa
 
     bad = [("amount", "12.345"), ("amount", "-5"), ("amount", None), ("billed_on", "2021-02-30"),
@@ -264,6 +264,11 @@ def test_one_pass_finds_exactly_what_the_pandera_schema_finds():
     got = sorted((r, c, v, reason if not reason.startswith("missing_value") else "missing_value")
                  for r, c, v, reason in mine.iter_rows())
     assert got == want and len(got) > len(bad)
+    # as validate() runs it: each row's applicant looked up once for every ledger (_owners), not by is_in
+    owners = _owners({"compute": df}, pl.DataFrame({"applicant_id": [IDS[0]], "region": [REGIONS[0]]}), REGIONS)
+    looked_up = _value_faults(df.with_columns(owners["compute"].alias(OWNER)), LEDGERS["compute"], known)
+    assert looked_up.equals(mine)
+    assert looked_up.filter(pl.col("reason").str.starts_with("unknown_applicant"))["value"].to_list() == [IDS[3]]
 
 
 def test_typed_parquet_is_checked_as_its_text_would_be(tmp_path: Path) -> None:

@@ -54,7 +54,7 @@ class Context:
                  year: int, window: tuple[dt.date, dt.date], levels: pl.DataFrame, steps: pl.DataFrame,
                  *, of_region: bool = False):
         """LEDGERS: every accepted row, filtered here to REGION_APPLICANTS' rows; or, with OF_REGION,
-        already the region's (``transforms.region.split_by_region``)."""
+        already the region's (``Validated.by_region``)."""
         ids = region_applicants.select("applicant_id")
         self.ledgers = ledgers if of_region else {
             name: df.join(ids, on="applicant_id", how="semi") if LEDGERS[name].has_applicant else df

@@ -39,25 +39,6 @@ def params_table(params: Params, region: str) -> pl.DataFrame:
     return pl.DataFrame(rows, schema=PARAM_SCHEMA)
 
 
-def split_by_region(accepted: dict[str, pl.DataFrame], regions: list[str]) -> dict[str, dict[str, pl.DataFrame]]:
-    """Region -> ledger -> the accepted rows of that region's applicants, in file order.
-
-    One join and one partition per ledger for all regions, instead of one filter per region and ledger.
-    """
-    region_of = accepted["applicants"].select("applicant_id", pl.col("region").alias("_region"))
-    out: dict[str, dict[str, pl.DataFrame]] = {r: {} for r in regions}
-    for name, df in accepted.items():
-        if not LEDGERS[name].has_applicant:
-            for r in regions:
-                out[r][name] = df
-            continue
-        parts = df.join(region_of, on="applicant_id", how="inner", maintain_order="left").partition_by(
-            "_region", as_dict=True, include_key=False, maintain_order=True)
-        for r in regions:
-            out[r][name] = parts.get((r,), df.clear())
-    return out
-
-
 def compute_region(
     accepted: dict[str, pl.DataFrame],
     cat: Catalogue,
@@ -71,7 +52,7 @@ def compute_region(
     *,
     of_region: bool = False,
 ) -> RegionResult:
-    """ACCEPTED: every ledger's accepted rows; with OF_REGION, only the region's (``split_by_region``)."""
+    """ACCEPTED: every ledger's accepted rows; with OF_REGION, only the region's (``Validated.by_region``)."""
     clauses = tables["clauses"].filter(pl.col("region") == region)
     history = history.join(clauses.select("clause_id"), on="clause_id", how="semi")
     span = window or (dt.date.max, dt.date.max)

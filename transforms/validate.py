@@ -30,6 +30,8 @@ REJECTED_SCHEMA = {
     "value": pl.String, "reason": pl.String, APPLICANT: pl.String,
 }
 FAULT_COLUMNS = ["row", "column", "value", "reason"]
+UNKNOWN_APPLICANT = "unknown_applicant: no accepted applicant with this id"
+OWNER = "_owner"  # while validating: the region of the row's accepted applicant (null: none), see _owners
 
 # [0-9], never \d: polars' \d also matches full-width and other scripts' digits (１００, ١٠٠).
 NUMBER_RE = r"^[0-9]{1,15}(\.[0-9]+)?$"
@@ -82,7 +84,7 @@ def as_text(v: pl.Expr, dtype: pl.DataType) -> pl.Expr:
 class Validated:
     accepted: dict[str, pl.DataFrame]  # ledger name -> typed frame, with _row
     rejected: pl.DataFrame             # REJECTED_SCHEMA, one line per fault
-    # region -> ledger -> the accepted rows of the region's applicants (transforms.region.split_by_region);
+    # region -> ledger -> the accepted rows of the region's applicants (split while validating, _split);
     # a copy with other accepted rows sets it to {} (the computation then filters by region afresh)
     by_region: dict[str, dict[str, pl.DataFrame]] = field(default_factory=dict)
     rows_read: dict[str, int] = field(default_factory=dict)  # ledger -> rows read (accepted + rejected)
@@ -98,9 +100,12 @@ def validate(raw: dict[str, pl.DataFrame], regions: Collection[str], clause_ids:
     known = {"region": list(regions), "clause_id": list(clause_ids), APPLICANT: None}
     accepted: dict[str, pl.DataFrame] = {}
     rejected: list[pl.DataFrame] = []
+    owners: dict[str, pl.Series] = {}
     for name, ledger in LEDGERS.items():  # applicants come first: the others refer to them
         read = raw.get(name, empty_raw(ledger))
         df = read.select(ROW, *ledger.column_names)  # text, or typed where the Parquet file was (ledgers.native)
+        if name in owners:
+            df = df.with_columns(owners[name].alias(OWNER))
         split, malformed = _malformed(read)
         value_faults = _value_faults(df.filter(split), ledger, known)
         # every later check reads values as the contract types them, on rows whose every value passed
@@ -115,7 +120,50 @@ def validate(raw: dict[str, pl.DataFrame], regions: Collection[str], clause_ids:
         rejected.append(_rejected_lines(name, df, faults))
         if name == "applicants":
             known[APPLICANT] = accepted[name][APPLICANT]
-    return Validated(accepted, pl.concat(rejected))
+            owners = _owners(raw, accepted[name], list(regions))
+    by_region = _split(accepted, list(regions))
+    accepted = {name: df.drop(OWNER, strict=False) for name, df in accepted.items()}
+    return Validated(accepted, pl.concat(rejected), by_region=by_region)
+
+
+def _owners(raw: dict[str, pl.DataFrame], applicants: pl.DataFrame, regions: list[str]) -> dict[str, pl.Series]:
+    """For every later ledger naming an applicant: each row's region, in file order, as its accepted applicant
+    has it; null where no accepted applicant has the id (the ``unknown_applicant`` fault).
+
+    One lookup for all ledgers: the applicants' hash table is built once, not once per ledger (and once
+    more to split the rows by region). Accepted applicant ids are unique (a repeated id is rejected)."""
+    names = [n for n, led in LEDGERS.items()
+             if n != "applicants" and led.has_applicant and n in raw and raw[n].height]
+    if not names:
+        return {}
+    ids = pl.concat([raw[n].select(pl.col(APPLICANT).cast(pl.String)) for n in names], rechunk=False)
+    table = applicants.select(APPLICANT, pl.col("region").cast(pl.Enum(regions)).alias(OWNER))
+    owner = ids.join(table, on=APPLICANT, how="left", maintain_order="left")[OWNER]
+    assert owner.len() == ids.height  # unique ids: the lookup neither drops nor repeats a row
+    out, at = {}, 0
+    for n in names:
+        out[n] = owner.slice(at, raw[n].height)
+        at += raw[n].height
+    return out
+
+
+def _split(accepted: dict[str, pl.DataFrame], regions: list[str]) -> dict[str, dict[str, pl.DataFrame]]:
+    """Region -> ledger -> the accepted rows of that region's applicants, in file order (``Validated.by_region``).
+
+    A ledger naming applicants is partitioned by the region its rows were given in validation (``_owners``);
+    the applicants by their own region; a ledger naming none (the fund's own facts) goes whole to every region."""
+    out: dict[str, dict[str, pl.DataFrame]] = {r: {} for r in regions}
+    for name, df in accepted.items():
+        key = OWNER if OWNER in df.columns else "region" if name == "applicants" else None
+        if key is None:
+            for r in regions:
+                out[r][name] = df
+            continue
+        parts = df.partition_by(key, as_dict=True, include_key=key != OWNER, maintain_order=True)
+        empty = df.clear().drop(OWNER, strict=False)
+        for r in regions:
+            out[r][name] = parts.get((r,), empty)
+    return out
 
 
 def _as_read(df: pl.DataFrame, faults: list[pl.DataFrame]) -> pl.DataFrame:
@@ -160,8 +208,7 @@ def _rules(ledger: Ledger, col: Col, known: dict, dtype: pl.DataType = pl.String
     elif ledger.name == "applicants" and col.name == "region":
         rules.append(("unknown_region: no rules for this region", lambda v: v.is_in(known["region"])))
     elif col.name == APPLICANT:
-        rules.append(("unknown_applicant: no accepted applicant with this id",
-                      lambda v: v.is_in(known[APPLICANT].implode())))
+        rules.append((UNKNOWN_APPLICANT, lambda v: v.is_in(known[APPLICANT].implode())))
     elif col.name == "clause_id":
         rules.append(("unknown_clause: no such clause in the rules", lambda v: v.is_in(known["clause_id"])))
     return rules
@@ -251,6 +298,9 @@ def _value_faults(df: pl.DataFrame, ledger: Ledger, known: dict) -> pl.DataFrame
     Every rule is a boolean column of one lazy select; only the rows failing one are kept and unpivoted,
     so the cost is one scan of the text whatever the number of rules."""
     rules = value_rules(ledger, known, df.schema)
+    if OWNER in df.columns:  # the applicant was looked up once for every ledger (_owners): the same membership
+        rules = [(col, reason, (lambda v: pl.col(OWNER).is_not_null()) if reason == UNKNOWN_APPLICANT else passes)
+                 for col, reason, passes in rules]
     failed = [
         (pl.col(col).is_null() if passes is None else pl.col(col).is_not_null() & ~passes(pl.col(col))).alias(f"_f{i}")
         for i, (col, _, passes) in enumerate(rules)
