@@ -49,13 +49,15 @@ class RunInfo:
     gaps_allowed: tuple[int, ...] = ()  # earlier years never run, paid anyway with --allow-gaps
 
 
+_ENTITIES = {"&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;"}
+BODY = "\ue000body\ue000"  # where a page's body goes: rendered by polars as UTF-8, spliced in as bytes
+
+
 def _html(col: str | pl.Expr) -> pl.Expr:
     """Text escaped for HTML, vectorised."""
     e = pl.col(col) if isinstance(col, str) else col
-    e = e.cast(pl.String).fill_null("")
-    for char, entity in (("&", "&amp;"), ("<", "&lt;"), (">", "&gt;"), ('"', "&quot;")):
-        e = e.str.replace_all(char, entity, literal=True)
-    return e
+    # one pass over the text: an entity's own & is never escaped again
+    return e.cast(pl.String).fill_null("").str.replace_many(list(_ENTITIES), list(_ENTITIES.values()))
 
 
 def _fen(col: str) -> pl.Expr:
@@ -290,6 +292,15 @@ def index_name(k: int) -> str:
     return f"index-{k:04d}.html"
 
 
+def _write_page(path: Path, body: bytes, page: str) -> None:
+    """PAGE (rendered with BODY as its body) written with BODY replaced by the bytes polars rendered."""
+    head, tail = page.split(BODY)
+    with path.open("wb") as f:
+        f.write(head.encode("utf-8"))
+        f.write(body)
+        f.write(tail.encode("utf-8"))
+
+
 def write_detail_pages(blocks: pl.DataFrame, texts: pl.DataFrame, directory: Path, *, title: str) -> tuple[dict[str, int], list[dict]]:
     """The paged detail and its index under DIRECTORY/audit/; returns rows by file and the index pages."""
     sub = directory / "audit"
@@ -298,7 +309,7 @@ def write_detail_pages(blocks: pl.DataFrame, texts: pl.DataFrame, directory: Pat
     n_pages = int(pages["page"].max() or 0)
     grouped = (
         pages.group_by("page", maintain_order=True)
-        .agg(pl.col("html").str.join("\n"), pl.col("clauses").list.explode(keep_nulls=False, empty_as_null=False).unique(),
+        .agg(pl.col("html").str.join("\n").cast(pl.Binary), pl.col("clauses").list.explode(keep_nulls=False, empty_as_null=False).unique(),
              pl.len().alias("applicants"), pl.col("n_lines").sum(), pl.col("applicant_id").first().alias("first"),
              pl.col("applicant_id").last().alias("last"))
     )
@@ -307,10 +318,10 @@ def write_detail_pages(blocks: pl.DataFrame, texts: pl.DataFrame, directory: Pat
     quoted = quoted_articles(texts)
     for page, html, clauses, n_appl, n_lines, first, last in grouped.iter_rows():
         name = page_name(page)
-        (sub / name).write_text(page_t.render(
+        _write_page(sub / name, html, page_t.render(
             title=title, heading=f"逐户明细 第 {page}/{n_pages} 页（{first} – {last}）", kind="detail",
             prev=page_name(page - 1) if page > 1 else None, next=page_name(page + 1) if page < n_pages else None,
-            body=Markup(html), quotes=_quotes(clauses, quoted)), encoding="utf-8")
+            body=Markup(BODY), quotes=_quotes(clauses, quoted)))
         counts[f"audit/{name}"] = n_lines
     index = pages.filter(pl.col("part") == 0).with_columns((pl.int_range(pl.len()) // INDEX_ROWS + 1).alias("index_page"))
     index = index.with_columns(pl.format(
@@ -320,16 +331,16 @@ def write_detail_pages(blocks: pl.DataFrame, texts: pl.DataFrame, directory: Pat
         pl.format("applicants-{}.html", pl.col("page").cast(pl.String).str.zfill(4)),
     ).alias("row"))
     indexes = index.group_by("index_page", maintain_order=True).agg(
-        pl.col("row").str.join("\n"), pl.len().alias("applicants"),
+        pl.col("row").str.join("\n").cast(pl.Binary), pl.len().alias("applicants"),
         pl.col("applicant_id").first().alias("first"), pl.col("applicant_id").last().alias("last"))
     n_index = indexes.height
     listing = []
     for k, rows, n_appl, first, last in indexes.iter_rows():
         name = index_name(k)
-        (sub / name).write_text(page_t.render(
+        _write_page(sub / name, rows, page_t.render(
             title=title, heading=f"申报主体索引 第 {k}/{n_index} 页（{first} – {last}）", kind="index",
             prev=index_name(k - 1) if k > 1 else None, next=index_name(k + 1) if k < n_index else None,
-            body=Markup(rows), quotes=Markup("")), encoding="utf-8")
+            body=Markup(BODY), quotes=Markup("")))
         counts[f"audit/{name}"] = n_appl
         listing.append({"file": f"audit/{name}", "first": first, "last": last, "applicants": n_appl})
     return counts, listing
