@@ -14,8 +14,10 @@ Applicants go first: the other ledgers may only name an accepted applicant.
 from __future__ import annotations
 
 from collections.abc import Callable, Collection, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from decimal import Decimal
+from functools import partial
 
 import pandera.polars as pa
 import polars as pl
@@ -31,6 +33,7 @@ REJECTED_SCHEMA = {
 }
 FAULT_COLUMNS = ["row", "column", "value", "reason"]
 UNKNOWN_APPLICANT = "unknown_applicant: no accepted applicant with this id"
+LEDGER_THREADS = 2  # ledgers checked at once after the applicants
 OWNER = "_owner"  # while validating: the region of the row's accepted applicant (null: none), see _owners
 
 # [0-9], never \d: polars' \d also matches full-width and other scripts' digits (１００, ١٠٠).
@@ -98,32 +101,43 @@ def validate(raw: dict[str, pl.DataFrame], regions: Collection[str], clause_ids:
     ``matter_ledgers``: for each clause that pays on a ledger row, that ledger; a recognition for
     such a clause must name a row id found in it (``unknown_matter``)."""
     known = {"region": list(regions), "clause_id": list(clause_ids), APPLICANT: None}
-    accepted: dict[str, pl.DataFrame] = {}
-    rejected: list[pl.DataFrame] = []
-    owners: dict[str, pl.Series] = {}
-    for name, ledger in LEDGERS.items():  # applicants come first: the others refer to them
-        read = raw.get(name, empty_raw(ledger))
-        df = read.select(ROW, *ledger.column_names)  # text, or typed where the Parquet file was (ledgers.native)
-        if name in owners:
-            df = df.with_columns(owners[name].alias(OWNER))
-        split, malformed = _malformed(read)
-        value_faults = _value_faults(df.filter(split), ledger, known)
-        # every later check reads values as the contract types them, on rows whose every value passed
-        typed = df.filter(split & ~pl.col(ROW).is_in(value_faults["row"].implode())).with_columns(
-            parser(c, df.schema[c.name])(pl.col(c.name)).alias(c.name) for c in ledger.columns)
-        faults = pl.concat([
-            malformed, value_faults, *_row_faults(df.filter(split), ledger),
-            _as_read(df, [*_range_faults(typed, ledger, rate_ranges or {}),
-                          *_cross_faults(typed, ledger, raw, matter_ledgers or {})]),
-        ])
-        accepted[name] = typed.filter(~pl.col(ROW).is_in(faults["row"].implode()))
-        rejected.append(_rejected_lines(name, df, faults))
-        if name == "applicants":
-            known[APPLICANT] = accepted[name][APPLICANT]
-            owners = _owners(raw, accepted[name], list(regions))
-    by_region = _split(accepted, list(regions))
-    accepted = {name: df.drop(OWNER, strict=False) for name, df in accepted.items()}
-    return Validated(accepted, pl.concat(rejected), by_region=by_region)
+    regions = list(regions)
+    check = partial(_check_ledger, raw=raw, known=known, rate_ranges=rate_ranges or {},
+                    matter_ledgers=matter_ledgers or {}, regions=regions)
+    first = check("applicants")  # applicants come first: the others refer to them
+    known[APPLICANT] = first[0][APPLICANT]
+    owners = _owners(raw, first[0], regions)
+    # The other ledgers only read the applicants' results: checked two at a time (polars releases the
+    # GIL; several of its kernels run on one core), gathered in the ledgers' order.
+    with ThreadPoolExecutor(max_workers=LEDGER_THREADS) as pool:
+        done = [first, *pool.map(lambda name: check(name, owner=owners.get(name)), list(LEDGERS)[1:])]
+    accepted = {name: acc for name, (acc, _, _) in zip(LEDGERS, done)}
+    by_region = {r: {name: parts[r] for name, (_, _, parts) in zip(LEDGERS, done)} for r in regions}
+    return Validated(accepted, pl.concat([rej for _, rej, _ in done]), by_region=by_region)
+
+
+def _check_ledger(name: str, *, raw: dict[str, pl.DataFrame], known: dict, rate_ranges: Mapping[str, tuple[Decimal, Decimal]],
+                  matter_ledgers: Mapping[str, str], regions: list[str], owner: pl.Series | None = None,
+                  ) -> tuple[pl.DataFrame, pl.DataFrame, dict[str, pl.DataFrame]]:
+    """One ledger: its accepted rows (typed), its rejected lines, and its accepted rows by region.
+
+    OWNER: each row's region as ``_owners`` looked it up (ledgers naming an applicant, after the applicants)."""
+    ledger = LEDGERS[name]
+    read = raw.get(name, empty_raw(ledger))
+    df = read.select(ROW, *ledger.column_names)  # text, or typed where the Parquet file was (ledgers.native)
+    if owner is not None:
+        df = df.with_columns(owner.alias(OWNER))
+    split, malformed = _malformed(read)
+    value_faults = _value_faults(df.filter(split), ledger, known)
+    # every later check reads values as the contract types them, on rows whose every value passed
+    typed = df.filter(split & ~pl.col(ROW).is_in(value_faults["row"].implode())).with_columns(
+        parser(c, df.schema[c.name])(pl.col(c.name)).alias(c.name) for c in ledger.columns)
+    faults = pl.concat([
+        malformed, value_faults, *_row_faults(df.filter(split), ledger),
+        _as_read(df, [*_range_faults(typed, ledger, rate_ranges), *_cross_faults(typed, ledger, raw, matter_ledgers)]),
+    ])
+    accepted = typed.filter(~pl.col(ROW).is_in(faults["row"].implode()))
+    return accepted.drop(OWNER, strict=False), _rejected_lines(name, df, faults), _split(name, accepted, regions)
 
 
 def _owners(raw: dict[str, pl.DataFrame], applicants: pl.DataFrame, regions: list[str]) -> dict[str, pl.Series]:
@@ -147,23 +161,17 @@ def _owners(raw: dict[str, pl.DataFrame], applicants: pl.DataFrame, regions: lis
     return out
 
 
-def _split(accepted: dict[str, pl.DataFrame], regions: list[str]) -> dict[str, dict[str, pl.DataFrame]]:
-    """Region -> ledger -> the accepted rows of that region's applicants, in file order (``Validated.by_region``).
+def _split(name: str, accepted: pl.DataFrame, regions: list[str]) -> dict[str, pl.DataFrame]:
+    """Region -> the accepted rows of that region's applicants, in file order (``Validated.by_region``).
 
     A ledger naming applicants is partitioned by the region its rows were given in validation (``_owners``);
     the applicants by their own region; a ledger naming none (the fund's own facts) goes whole to every region."""
-    out: dict[str, dict[str, pl.DataFrame]] = {r: {} for r in regions}
-    for name, df in accepted.items():
-        key = OWNER if OWNER in df.columns else "region" if name == "applicants" else None
-        if key is None:
-            for r in regions:
-                out[r][name] = df
-            continue
-        parts = df.partition_by(key, as_dict=True, include_key=key != OWNER, maintain_order=True)
-        empty = df.clear().drop(OWNER, strict=False)
-        for r in regions:
-            out[r][name] = parts.get((r,), empty)
-    return out
+    key = OWNER if OWNER in accepted.columns else "region" if name == "applicants" else None
+    if key is None:
+        return {r: accepted for r in regions}
+    parts = accepted.partition_by(key, as_dict=True, include_key=key != OWNER, maintain_order=True)
+    empty = accepted.clear().drop(OWNER, strict=False)
+    return {r: parts.get((r,), empty) for r in regions}
 
 
 def _as_read(df: pl.DataFrame, faults: list[pl.DataFrame]) -> pl.DataFrame:
