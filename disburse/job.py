@@ -29,7 +29,7 @@ from transforms.region import RegionResult, compute_region
 from transforms.validate import Validated, validate
 
 JOB_ERRORS = (InputError, RuleError, ParamError, StateError)
-WRITERS = 2  # regions written at once while publishing
+WRITERS = 2  # parts of regions' files written at once while publishing (outputs.region_writers)
 DEFAULT_RULES = paths.RULES
 
 
@@ -136,18 +136,22 @@ def publish(inputs: Inputs, checked: Validated, results: list[RegionResult], con
             elif res.region in replaced:
                 outputs.note_replaced(staged, res.region, replaced[res.region])
 
-        def write(res: RegionResult) -> dict[str, int]:
-            mine = rejected.filter(pl.col("region") == res.region).drop("region", "applicant_id")
-            return outputs.write_region(
-                res, mine, year, staged.region_dir(res.region),
-                dataclasses.replace(run, gaps_allowed=tuple((gaps or {}).get(res.region, ()))),
-                previous=outputs.previous_year(out_dir / str(year - 1) / res.region))
-
-        # Regions' files are independent: written two at a time (compression, file writes and polars
-        # release the GIL), each into its own directory, so the bytes never depend on the order.
         writing = [res for res in results if res.region not in approved]
+        parts = [(res.region, i, part) for res in writing for i, part in enumerate(outputs.region_writers(
+            res, rejected.filter(pl.col("region") == res.region).drop("region", "applicant_id"), year,
+            staged.region_dir(res.region),
+            dataclasses.replace(run, gaps_allowed=tuple((gaps or {}).get(res.region, ()))),
+            previous=outputs.previous_year(out_dir / str(year - 1) / res.region)))]
+        # Every part writes its own files (compression, file writes and polars release the GIL): WRITERS at
+        # once, the largest regions' first; the files never depend on the order, the counts are taken in
+        # the parts' own order.
+        size = {res.region: res.lines.height for res in writing}
+        order = sorted(parts, key=lambda p: -size[p[0]])
         with ThreadPoolExecutor(max_workers=WRITERS) as pool:
-            counts = dict(zip([r.region for r in writing], pool.map(write, writing)))
+            done = dict(zip([(r, i) for r, i, _ in order], pool.map(lambda p: p[2](), order)))
+        counts: dict[str, dict[str, int]] = {res.region: {} for res in writing}
+        for region, i, _ in parts:
+            counts[region] |= done[(region, i)]
         orphans = rejected.filter(pl.col("region").is_null()).drop("region", "applicant_id")
         outputs.write_csv(orphans, staged.staging / "rejected.csv")
         manifest = build_manifest(inputs, checked, [r for r in results if r.region not in approved], counts, staged,

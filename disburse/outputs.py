@@ -13,6 +13,7 @@ import json
 import os
 import shutil
 from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -72,29 +73,48 @@ def write_region(result: RegionResult, rejected: pl.DataFrame, year: int, direct
     PREVIOUS: the previous year's payable lines of the region (``audit.previous_year``), for the audit's comparison.
     Past detail_limit lines (default ``audit.DETAIL_LIMIT``) the audit's per-line detail goes to paged files under audit/.
     """
-    directory.mkdir(parents=True)
-    frames = {
-        "disbursements.csv": disbursement_frame(result, as_text=True),
-        "payments.csv": payments_frame(result, year, run.run_id),
-        "clawbacks.csv": clawbacks_frame(result),
-        "in_kind.csv": result.in_kind.select("applicant_id", "applicant_name", "clause_id", "clause_title", "matter_id",
-                                             pl.col("in_kind_quantity").alias("quantity"), pl.col("in_kind_unit").alias("unit"),
-                                             "steps"),
-        "rejected.csv": rejected,
-    }
-    for name, df in frames.items():
-        write_csv(df, directory / name)
-    write_parquet(disbursement_frame(result, as_text=False), directory / "disbursements.parquet")
-    write_parquet(result.lines, directory / "audit_lines.parquet")
-    counts = {name: df.height for name, df in frames.items()}
-    counts |= {"disbursements.parquet": frames["disbursements.csv"].height, "audit_lines.parquet": result.lines.height}
-    counts |= write_audit(result, year, directory, run, rejected=rejected, previous=previous, detail_limit=detail_limit)
-    counts["payments.xlsx"] = write_payments_xlsx(
-        directory / "payments.xlsx", year=year, region=result.region, run_id=run.run_id,
-        rules_fp=run.rules_fingerprint, params_fp=run.params_fingerprint, payments=result.payments,
-        lines=result.disbursements, totals=clause_totals(result.lines).filter(pl.col("payable_fen") > 0),
-        budgets=result.budgets)
+    counts: dict[str, int] = {}
+    for part in region_writers(result, rejected, year, directory, run, previous=previous, detail_limit=detail_limit):
+        counts |= part()
     return counts
+
+
+def region_writers(result: RegionResult, rejected: pl.DataFrame, year: int, directory: Path, run: RunInfo, *,
+                   previous: pl.DataFrame | None = None, detail_limit: int | None = None,
+                   ) -> list[Callable[[], dict[str, int]]]:
+    """``write_region`` in independent parts (each writes its own files and returns their row counts), so
+    that a run writes parts of several regions at once. DIRECTORY is made here."""
+    directory.mkdir(parents=True)
+
+    def tables() -> dict[str, int]:
+        frames = {
+            "disbursements.csv": disbursement_frame(result, as_text=True),
+            "payments.csv": payments_frame(result, year, run.run_id),
+            "clawbacks.csv": clawbacks_frame(result),
+            "in_kind.csv": result.in_kind.select("applicant_id", "applicant_name", "clause_id", "clause_title",
+                                                 "matter_id", pl.col("in_kind_quantity").alias("quantity"),
+                                                 pl.col("in_kind_unit").alias("unit"), "steps"),
+            "rejected.csv": rejected,
+        }
+        for name, df in frames.items():
+            write_csv(df, directory / name)
+        write_parquet(disbursement_frame(result, as_text=False), directory / "disbursements.parquet")
+        write_parquet(result.lines, directory / "audit_lines.parquet")
+        counts = {name: df.height for name, df in frames.items()}
+        return counts | {"disbursements.parquet": frames["disbursements.csv"].height,
+                         "audit_lines.parquet": result.lines.height}
+
+    def audit() -> dict[str, int]:
+        return write_audit(result, year, directory, run, rejected=rejected, previous=previous, detail_limit=detail_limit)
+
+    def workbook() -> dict[str, int]:
+        return {"payments.xlsx": write_payments_xlsx(
+            directory / "payments.xlsx", year=year, region=result.region, run_id=run.run_id,
+            rules_fp=run.rules_fingerprint, params_fp=run.params_fingerprint, payments=result.payments,
+            lines=result.disbursements, totals=clause_totals(result.lines).filter(pl.col("payable_fen") > 0),
+            budgets=result.budgets)}
+
+    return [tables, audit, workbook]
 
 
 MERGE = ".merge"  # in a staged region directory: merge its files into the live one (an approved region)
