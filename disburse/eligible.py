@@ -44,13 +44,13 @@ LIST_COLUMNS = [
 def _ceilings(inputs: job.Inputs, region: str) -> pl.DataFrame:
     """Per recognition clause of the region: the approved rate to assume (its maximum where it gives no rate)
     and the level to assume where none is known (the highest it pays)."""
-    levels = inputs.tables["levels"]
+    levels = inputs.compiled.tables["levels"]
+    compiled = {c.clause_id: c for c in inputs.compiled.regions[region].clauses}
     rows = []
     for r in inputs.catalogue.rules_of(region):
         given = inputs.params.clauses.get(r.clause_id)
         # a clause whose administrator parameter is missing cannot say what it would pay: not listed
-        missing = [p for p in r.params if given is None or getattr(given, p) is None]
-        if not r.recognition or missing or inputs.params.suspended(r.clause_id):
+        if not r.recognition or compiled[r.clause_id].missing or compiled[r.clause_id].suspended:
             continue
         has_rate = r.rate is not None or bool(r.size_rates) or (given is not None and given.rate is not None)
         top = levels.filter(pl.col("clause_id") == r.clause_id).sort("level_rank").tail(1)["level"].to_list()
@@ -64,7 +64,7 @@ def synthetic_recognitions(baseline: pl.DataFrame, recognitions: pl.DataFrame, i
                            region: str, year: int) -> pl.DataFrame:
     """The recognitions the year's candidate matters lack, as ledger rows (the accepted schema, ``_row`` null),
     with ``basis``: why the matter is a candidate, in words."""
-    window = inputs.windows.get(region)
+    window = inputs.compiled.regions[region].window
     empty = recognitions.clear().with_columns(pl.lit(None, pl.String).alias("basis"))
     if window is None:
         return empty
@@ -82,9 +82,9 @@ def synthetic_recognitions(baseline: pl.DataFrame, recognitions: pl.DataFrame, i
                             pl.lit("its conditions met; no recognition")).alias("basis"))
     )
     # a level reached elsewhere: the same matter recognised at a level this clause pays, under another clause
-    levels = inputs.tables["levels"].join(ceilings.select("clause_id"), on="clause_id").select("clause_id", "level")
+    levels = inputs.compiled.tables["levels"].join(ceilings.select("clause_id"), on="clause_id").select("clause_id", "level")
     mine = recognitions.filter(pl.col("year") <= year).join(
-        inputs.tables["clauses"].filter(pl.col("region") == region).select("clause_id"), on="clause_id", how="semi")
+        inputs.compiled.regions[region].tables["clauses"].select("clause_id"), on="clause_id", how="semi")
     held = mine.select(*KEY).unique()
     from_levels = (
         mine.filter(pl.col("level").is_not_null())

@@ -20,10 +20,11 @@ from pathlib import Path
 import polars as pl
 
 from disburse import killpoint, outputs, paths, state
+from disburse.compiled import Compiled, compile_catalogue
 from disburse.money import fen_to_decimal, total_fen
 from disburse.ledgers import LEDGER_ORDER, LEDGERS, InputError, check_ledgers_dir, read_ledgers
 from disburse.params import ParamError, Params, load_params, policy_windows
-from disburse.rules import FROM_HISTORY_KINDS, Catalogue, RuleError, compile_tables, load_catalogue
+from disburse.rules import FROM_HISTORY_KINDS, Catalogue, RuleError, load_catalogue
 from disburse.state import StateError
 from transforms.region import RegionResult, compute_region
 from transforms.validate import Validated, validate
@@ -36,9 +37,8 @@ DEFAULT_RULES = paths.RULES
 @dataclass
 class Inputs:
     catalogue: Catalogue
-    tables: dict[str, pl.DataFrame]
+    compiled: Compiled  # the catalogue and the parameters as the transforms read them, made once per run
     params: Params
-    windows: dict
     raw: dict[str, pl.DataFrame]
     files: dict[str, Path | None]
     encodings: dict[str, str | None]  # each file's text encoding: utf-8, utf-8-sig (with BOM), gb18030
@@ -49,7 +49,7 @@ def ingest(ledgers_dir: Path, rules_dir: Path | None = None, params_file: Path |
     cat = load_catalogue(rules_dir or DEFAULT_RULES)
     params = load_params(params_file, cat)
     raw, files, encodings = read_ledgers(ledgers_dir)
-    return Inputs(cat, compile_tables(cat), params, policy_windows(cat, params), raw, files, encodings)
+    return Inputs(cat, compile_catalogue(cat, params), params, raw, files, encodings)
 
 
 def choose_regions(cat: Catalogue, region: str | None) -> list[str]:
@@ -101,8 +101,8 @@ def paid_before(con, checked: Validated, year: int, state_path: Path | None = No
 
 def compute(inputs: Inputs, checked: Validated, paid: PaidBefore, year: int, region: str) -> RegionResult:
     mine = checked.by_region.get(region)
-    return compute_region(checked.accepted if mine is None else mine, inputs.catalogue, inputs.tables, inputs.params,
-                          inputs.windows[region], paid.history, paid.recovered, year, region, of_region=mine is not None)
+    return compute_region(checked.accepted if mine is None else mine, inputs.compiled.regions[region],
+                          paid.history, paid.recovered, year, of_region=mine is not None)
 
 
 def rejected_by_region(checked: Validated) -> pl.DataFrame:
@@ -229,7 +229,7 @@ def find_gaps(con, inputs: Inputs, checked: Validated, year: int, regions: list[
     prior = checked.accepted["prior_payments"].join(applicants, on="applicant_id").select("region", "year")
     gaps: dict[str, list[int]] = {}
     for region in regions:
-        window = inputs.windows.get(region)
+        window = inputs.compiled.regions[region].window
         if window is None:
             continue  # a missing start parameter: the run stops on it where a line needs it
         start, end = window

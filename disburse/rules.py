@@ -564,7 +564,6 @@ CLAUSE_SCHEMA = {
     "in_kind_text": S, "in_kind_unit": S, "in_kind_max": I,
     "elig_sector": pl.List(S), "elig_size": pl.List(S), "elig_above_scale": B, "elig_credit_ok": B,
     "elig_max_age_years": I, "elig_max_years_since_move_in": I, "elig_moved_in": B, "elig_new_in_region": B,
-    "params": pl.List(S),
     "tiers_text": S,
 }
 
@@ -601,7 +600,6 @@ def compile_tables(cat: Catalogue) -> dict[str, pl.DataFrame]:
             "in_kind_max": int(r.in_kind.max_quantity) if r.in_kind else None,
             "period_scope": r.period.scope if r.period else "matter",
             **{f"elig_{f}": v for f, v in elig.items()},
-            "params": list(r.params),
             "tiers_text": "，".join(
                 f"{t.up_to:,.2f} 以内 {fmt_ppm(_ppm(t.rate))}" if t.up_to is not None else f"超过部分 {fmt_ppm(_ppm(t.rate))}"
                 for t in r.tiers) if r.tiers else None,

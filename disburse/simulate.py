@@ -40,9 +40,10 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from disburse import job, state
-from disburse.money import fmt_fen, yuan_text
-from disburse.params import ParamError, Params, check_names, policy_windows
-from disburse.rules import Catalogue, RuleError, TextDateLoader, compile_tables, load_catalogue
+from disburse.compiled import compile_catalogue
+from disburse.money import fmt_fen, yuan_text, yuan_to_fen
+from disburse.params import ParamError, Params, check_names
+from disburse.rules import Catalogue, RuleError, TextDateLoader, load_catalogue
 from disburse.tables import RegionResult
 
 
@@ -106,7 +107,7 @@ def apply_overlay(path: Path, base: job.Inputs, rules_dir: Path, workdir: Path) 
             changes.append(f"{cid}: switched off" if key == "suspended" and value is True else f"{cid}.{key} = {value}")
     for scope, years in overlay.budgets.items():
         param_doc.setdefault("budgets", {}).setdefault(scope, {}).update(years)
-        changes += [f"budget {scope} {y}: {fmt_fen(int(v * 100))}" for y, v in sorted(years.items())]
+        changes += [f"budget {scope} {y}: {fmt_fen(yuan_to_fen(v))}" for y, v in sorted(years.items())]
     if overlay.carry_budget_shortfall is not None:
         param_doc["carry_budget_shortfall"] = overlay.carry_budget_shortfall
         changes.append(f"carry_budget_shortfall = {str(overlay.carry_budget_shortfall).lower()}")
@@ -119,8 +120,7 @@ def apply_overlay(path: Path, base: job.Inputs, rules_dir: Path, workdir: Path) 
         e = exc.errors()[0]
         raise OverlayError(f"{path}: {'.'.join(map(str, e['loc']))}: {e['msg']}") from None
     check_names(new_params, cat, str(path))
-    inputs = dataclasses.replace(base, catalogue=cat, tables=compile_tables(cat), params=new_params,
-                                 windows=policy_windows(cat, new_params))
+    inputs = dataclasses.replace(base, catalogue=cat, compiled=compile_catalogue(cat, new_params), params=new_params)
     return Scenario(overlay.name or path.stem, str(path), inputs, changes)
 
 

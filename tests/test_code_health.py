@@ -13,12 +13,15 @@ These tests keep that table honest:
   clause table) reads each base key and each extraction key (ladder, growth,
   threshold, recognition) the kind declares: a kind that declares `base.where`
   but never filters on it fails here;
-- every column the catalogue compiles into the clause table is read by a transform.
+- every column the catalogue compiles into the clause table is read by a transform;
+- the transforms read the catalogue compiled once per run (``disburse.compiled``), never the rules'
+  models, the params or their error, and never turn yuan into fen themselves.
 """
 
 from __future__ import annotations
 
 import ast
+import dataclasses
 import datetime as dt
 import typing
 from pathlib import Path
@@ -27,7 +30,9 @@ import pytest
 from pydantic import BaseModel
 
 from disburse import rules as R
+from disburse.compiled import compile_catalogue
 from disburse.ledgers import LEDGERS
+from disburse.params import Params
 from transforms.candidates import Context, extract
 from transforms.validate import validate
 
@@ -98,17 +103,21 @@ def test_every_compiled_clause_column_is_read_by_a_transform() -> None:
 
 
 class Recorder:
-    """A rule (or a part of it) that notes every key read from it."""
+    """A rule, or the clause compiled from it (or a part of either), that notes every key read from it.
+    A compiled field names its key with the unit it was converted to (threshold_fen: threshold)."""
 
     def __init__(self, obj, prefix: str, seen: set[str]):
         self._obj, self._prefix, self._seen = obj, prefix, seen
 
     def __getattr__(self, name: str):
         value = getattr(self._obj, name)
-        if name in type(self._obj).model_fields:
-            self._seen.add(self._prefix + name)
-            if isinstance(value, BaseModel):
-                return Recorder(value, f"{self._prefix}{name}.", self._seen)
+        fields = (type(self._obj).model_fields if isinstance(self._obj, BaseModel)
+                  else {f.name for f in dataclasses.fields(self._obj)})
+        if name in fields:
+            key = self._prefix + name.removesuffix("_fen").removesuffix("_ppm")
+            self._seen.add(key)
+            if isinstance(value, BaseModel) or dataclasses.is_dataclass(value):
+                return Recorder(value, f"{key}.", self._seen)
         return value
 
 
@@ -178,7 +187,9 @@ def test_each_kind_reads_the_base_it_declares(kind: str) -> None:
     wanted = {k for k in spec.reads if k.startswith("base.") or k in EXTRACTION_KEYS}
     seen: set[str] = set()
     for rule in sample_rules(kind):
-        extract(Recorder(rule, "", seen), empty_context(rule))
+        clause = compile_catalogue(R.Catalogue(policies={"testland": POLICY}, rules={rule.clause_id: rule},
+                                               fingerprint=""), Params()).clause(rule.clause_id)
+        extract(Recorder(clause, "", seen), empty_context(rule))
         # a few base keys are compiled into the clause table instead (second_cap: second_cap_fen)
         R.compile_tables(R.Catalogue.model_construct(policies={"testland": POLICY}, rules={rule.clause_id: Recorder(rule, "", seen)}))
     assert wanted - seen == set(), f"kind {kind} declares keys its extraction never reads"
@@ -197,3 +208,29 @@ def test_the_layers_below_the_transforms_never_import_them() -> None:
         imported = {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.module} | {
             a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
         assert not {m for m in imported if m == "transforms" or m.startswith("transforms.")}, name
+
+
+def compiled_catalogue_faults(transforms: Path) -> list[str]:
+    """What in the transforms under TRANSFORMS reads the catalogue or the parameters other than compiled:
+    an import of the rules' models or of the params (their error included), or yuan turned into fen by
+    ``* 100``. ``validate`` parses the ledgers' own text (yuan in, fen out) and is left out of the last."""
+    modules, names = {"disburse.rules", "disburse.params"}, {"Rule", "Catalogue", "Params", "ParamError"}
+    faults = []
+    for path in sorted(transforms.glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            where = f"{path.name}:{getattr(node, 'lineno', 0)}"
+            if isinstance(node, ast.ImportFrom):
+                faults += [f"{where} imports {node.module}"] * (node.module in modules)
+                faults += [f"{where} imports {a.name}" for a in node.names if a.name in names]
+            elif isinstance(node, ast.Import):
+                faults += [f"{where} imports {a.name}" for a in node.names if a.name in modules]
+            elif (isinstance(node, ast.BinOp) and isinstance(node.op, ast.Mult) and path.name != "validate.py"
+                  and any(isinstance(o, ast.Constant) and o.value == 100 for o in (node.left, node.right))):
+                faults.append(f"{where} multiplies by 100")
+    return faults
+
+
+def test_the_transforms_read_only_the_compiled_catalogue() -> None:
+    """The transforms receive the catalogue compiled once per run (``disburse.compiled``): amounts in fen,
+    rates in ppm, the administrator's parameters resolved and the missing ones found."""
+    assert compiled_catalogue_faults(ROOT / "transforms") == []

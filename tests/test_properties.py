@@ -118,10 +118,10 @@ def test_a_years_bills_sum_exactly_or_are_refused(bills: list[int]) -> None:
         assert v.rejected["reason"].str.starts_with("sum_out_of_range").all() and v.rejected.height == len(bills)
         return
     assert v.rejected.is_empty()
-    tables = _tables()
+    compiled = _compiled()
     ctx = Context(v.accepted, v.accepted["applicants"].drop(ROW), 2021,
-                  (dt.date(2019, 1, 1), dt.date(2025, 12, 31)), tables["levels"], tables["steps"])
-    line = extract(cat.rules["lingang.4"], ctx)
+                  (dt.date(2019, 1, 1), dt.date(2025, 12, 31)), compiled.tables["levels"], compiled.tables["steps"])
+    line = extract(compiled.clause("lingang.4"), ctx)
     assert line["applicant_id"].to_list() == [IDS[0]]
     assert line["base_fen"].to_list() == [total]
 
@@ -138,12 +138,13 @@ def _catalogue():
     return _cache["cat"]
 
 
-def _tables():
-    from disburse.rules import compile_tables
+def _compiled():
+    from disburse.compiled import compile_catalogue
+    from disburse.params import Params
 
-    if "tables" not in _cache:
-        _cache["tables"] = compile_tables(_catalogue())
-    return _cache["tables"]
+    if "compiled" not in _cache:
+        _cache["compiled"] = compile_catalogue(_catalogue(), Params())
+    return _cache["compiled"]
 
 
 @given(fen=st.lists(st.integers(min_value=0, max_value=2**63 - 1), min_size=1, max_size=40))

@@ -17,10 +17,10 @@ import datetime as dt
 
 import polars as pl
 
+from disburse.compiled import FROM_HISTORY_KINDS, Clause
 from disburse.ledgers import LEDGERS, ROW
 from disburse.money import PPM, fmt_fen_expr, micro, sum_fen
 from disburse.phrases import field_name
-from disburse.rules import FROM_HISTORY_KINDS, Rule
 
 CANDIDATE_SCHEMA = {
     "applicant_id": pl.String,
@@ -86,22 +86,22 @@ def _min_fen(a: pl.Expr, b: pl.Expr) -> pl.Expr:
     return pl.min_horizontal(a, b.fill_null(a))
 
 
-def _where(rule: Rule) -> pl.Expr:
+def _where(rule: Clause) -> pl.Expr:
     expr = pl.lit(True)
     for col, values in rule.base.where.items():
         expr = expr & pl.col(col).is_in(values)
-    for col, (low, high) in rule.base.between.items():
+    for col, (low, high) in rule.base.between_fen.items():
         if low is not None:
-            expr = expr & (pl.col(col) >= int(low * 100))
+            expr = expr & (pl.col(col) >= low)
         if high is not None:
-            expr = expr & (pl.col(col) <= int(high * 100))
+            expr = expr & (pl.col(col) <= high)
     return expr
 
 
-def _investee_conditions(df: pl.DataFrame, rule: Rule, ctx: Context) -> pl.DataFrame:
+def _investee_conditions(df: pl.DataFrame, rule: Clause, ctx: Context) -> pl.DataFrame:
     """Marks rows whose own applicant (the investee, when the payee is another) fails the base's conditions."""
     b = rule.base
-    if b.max_main_revenue is None and b.investee_sector is None and b.investee_size is None:
+    if b.max_main_revenue_fen is None and b.investee_sector is None and b.investee_size is None:
         return df
     revenue = ctx.ledgers["revenue"].select("applicant_id", "year", pl.col("main_revenue").alias("_revenue"))
     firms = ctx.ledgers["applicants"].select("applicant_id", pl.col("sector").alias("_sector"), pl.col("size").alias("_size"))
@@ -110,8 +110,8 @@ def _investee_conditions(df: pl.DataFrame, rule: Rule, ctx: Context) -> pl.DataF
         checks.append((pl.col("_sector").is_in(b.investee_sector), pl.format("被投企业行业 {} 不符合条款", pl.col("_sector"))))
     if b.investee_size is not None:
         checks.append((pl.col("_size").is_in(b.investee_size), pl.format("被投企业规模 {} 不符合条款", pl.col("_size"))))
-    if b.max_main_revenue is not None:
-        ceiling = int(b.max_main_revenue * 100)
+    if b.max_main_revenue_fen is not None:
+        ceiling = b.max_main_revenue_fen
         checks.append((pl.col("_revenue").is_not_null(), pl.lit("被投企业当年没有营业收入数据")))
         checks.append((pl.col("_revenue") <= ceiling, pl.format("被投企业主营业务收入 {} 高于 {}", fmt_fen_expr(pl.col("_revenue")),
                                                                 fmt_fen_expr(pl.lit(ceiling)))))
@@ -126,7 +126,7 @@ def _investee_conditions(df: pl.DataFrame, rule: Rule, ctx: Context) -> pl.DataF
     )
 
 
-def matter_namespace(rule: Rule) -> str:
+def matter_namespace(rule: Clause) -> str:
     """The ledger whose row ids a rule's matter ids are; the bureau's own ids are 'recognitions'."""
     if rule.base is None:
         return "recognitions"
@@ -135,7 +135,7 @@ def matter_namespace(rule: Rule) -> str:
     return rule.base.ledger
 
 
-def earlier_years_prefix(rule: Rule) -> str | None:
+def earlier_years_prefix(rule: Clause) -> str | None:
     """The prefix of a line's supersede_key ("<ledger>:") where its matter is a ledger row, a
     project or a recognised matter, the same in every year: earlier years' payments for it are
     keyed alike (SPEC §5.5 across years). None where the key names a year's figures summed, a
@@ -148,7 +148,7 @@ def earlier_years_prefix(rule: Rule) -> str | None:
     return f"{matter_namespace(rule)}:"
 
 
-def _finish(df: pl.DataFrame, rule: Rule, supersede_key: pl.Expr | None = None) -> pl.DataFrame:
+def _finish(df: pl.DataFrame, rule: Clause, supersede_key: pl.Expr | None = None) -> pl.DataFrame:
     """Fill the columns an extraction did not set and order them as CANDIDATE_SCHEMA.
 
     Lines compete under keep-the-highest when their supersede_key is equal: by
@@ -171,7 +171,7 @@ def _rows_text(ledger: str) -> pl.Expr:
     return pl.format("{} 第 {} 行", pl.lit(ledger), pl.col(ROW))
 
 
-def _ledger_base(rule: Rule, ctx: Context) -> pl.DataFrame:
+def _ledger_base(rule: Clause, ctx: Context) -> pl.DataFrame:
     """Lines whose base is an amount in a ledger: per row, or per applicant and year."""
     b = rule.base
     led = LEDGERS[b.ledger]
@@ -215,12 +215,11 @@ def _ledger_base(rule: Rule, ctx: Context) -> pl.DataFrame:
         .with_columns(pl.col("applicant_id").alias("matter_id"), pl.lit(ctx.year_end).alias("line_date"))
     )
     out = _join_recognition(out, rule, ctx)
-    where = ",".join([*(f"{k}={'|'.join(map(str, v))}" for k, v in sorted(b.where.items())),
-                      *(f"{k}~{lo}..{hi}" for k, (lo, hi) in sorted(b.between.items()))])
-    return _finish(out, rule, pl.format("{}:{}:{}:{}", pl.lit(b.ledger), pl.lit(b.amount), pl.lit(where), pl.col("matter_id")))
+    return _finish(out, rule, pl.format("{}:{}:{}:{}", pl.lit(b.ledger), pl.lit(b.amount), pl.lit(b.where_text),
+                                        pl.col("matter_id")))
 
 
-def _join_recognition(lines: pl.DataFrame, rule: Rule, ctx: Context) -> pl.DataFrame:
+def _join_recognition(lines: pl.DataFrame, rule: Clause, ctx: Context) -> pl.DataFrame:
     if rule.recognition_under:
         return _join_recognition_under(lines, rule, ctx)
     if not rule.recognition:
@@ -248,7 +247,7 @@ def _join_recognition(lines: pl.DataFrame, rule: Rule, ctx: Context) -> pl.DataF
     )
 
 
-def _join_recognition_under(lines: pl.DataFrame, rule: Rule, ctx: Context) -> pl.DataFrame:
+def _join_recognition_under(lines: pl.DataFrame, rule: Clause, ctx: Context) -> pl.DataFrame:
     """经认定 over the whole sentence: the matter was recognised under another clause (its
     construction half), in the window, this year or before; the earliest such recognition is named.
     That recognition's approved amount or rate is the other clause's and does not bound this line."""
@@ -271,7 +270,7 @@ def _join_recognition_under(lines: pl.DataFrame, rule: Rule, ctx: Context) -> pl
     )
 
 
-def _recognition_base(rule: Rule, ctx: Context) -> pl.DataFrame:
+def _recognition_base(rule: Clause, ctx: Context) -> pl.DataFrame:
     """Lines that exist only as a recognised matter (a lab, a paper, an approved amount)."""
     rec = ctx.recognitions(rule.clause_id)
     out = rec.select(
@@ -287,7 +286,7 @@ def _recognition_base(rule: Rule, ctx: Context) -> pl.DataFrame:
     return _finish(out, rule)
 
 
-def _levels(rule: Rule, ctx: Context) -> pl.DataFrame:
+def _levels(rule: Clause, ctx: Context) -> pl.DataFrame:
     """Level awards (SPEC §5.8): the total ever paid for a matter is the largest, over its
     recognitions in the window up to this year, of min(the level's award, that recognition's
     approved amount).
@@ -328,7 +327,7 @@ def _levels(rule: Rule, ctx: Context) -> pl.DataFrame:
     )
 
 
-def _ladder(rule: Rule, ctx: Context) -> pl.DataFrame:
+def _ladder(rule: Clause, ctx: Context) -> pl.DataFrame:
     """The award of the highest step a yearly figure (the base's amount) has passed in the window so far."""
     led, fig = rule.base.ledger, rule.base.amount
     steps = ctx.steps.filter(pl.col("clause_id") == rule.clause_id).drop("clause_id")
@@ -359,12 +358,12 @@ def _ladder(rule: Rule, ctx: Context) -> pl.DataFrame:
     return _finish(out, rule, pl.format("{}:{}:{}", pl.lit(led), pl.lit(fig), pl.col("matter_id")))
 
 
-def _first_reach(rule: Rule, ctx: Context) -> pl.DataFrame:
+def _first_reach(rule: Clause, ctx: Context) -> pl.DataFrame:
     """Pays in the year a balance first reaches the threshold (ever, by date then row)."""
     b = rule.base
     led = LEDGERS[b.ledger]
     date = pl.col(led.date_column) if led.date_column else pl.date(pl.col("year"), 12, 31)
-    rows = ctx.ledgers[b.ledger].filter(_where(rule) & (pl.col(b.amount) >= rule.threshold * 100))
+    rows = ctx.ledgers[b.ledger].filter(_where(rule) & (pl.col(b.amount) >= rule.threshold_fen))
     if b.since_in_region:
         # 注册并实到: a row dated before the firm registered in the region does not count
         arrived = ctx.ledgers["applicants"].select("applicant_id", "registered_in_region_on")
@@ -387,13 +386,13 @@ def _first_reach(rule: Rule, ctx: Context) -> pl.DataFrame:
         in_window.alias("in_window"),
         _rows_text(b.ledger).alias("source"),
         pl.format("{} 于 {} 首次达到 {}", pl.lit(field_name(b.amount)), pl.col("_date").dt.to_string("%Y-%m-%d"),
-                  fmt_fen_expr(pl.lit(int(rule.threshold * 100)))).alias("detail"),
+                  fmt_fen_expr(pl.lit(rule.threshold_fen))).alias("detail"),
     )
     key = pl.format("{}:{}:first_reach:{}", pl.lit(b.ledger), pl.lit(b.amount), pl.col("matter_id"))
     return _finish(_join_recognition(out, rule, ctx), rule, key)
 
 
-def _growth(rule: Rule, ctx: Context) -> pl.DataFrame:
+def _growth(rule: Clause, ctx: Context) -> pl.DataFrame:
     """hangzhou.5a: a yearly figure (the base's amount: R&D expense) grown by min_growth in each of the
     last `years` years, its intensity (figure / main revenue) and its increase."""
     g, led, fig = rule.growth, rule.base.ledger, rule.base.amount
@@ -404,14 +403,14 @@ def _growth(rule: Rule, ctx: Context) -> pl.DataFrame:
         prev = figures.filter(pl.col("year") == ctx.year - k).select("applicant_id", pl.col("_fig").alias(f"_fig{k}"))
         wide = wide.join(prev, on="applicant_id", how="left")
     wide = wide.join(rev, on="applicant_id", how="left")
-    growth_ppm = int(g.min_growth * PPM)
+    growth_ppm = g.min_growth_ppm
     cur = [pl.col("_fig")] + [pl.col(f"_fig{k}") for k in range(1, g.years + 1)]
     grew = pl.lit(True)
     for later, earlier in zip(cur[:-1], cur[1:]):
         grew = grew & (micro(later, PPM) >= micro(earlier, PPM + growth_ppm)) & (earlier > 0)
     increase = pl.col("_fig") - pl.col("_fig1")
-    intense = micro(pl.col("_fig"), PPM) >= micro(pl.col("_main_revenue"), int(g.min_intensity * PPM))
-    met = (grew & intense & (increase >= int(g.min_increase * 100))).fill_null(False)
+    intense = micro(pl.col("_fig"), PPM) >= micro(pl.col("_main_revenue"), g.min_intensity_ppm)
+    met = (grew & intense & (increase >= g.min_increase_fen)).fill_null(False)
     out = wide.select(
         "applicant_id",
         pl.col("applicant_id").alias("matter_id"),
@@ -421,13 +420,13 @@ def _growth(rule: Rule, ctx: Context) -> pl.DataFrame:
         _rows_text(led).alias("source"),
         met.alias("condition_met"),
         pl.when(met).then(pl.format("{}增加 {}", pl.lit(field_name(fig)), fmt_fen_expr(increase)))
-        .otherwise(pl.lit(f"未满足：{field_name(fig)}连续 {g.years} 年增长不低于 {g.min_growth:%}、占主营业务收入不低于 "
-                          f"{g.min_intensity:%}、增加额不低于 {g.min_increase:,}")).alias("detail"),
+        .otherwise(pl.lit(f"未满足：{field_name(fig)}连续 {g.years} 年增长不低于 {g.min_growth_text}、占主营业务收入不低于 "
+                          f"{g.min_intensity_text}、增加额不低于 {g.min_increase_text}")).alias("detail"),
     )
     return _finish(out, rule, pl.format("{}:{}:growth:{}", pl.lit(led), pl.lit(fig), pl.col("matter_id")))
 
 
-def _matching(rule: Rule, ctx: Context) -> pl.DataFrame:
+def _matching(rule: Clause, ctx: Context) -> pl.DataFrame:
     """A matter's amount (higher-level funding of a project) summed over its yearly rows up to the
     year it is completed (accepted), paid in that year."""
     b = rule.base
@@ -454,7 +453,7 @@ def _matching(rule: Rule, ctx: Context) -> pl.DataFrame:
     return _finish(_join_recognition(out, rule, ctx), rule)
 
 
-def extract(rule: Rule, ctx: Context) -> pl.DataFrame:
+def extract(rule: Clause, ctx: Context) -> pl.DataFrame:
     if rule.kind == "level":
         return _levels(rule, ctx)
     if rule.kind == "ladder":

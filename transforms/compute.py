@@ -18,9 +18,8 @@ import datetime as dt
 
 import polars as pl
 
+from disburse.compiled import RATED_KINDS, Region
 from disburse.money import PPM, apply_rate, micro, round_micro, sum_fen
-from disburse.params import ParamError
-from disburse.rules import RATED_KINDS
 from disburse.tables import CLAWBACK_SCHEMA, HISTORY_SCHEMA  # noqa: F401 (re-exported)
 
 # Codes of the limits across years and within a year (SPEC §5.7): a line they stop pays 0.00.
@@ -31,8 +30,6 @@ PERIOD_REASONS = {
     "max_years": "period:max_years_reached",
     "min_gap_years": "period:too_soon_after_last_payment",
 }
-PARAM_SCHEMA = {"clause_id": pl.String, "p_rate_ppm": pl.Int64, "p_annual_cap_fen": pl.Int64,
-                "p_item_cap_fen": pl.Int64, "p_amount_fen": pl.Int64}
 
 
 def _min(a: pl.Expr, b: pl.Expr) -> pl.Expr:
@@ -173,15 +170,16 @@ def _years_paid(history: pl.DataFrame, keys: list[str], suffix: str) -> pl.DataF
 def compute_lines(
     candidates: pl.DataFrame,
     tables: dict[str, pl.DataFrame],
-    params: pl.DataFrame,
+    compiled: Region,
     applicants: pl.DataFrame,
     history: pl.DataFrame,
     year: int,
 ) -> pl.DataFrame:
     """SPEC §5's modifiers in order, one named step each. Every step takes and returns the lines
-    (one row per applicant, clause, matter and installment of the year) with its own columns added."""
-    lines = assemble(candidates, tables, params, applicants, history, year)
-    _require_params(lines)
+    (one row per applicant, clause, matter and installment of the year) with its own columns added.
+    COMPILED: the region's administrator parameters (``compiled.params``) and what is missing of them."""
+    lines = assemble(candidates, tables, compiled.params, applicants, history, year)
+    _require_params(lines, compiled)
     return (
         lines.pipe(formula, tables)
         .pipe(level_up_and_periods, history, year)
@@ -422,16 +420,15 @@ def installment_shares(lines: pl.DataFrame, tables: dict[str, pl.DataFrame]) -> 
     )
 
 
-def _require_params(lines: pl.DataFrame) -> None:
-    """A live line of a clause whose administrator parameter is missing stops the run (SPEC §5.9)."""
+def _require_params(lines: pl.DataFrame, compiled: Region) -> None:
+    """A live line of a clause whose administrator parameter is missing (``p_missing``, found when the
+    catalogue was compiled) and not given otherwise (a size rate) stops the run (SPEC §5.9)."""
     effective = {"rate": "rate_ppm", "annual_cap": "annual_cap_fen", "item_cap": "item_cap_fen", "amount": "fixed_fen"}
     live = lines.filter(pl.col("blocked").is_null() & ~pl.col("scheduled"))
     for name, col in effective.items():
-        missing = live.filter(pl.col("params").list.contains(name) & pl.col(col).is_null())
+        missing = live.filter(pl.col("p_missing").list.contains(name) & pl.col(col).is_null())
         if not missing.is_empty():
-            cid = missing.get_column("clause_id").sort().first()
-            raise ParamError(f"clause {cid}: administrator parameter {name} is missing "
-                             f"(set clauses.{cid}.{name} in the params file)")
+            raise compiled.missing_parameter(f"{missing.get_column('clause_id').sort().first()}.{name}")
 
 
 def clawbacks(applicants: pl.DataFrame, history: pl.DataFrame, recovered: pl.DataFrame, year: int, region: str,

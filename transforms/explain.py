@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import polars as pl
 
+from disburse.compiled import RATED_KINDS
 from disburse.money import fmt_fen_expr as F
 from disburse.money import fmt_ppm_expr as P
 from disburse.phrases import REASONS, reasons_expr
-from disburse.rules import RATED_KINDS
 from transforms.budget import REASONS as BUDGET_REASONS
 from transforms.compute import PERIOD_REASONS, eligibility_checks
 
