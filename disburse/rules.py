@@ -11,7 +11,9 @@ refused, so a rule never loads only to be misread.
 
 The engine never reads these models row by row: ``compile_tables`` turns the
 catalogue into small polars tables (one row per clause, per tier, per level,
-per ladder step, per installment) that the transforms join to the lines.
+per ladder step, per installment) that the transforms join to the lines, and
+``disburse.compiled`` hands them the rest, in fen and ppm: the transforms never
+read these models.
 """
 
 from __future__ import annotations
