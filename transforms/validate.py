@@ -137,7 +137,12 @@ def _check_ledger(name: str, *, raw: dict[str, pl.DataFrame], known: dict, rate_
         _as_read(df, [*_range_faults(typed, ledger, rate_ranges), *_cross_faults(typed, ledger, raw, matter_ledgers)]),
     ])
     accepted = typed.filter(~pl.col(ROW).is_in(faults["row"].implode()))
-    return accepted.drop(OWNER, strict=False), _rejected_lines(name, df, faults), _split(name, accepted, regions)
+    parts = _split(name, accepted, regions)
+    if OWNER in accepted.columns or name == "applicants":
+        # every accepted row has its region: the ledger is its regions' parts end to end, not a second copy
+        # (rows in file order within a region; every reader of the whole ledger filters by region or sums)
+        accepted = pl.concat([parts[r] for r in regions], rechunk=False) if regions else accepted.clear()
+    return accepted.drop(OWNER, strict=False), _rejected_lines(name, df, faults), parts
 
 
 def _owners(raw: dict[str, pl.DataFrame], applicants: pl.DataFrame, regions: list[str]) -> dict[str, pl.Series]:
