@@ -85,7 +85,9 @@ def as_text(v: pl.Expr, dtype: pl.DataType) -> pl.Expr:
 
 @dataclass
 class Validated:
-    accepted: dict[str, pl.DataFrame]  # ledger name -> typed frame, with _row
+    # ledger name -> typed frame, with _row; a ledger naming applicants is its regions' rows (by_region)
+    # end to end: file order within a region, the regions in the catalogue's order
+    accepted: dict[str, pl.DataFrame]
     rejected: pl.DataFrame             # REJECTED_SCHEMA, one line per fault
     # region -> ledger -> the accepted rows of the region's applicants (split while validating, _split);
     # a copy with other accepted rows sets it to {} (the computation then filters by region afresh)
