@@ -153,3 +153,33 @@ class TiedServer:
         if settings is not None:
             settings.__exit__(None, None, None)
             self._settings = None
+
+
+_early: TiedServer | None = None
+
+
+def start_early(argv: list[str]) -> None:
+    """Start the server for ARGV before anything heavy is imported, when ARGV is a ``run`` that will need
+    one (no --help, no --dask, no ``PREFECT_API_URL``); ``take_early`` hands it to the run. A run that
+    stops before reaching the flow stops it at exit."""
+    global _early
+    if not argv or argv[0] != "run" or "--help" in argv or "--dask" in argv or any(a.startswith("--dask=") for a in argv):
+        return
+    if os.environ.get("DISBURSE_DASK_ADDRESS"):
+        return
+    from disburse import offline
+
+    offline.apply()  # the server inherits the run's offline settings
+    if TiedServer.wanted():
+        import atexit
+
+        _early = TiedServer().start()
+        atexit.register(_early.stop)
+
+
+def take_early() -> TiedServer | None:
+    """The server ``start_early`` started, if any (once)."""
+    global _early
+    server, _early = _early, None
+    return server
+
