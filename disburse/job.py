@@ -291,12 +291,15 @@ def build_manifest(inputs: Inputs, checked: Validated, results: list[RegionResul
     A run for one region keeps the other regions' entries of the previous manifest.
     """
     previous = outputs.read_manifest(staged.year_dir / "manifest.json")
+    digest = outputs.sha256_all(  # every file hashed up front, WRITERS at a time (hashlib releases the GIL)
+        [p for p in inputs.files.values() if p] + [staged.staging / "rejected.csv"]
+        + [staged.region_dir(res.region) / name for res in results for name in counts[res.region]], WRITERS)
     inputs_doc = {}
     for name, counts_of in ledger_counts(checked).items():
         path = inputs.files[name]
         inputs_doc[name] = {
             "file": str(path) if path else None,
-            "sha256": outputs.sha256(path) if path else None,
+            "sha256": digest[path] if path else None,
             "encoding": inputs.encodings.get(name),
             **counts_of,
             "balanced": counts_of["rows"] == counts_of["accepted"] + counts_of["rejected"],
@@ -311,7 +314,7 @@ def build_manifest(inputs: Inputs, checked: Validated, results: list[RegionResul
             "total_payable": str(fen_to_decimal(total_fen(res.lines["payable_fen"]))),
             "total_clawback": str(fen_to_decimal(total_fen(res.clawbacks["amount_fen"]))),
             **({"budgets": budget_facts(res.budgets)} if not res.budgets.is_empty() else {}),
-            "outputs": {f"{res.region}/{name}": {"sha256": outputs.sha256(d / name), "rows": rows}
+            "outputs": {f"{res.region}/{name}": {"sha256": digest[d / name], "rows": rows}
                         for name, rows in sorted(counts[res.region].items())},
         }
     total = sum(Decimal(r["total_payable"]) for r in regions_doc.values())
@@ -325,7 +328,7 @@ def build_manifest(inputs: Inputs, checked: Validated, results: list[RegionResul
         "params_fingerprint": inputs.params.fingerprint,
         "inputs": inputs_doc,
         "rejected_without_region": {"file": "rejected.csv", "rows": orphan_rows,
-                                    "sha256": outputs.sha256(staged.staging / "rejected.csv")},
+                                    "sha256": digest[staged.staging / "rejected.csv"]},
         "regions": dict(sorted(regions_doc.items())),
         "total_payable": str(total),
     }
