@@ -292,8 +292,14 @@ def index_name(k: int) -> str:
     return f"index-{k:04d}.html"
 
 
-def _write_page(path: Path, body: bytes, page: str) -> None:
-    """PAGE (rendered with BODY as its body) written with BODY replaced by the bytes polars rendered."""
+def _write_page(path: Path, body: bytes, render) -> None:
+    """RENDER(body) written, with the body (UTF-8 bytes from polars) spliced in where the page has BODY:
+    never decoded into a Python string and encoded again. A page whose own text holds the marker (a title,
+    an article) is rendered whole instead."""
+    page = render(Markup(BODY))
+    if page.count(BODY) != 1:
+        path.write_text(render(Markup(body.decode("utf-8"))), encoding="utf-8")
+        return
     head, tail = page.split(BODY)
     with path.open("wb") as f:
         f.write(head.encode("utf-8"))
@@ -318,10 +324,10 @@ def write_detail_pages(blocks: pl.DataFrame, texts: pl.DataFrame, directory: Pat
     quoted = quoted_articles(texts)
     for page, html, clauses, n_appl, n_lines, first, last in grouped.iter_rows():
         name = page_name(page)
-        _write_page(sub / name, html, page_t.render(
+        _write_page(sub / name, html, lambda body: page_t.render(
             title=title, heading=f"逐户明细 第 {page}/{n_pages} 页（{first} – {last}）", kind="detail",
             prev=page_name(page - 1) if page > 1 else None, next=page_name(page + 1) if page < n_pages else None,
-            body=Markup(BODY), quotes=_quotes(clauses, quoted)))
+            body=body, quotes=_quotes(clauses, quoted)))
         counts[f"audit/{name}"] = n_lines
     index = pages.filter(pl.col("part") == 0).with_columns((pl.int_range(pl.len()) // INDEX_ROWS + 1).alias("index_page"))
     index = index.with_columns(pl.format(
@@ -337,10 +343,10 @@ def write_detail_pages(blocks: pl.DataFrame, texts: pl.DataFrame, directory: Pat
     listing = []
     for k, rows, n_appl, first, last in indexes.iter_rows():
         name = index_name(k)
-        _write_page(sub / name, rows, page_t.render(
+        _write_page(sub / name, rows, lambda body: page_t.render(
             title=title, heading=f"申报主体索引 第 {k}/{n_index} 页（{first} – {last}）", kind="index",
             prev=index_name(k - 1) if k > 1 else None, next=index_name(k + 1) if k < n_index else None,
-            body=Markup(BODY), quotes=Markup("")))
+            body=body, quotes=Markup("")))
         counts[f"audit/{name}"] = n_appl
         listing.append({"file": f"audit/{name}", "first": first, "last": last, "applicants": n_appl})
     return counts, listing

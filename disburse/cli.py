@@ -109,7 +109,12 @@ def run(
             from flows.annual import annual_run, on_dask
 
             if server is not None:
-                server.ready()
+                from prefect.settings import PREFECT_API_URL
+
+                if PREFECT_API_URL.value():  # a server named in Prefect's profile or .env: that one is used
+                    server.stop()
+                else:
+                    server.ready()
             from flows.progress import on_terminal
 
             flow = on_dask(dask) if dask else annual_run

@@ -24,7 +24,7 @@ import re
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 import polars as pl
 import yaml
@@ -33,8 +33,10 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from disburse.ledgers import BOOL, LEDGERS, MONEY, RECOGNITION_LEVELS, SECTORS, SIZES, STR
 from disburse.money import fmt_ppm, rate_to_ppm, yuan_to_fen
 
-Money = Decimal
-Rate = Decimal
+# Amounts in yuan to the fen and shares to the millionth, as the engine holds them (integer fen and ppm,
+# disburse.compiled): a rule file with a finer value is refused where it is loaded, naming the file.
+Money = Annotated[Decimal, Field(decimal_places=2)]
+Rate = Annotated[Decimal, Field(decimal_places=6)]
 
 Kind = Literal[
     "rate",         # rate × base

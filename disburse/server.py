@@ -47,6 +47,7 @@ def _dies_with(parent: int):
 
     def tie() -> None:
         libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+        os.umask(0o077)  # the server's database (the runs' parameters, logs, artifacts) is the owner's only
         if os.getppid() != parent:  # the parent died before the tie was made
             os._exit(1)
 
@@ -57,6 +58,15 @@ def _free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def _port_free(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+        return True
 
 
 def _prefect_dir() -> Path:
@@ -78,7 +88,10 @@ class TiedServer:
 
     @staticmethod
     def wanted() -> bool:
-        """Whether to start one: not when the run has a server (``PREFECT_API_URL``); Linux only."""
+        """Whether to start one: not when the run has a server (``PREFECT_API_URL``); Linux only.
+
+        Before Prefect is imported only the environment is seen: a server named in Prefect's profile or
+        a ``.env`` file is found once Prefect is imported, and the run then stops this one (``disburse.cli``)."""
         if not sys.platform.startswith("linux") or os.environ.get("PREFECT_API_URL"):
             return False
         if "prefect.settings" in sys.modules:  # already imported (a test harness): ask its settings
@@ -111,7 +124,7 @@ class TiedServer:
         retries = PORT_RETRIES
         while time.monotonic() < deadline:
             code = self.process.poll()
-            if code == PORT_IN_USE and retries:
+            if code == PORT_IN_USE and retries and not _port_free(self.port):  # its port was taken: another
                 retries -= 1
                 self.start()
                 continue

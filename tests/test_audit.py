@@ -244,3 +244,18 @@ def test_an_id_of_eighteen_digits_stays_text_in_excel(tmp_path: Path) -> None:
     assert [c.value for c in wb["付款"]["A"][1:]] == ["913101150000000017", "0913101150000000"]
     assert wb["付款"]["B2"].value == "甲 & <乙>" and wb["付款"]["C2"].value == 1234567890.12
     assert wb["明细"]["E2"].value == "000123" and wb["明细"]["G2"].value is None and wb["明细"]["K2"].value == "年度上限"
+
+
+def test_a_page_whose_own_text_holds_the_body_marker_is_rendered_whole(tmp_path: Path) -> None:
+    """Detail pages splice polars' bytes in at a marker; a title carrying the marker must not cut the page there."""
+    from markupsafe import Markup
+
+    from disburse.audit import BODY, _write_page
+
+    def render(body: Markup) -> str:
+        return f"<title>{BODY} in a title</title><table>{body}</table>"
+
+    _write_page(tmp_path / "p.html", "<tr><td>行</td></tr>".encode(), render)
+    assert (tmp_path / "p.html").read_text(encoding="utf-8") == f"<title>{BODY} in a title</title><table><tr><td>行</td></tr></table>"
+    _write_page(tmp_path / "q.html", "<tr><td>行</td></tr>".encode(), lambda body: f"<table>{body}</table>")
+    assert (tmp_path / "q.html").read_text(encoding="utf-8") == "<table><tr><td>行</td></tr></table>"

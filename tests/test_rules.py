@@ -53,9 +53,12 @@ def test_the_project_catalogue_loads() -> None:
         (lambda t: t.replace("kind: rate", "kind: progressive").replace("rate: 0.5\n", ""), "tiers: required for kind progressive"),
         (lambda t: t.replace("per: row", "per: row, investee_sector: [AI]"), "base.investee_sector.0: Input should be 'ai'"),
         (lambda t: t + "size_rates: {smal: 0.4}\n", "size_rates.smal.[key]: Input should be 'large'"),
+        # the engine holds fen and millionths: a finer value is refused here, not truncated or failed in a run
+        (lambda t: t.replace("annual_cap: 1000", "annual_cap: 1000.005"), "annual_cap: Decimal input should have no more than 2 decimal places"),
+        (lambda t: t.replace("rate: 0.5", "rate: 0.1234567"), "rate: Decimal input should have no more than 6 decimal places"),
     ],
     ids=["unknown key", "negative cap", "rate above 1", "unknown kind", "unknown column", "kind without tiers",
-         "investee sector", "size rate word"],
+         "investee sector", "size rate word", "cap finer than a fen", "rate finer than a millionth"],
 )
 def test_a_bad_rule_is_refused_naming_file_and_key(rules: Path, change, key) -> None:
     path = write(rules, change(GOOD))
