@@ -79,12 +79,10 @@ def run(
 
     # Prefect's temporary server starts first, on the other core, while the run checks its inputs and
     # imports Prefect (disburse/server.py): the command's entry point has started it already
-    # (disburse.entry), else it starts here. With --dask the user's server is used. It is stopped at exit,
-    # after Prefect's own exit handlers (registered later, run earlier) have sent their last events.
+    # (disburse.entry), else it starts here. With --dask the user's server is used (start_early starts
+    # none). It is stopped at exit, after Prefect's own exit handlers (registered later, run earlier) have
+    # sent their last events.
     server = take_early()
-    if server is not None and dask:
-        server.stop()
-        server = None
     if server is None and TiedServer.wanted() and not dask:
         server = TiedServer().start()
         atexit.register(server.stop)

@@ -133,7 +133,7 @@ def write_payments_xlsx(path: Path, *, year: int, region: str, run_id: str, rule
     money_style = money._get_xf_index()
 
     chunks = [lines.slice(k, SHEET_ROWS) for k in range(0, max(lines.height, 1), SHEET_ROWS)]
-    # sheet number (1-based, in order of creation) -> (its data rows, its number of columns)
+    # sheet number (1-based, in order of creation) -> (its data rows' XML, its columns, its data rows)
     spliced: dict[int, tuple[bytes, int, int]] = {}
     _header(wb, "付款", pay_cols, head)
     spliced[2] = (_rows_xml(payments, pay_cols, money_style), len(pay_cols), payments.height)

@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-from collections.abc import Callable
 import re
 import time
 import uuid
-from decimal import Decimal
-from dataclasses import dataclass
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from decimal import Decimal
 from pathlib import Path
 
 import polars as pl
@@ -136,22 +136,19 @@ def publish(inputs: Inputs, checked: Validated, results: list[RegionResult], con
             elif res.region in replaced:
                 outputs.note_replaced(staged, res.region, replaced[res.region])
 
-        writing = [res for res in results if res.region not in approved]
-        parts = [(res.region, i, part) for res in writing for i, part in enumerate(outputs.region_writers(
+        writing = sorted((res for res in results if res.region not in approved), key=lambda res: -res.lines.height)
+        parts = [(res.region, part) for res in writing for part in outputs.region_writers(
             res, rejected.filter(pl.col("region") == res.region).drop("region", "applicant_id"), year,
             staged.region_dir(res.region),
             dataclasses.replace(run, gaps_allowed=tuple((gaps or {}).get(res.region, ()))),
-            previous=outputs.previous_year(out_dir / str(year - 1) / res.region)))]
+            previous=outputs.previous_year(out_dir / str(year - 1) / res.region))]
         # Every part writes its own files (compression, file writes and polars release the GIL): WRITERS at
-        # once, the largest regions' first; the files never depend on the order, the counts are taken in
-        # the parts' own order.
-        size = {res.region: res.lines.height for res in writing}
-        order = sorted(parts, key=lambda p: -size[p[0]])
-        with ThreadPoolExecutor(max_workers=WRITERS) as pool:
-            done = dict(zip([(r, i) for r, i, _ in order], pool.map(lambda p: p[2](), order)))
+        # once, the largest regions' first. The files never depend on the order; each part counts its
+        # own files, and the manifest lists them sorted.
         counts: dict[str, dict[str, int]] = {res.region: {} for res in writing}
-        for region, i, _ in parts:
-            counts[region] |= done[(region, i)]
+        with ThreadPoolExecutor(max_workers=WRITERS) as pool:
+            for region, written in pool.map(lambda p: (p[0], p[1]()), parts):
+                counts[region] |= written
         orphans = rejected.filter(pl.col("region").is_null()).drop("region", "applicant_id")
         outputs.write_csv(orphans, staged.staging / "rejected.csv")
         manifest = build_manifest(inputs, checked, [r for r in results if r.region not in approved], counts, staged,

@@ -85,6 +85,7 @@ class TiedServer:
     def __init__(self) -> None:
         self.process: subprocess.Popen | None = None
         self.port: int | None = None
+        self._settings = None  # Prefect's settings pointed at this server (ready), undone by stop
 
     @staticmethod
     def wanted() -> bool:
@@ -162,9 +163,8 @@ class TiedServer:
         self.process = None
         if os.environ.get("PREFECT_API_URL") == self.api_url:
             del os.environ["PREFECT_API_URL"]
-        settings = getattr(self, "_settings", None)
-        if settings is not None:
-            settings.__exit__(None, None, None)
+        if self._settings is not None:
+            self._settings.__exit__(None, None, None)
             self._settings = None
 
 
