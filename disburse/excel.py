@@ -10,10 +10,12 @@ formatted to the fen.
 
 xlsxwriter writes the workbook (styles, cover, headers, column widths, the
 money format); the data rows of the sheets are then rendered with polars
-string expressions as the cell XML xlsxwriter writes in its constant-memory
-mode (strings inline, numbers with the money format's style) and spliced into
-those sheets. Cell by cell through xlsxwriter cost about 20 µs a cell here:
-12 s of the write stage for the 100,000-applicant city.
+string expressions as cell XML and spliced into those sheets. Their text cells
+refer to the workbook's shared strings (each distinct text stored once, after
+xlsxwriter's own), numbers carry the money format's style. Cell by cell
+through xlsxwriter cost about 20 µs a cell here: 12 s of the write stage for
+the 100,000-applicant city; as inline strings the lines sheet was about 700
+bytes a row, with shared strings about a third of that.
 """
 
 from __future__ import annotations
@@ -47,29 +49,75 @@ def _xml_text(e: pl.Expr) -> pl.Expr:
     return e.str.replace_many(["&", "<", ">"], ["&amp;", "&lt;", "&gt;"])  # one pass: no & escaped twice
 
 
-def _cell(j: int, kind: str, value: pl.Expr, row: pl.Expr, money_style: int) -> pl.Expr:
-    """One cell's XML (empty for a null or empty text), as xlsxwriter writes it in constant-memory mode.
-    ROW: the row number as text."""
+def _cell(j: int, kind: str, value: pl.Expr, row: pl.Expr, money_style: int, offset: int) -> pl.Expr:
+    """One cell's XML (empty for a null or empty text). ROW: the row number as text; a text cell's VALUE is
+    the number of its entry among the shared strings this workbook adds, whose first sits at OFFSET."""
     at = _letters(j)
     if kind == MONEY:
         xml = pl.format(f'<c r="{at}{{}}" s="{money_style}"><v>{{}}</v></c>', row, yuan_text(value))
     elif kind == INT:
         xml = pl.format(f'<c r="{at}{{}}"><v>{{}}</v></c>', row, value)
     else:
-        xml = pl.format(f'<c r="{at}{{}}" t="inlineStr"><is><t xml:space="preserve">{{}}</t></is></c>', row,
-                        _xml_text(value))
-        xml = pl.when(value.cast(pl.String) == "").then(None).otherwise(xml)
+        xml = pl.format(f'<c r="{at}{{}}" t="s"><v>{{}}</v></c>', row, value.cast(pl.Int64) + offset)
     return xml.fill_null("")
 
 
-def _rows_xml(df: pl.DataFrame, columns: list[tuple[str, str, pl.Expr]], money_style: int) -> bytes:
-    """Rows 2.. of a sheet (row 1 is the header) as one UTF-8 XML text, vectorised.
+def _text(value: pl.Expr) -> pl.Expr:
+    """A text cell's value; null where the cell stays empty (null or empty text)."""
+    text = value.cast(pl.String)
+    return pl.when(text != "").then(text)
+
+
+Sheet = tuple[pl.DataFrame, list[tuple[str, str, pl.Expr]]]
+
+
+def _share(sheets: list[Sheet]) -> tuple[list[Sheet], pl.Series, int]:
+    """SHEETS with each text column replaced by its value's number among the distinct texts of all the
+    sheets (null: an empty cell); those texts, in order of first appearance; and the text cells' count.
+
+    The texts of all the sheets are numbered in one cast to one Enum (a cast per column costs as much again
+    as writing the rows) and cut back into the columns they came from."""
+    texts = [(k, j, df.select(_text(expr))) for k, (df, columns) in enumerate(sheets)
+             for j, (_, kind, expr) in enumerate(columns) if kind == TEXT]
+    every = pl.concat([t.to_series().rename("text") for _, _, t in texts]) if texts else pl.Series("text", [], pl.String)
+    distinct = every.drop_nulls().unique(maintain_order=True)
+    numbers = every.cast(pl.Enum(distinct)).to_physical()
+    out = [(df, list(columns)) for df, columns in sheets]
+    at = 0
+    for k, j, t in texts:
+        title, kind, _ = out[k][1][j]
+        name = f"_s{j}"
+        out[k] = (out[k][0].with_columns(numbers.slice(at, t.height).alias(name)), out[k][1])
+        out[k][1][j] = (title, kind, pl.col(name))
+        at += t.height
+    return out, distinct, every.len() - every.null_count()
+
+
+def _shared_strings(xml: bytes, offset: int, strings: pl.Series, references: int) -> bytes:
+    """xlsxwriter's sharedStrings.xml (OFFSET entries) with STRINGS added after its own; REFERENCES: the
+    cells that refer to them (the count attribute counts references, uniqueCount entries)."""
+    text = xml.decode("utf-8")
+    counts = re.search(r'<sst [^>]*count="(\d+)" uniqueCount="(\d+)">', text)
+    if counts is None or text.count("</sst>") != 1 or int(counts.group(2)) != offset:
+        raise RuntimeError("xlsxwriter's shared strings are not as expected; payments.xlsx cannot be written")
+    head = text[:counts.start()] + counts.group(0).replace(
+        f'count="{counts.group(1)}" uniqueCount="{counts.group(2)}"',
+        f'count="{int(counts.group(1)) + references}" uniqueCount="{int(counts.group(2)) + strings.len()}"')
+    body, tail = text[counts.end():].split("</sst>")
+    items = strings.to_frame("s").select(
+        pl.format('<si><t xml:space="preserve">{}</t></si>', _xml_text(pl.col("s"))).str.join("").cast(pl.Binary)).item()
+    return b"".join(((head + body).encode("utf-8"), items or b"", ("</sst>" + tail).encode("utf-8")))
+
+
+def _rows_xml(df: pl.DataFrame, columns: list[tuple[str, str, pl.Expr]], money_style: int, offset: int = 0) -> bytes:
+    """Rows 2.. of a sheet (row 1 is the header) as one UTF-8 XML text, vectorised (text columns as
+    ``_share`` numbered them).
 
     Taken from polars as bytes: never decoded into a Python string and encoded again."""
     if df.is_empty():
         return b""
     row = pl.col("_row_number")
-    cells = [_cell(j, kind, expr, row, money_style) for j, (_, kind, expr) in enumerate(columns)]
+    cells = [_cell(j, kind, expr, row, money_style, offset) for j, (_, kind, expr) in enumerate(columns)]
     xml = pl.format('<row r="{}">{}</row>', row, pl.concat_str(cells))
     numbered = df.with_columns(pl.int_range(2, pl.len() + 2).cast(pl.String).alias("_row_number"))
     return numbered.select(xml.str.join("").cast(pl.Binary)).item()
@@ -133,22 +181,25 @@ def write_payments_xlsx(path: Path, *, year: int, region: str, run_id: str, rule
     money_style = money._get_xf_index()
 
     chunks = [lines.slice(k, SHEET_ROWS) for k in range(0, max(lines.height, 1), SHEET_ROWS)]
+    # the data sheets in order of creation (sheet 2 on): their rows' text goes to the shared strings
+    sheets = [(payments, pay_cols), *((chunk, line_cols) for chunk in chunks), (totals, total_cols)]
+    names = ["付款", *("明细" if k == 0 else f"明细 {k + 1}" for k in range(len(chunks))), "条款汇总"]
+    for name, (_, columns) in zip(names, sheets):
+        _header(wb, name, columns, head)
+    shared, added, references = _share(sheets)
+    offset = wb.str_table.unique_count  # xlsxwriter's own strings (headers, cover) come first: checked at the splice
     # sheet number (1-based, in order of creation) -> (its data rows' XML, its columns, its data rows)
-    spliced: dict[int, tuple[bytes, int, int]] = {}
-    _header(wb, "付款", pay_cols, head)
-    spliced[2] = (_rows_xml(payments, pay_cols, money_style), len(pay_cols), payments.height)
-    for k, chunk in enumerate(chunks):
-        _header(wb, "明细" if k == 0 else f"明细 {k + 1}", line_cols, head)
-        spliced[3 + k] = (_rows_xml(chunk, line_cols, money_style), len(line_cols), chunk.height)
-    _header(wb, "条款汇总", total_cols, head)
-    spliced[3 + len(chunks)] = (_rows_xml(totals, total_cols, money_style), len(total_cols), totals.height)
+    spliced = {number: (_rows_xml(df, columns, money_style, offset), len(columns), df.height)
+               for number, (df, columns) in enumerate(shared, start=2)}
     wb.close()
 
     with zipfile.ZipFile(staging) as src, zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED, compresslevel=1) as dst:
         for item in src.infolist():
             data = src.read(item.filename)
             number = re.fullmatch(r"xl/worksheets/sheet(\d+)\.xml", item.filename)
-            if number and spliced.get(int(number.group(1)), (b"",))[0]:
+            if item.filename == "xl/sharedStrings.xml":
+                data = _shared_strings(data, offset, added, references)
+            elif number and spliced.get(int(number.group(1)), (b"",))[0]:
                 xml = data.decode("utf-8")
                 rows, n_cols, n_rows = spliced[int(number.group(1))]
                 xml = re.sub(r'<dimension ref="[^"]*"/>', f'<dimension ref="A1:{_letters(n_cols - 1)}{n_rows + 1}"/>',

@@ -11,6 +11,7 @@ import re
 import shutil
 import subprocess
 import time
+import zipfile
 from decimal import Decimal
 from pathlib import Path
 
@@ -244,6 +245,12 @@ def test_an_id_of_eighteen_digits_stays_text_in_excel(tmp_path: Path) -> None:
     assert [c.value for c in wb["付款"]["A"][1:]] == ["913101150000000017", "0913101150000000"]
     assert wb["付款"]["B2"].value == "甲 & <乙>" and wb["付款"]["C2"].value == 1234567890.12
     assert wb["明细"]["E2"].value == "000123" and wb["明细"]["G2"].value is None and wb["明细"]["K2"].value == "年度上限"
+    assert wb["付款"]["B3"].value is None  # an empty name is an empty cell
+    # each distinct text once among the shared strings, whichever sheets use it (the clause id: lines and totals)
+    with zipfile.ZipFile(path) as book:
+        shared = re.findall(r"<t[^>]*>([^<]*)</t>", book.read("xl/sharedStrings.xml").decode("utf-8"))
+    assert len(shared) == len(set(shared)) and shared.count("lingang.4") == 1 and "甲 &amp; &lt;乙&gt;" in shared
+    assert wb["明细"]["C2"].value == wb["条款汇总"]["A2"].value == "lingang.4"
 
 
 def test_a_page_whose_own_text_holds_the_body_marker_is_rendered_whole(tmp_path: Path) -> None:
