@@ -224,44 +224,61 @@ def _by_value(df: pl.DataFrame, key: list[str], html: pl.Expr, name: str) -> pl.
     return df.join(distinct, on=key, how="left", nulls_equal=True, maintain_order="left")
 
 
-def _line_rows(lines: pl.DataFrame) -> pl.DataFrame:
-    """LINES with ``_row``: each line's <tr>."""
+def _line_rows(lines: pl.DataFrame, prefix: pl.Expr = pl.lit(""), suffix: pl.Expr = pl.lit("")) -> pl.DataFrame:
+    """LINES with ``_row``: each line's <tr>, after PREFIX and before SUFFIX (null: nothing)."""
     clause_cell = pl.format('<td><a href="#c-{}">{}</a> {}<br><small>{}</small></td>', _html("clause_id"), _html("clause_id"),
                             _html("clause_title"), _html("article"))
     lines = _by_value(lines, ["clause_id", "clause_title", "article"], clause_cell, "_clause")
     lines = _by_value(lines, ["reasons"], _html(reasons_expr("reasons")), "_why")
     return lines.with_columns(pl.format(
-        '<tr{}>{}<td>{}</td><td class="num">{}/{}</td><td class="num">{}</td><td class="steps">{}</td><td>{}</td></tr>',
+        '{}<tr{}>{}<td>{}</td><td class="num">{}/{}</td><td class="num">{}</td><td class="steps">{}</td><td>{}</td></tr>{}',
+        prefix.fill_null(""),
         pl.when(pl.col("payable_fen") == 0).then(pl.lit(' class="zero"')).otherwise(pl.lit("")),
         pl.col("_clause"), _html("matter_id"), pl.col("installment"), pl.col("installments"), _fen("payable_fen"),
-        _html("steps"), pl.col("_why"),
+        _html("steps"), pl.col("_why"), suffix.fill_null(""),
     ).alias("_row")).drop("_clause", "_why")
 
 
-def applicant_blocks(lines: pl.DataFrame, part_lines: int | None = None) -> pl.DataFrame:
-    """One HTML <tbody> per applicant: a subtotal row, then every line.
+@dataclass(frozen=True)
+class Detail:
+    """The per-line detail, grouped by applicant: one HTML <tbody> per block (a subtotal row, then its lines).
 
-    Columns: applicant_id, applicant_name, part, n_lines (in this block), lines (the applicant's), payable_fen
-    (the applicant's), clauses, html. An applicant with more than part_lines lines is cut into several blocks
-    (part 0, 1, …), so that no page grows past its size.
-    """
+    ``blocks``, one row per block in order: applicant_id, applicant_name, part, n_lines (in this block),
+    lines and payable_fen (the applicant's), clauses. ``rows``, one row per line in the blocks' order:
+    block (its block's row in ``blocks``) and html, the line's <tr>; a block's first line carries its
+    opening and subtotal row, its last the closing tag. A block's HTML is its rows' joined by newlines, and
+    so is any run of whole blocks: each line's text is written once, never copied into a block first."""
+    blocks: pl.DataFrame
+    rows: pl.DataFrame
+
+
+def applicant_blocks(lines: pl.DataFrame, part_lines: int | None = None) -> Detail:
+    """Every line's HTML grouped by applicant (``Detail``). An applicant with more than part_lines lines is
+    cut into several blocks (part 0, 1, …), so that no page grows past its size."""
     part_lines = part_lines or PART_LINES
-    ordered = _line_rows(lines.sort("applicant_id", "clause_id", "matter_id", "installment")).with_row_index("_i")
-    firms = ordered.group_by("applicant_id").agg(pl.col("_i").min().alias("_first"), pl.len().alias("lines"),
-                                                 pl.col("payable_fen").sum().alias("_total"))
-    ordered = ordered.join(firms, on="applicant_id", how="left", maintain_order="left").with_columns(
-        ((pl.col("_i") - pl.col("_first")) // part_lines).cast(pl.Int64).alias("part"))
-    blocks = ordered.group_by("applicant_id", "part", maintain_order=True).agg(
-        pl.col("applicant_name").first(), pl.len().alias("n_lines"), pl.col("lines").first(),
-        pl.col("_total").first().alias("payable_fen"), pl.col("_row").str.join("\n"), pl.col("clause_id").unique().alias("clauses"),
-    )
+    ordered = lines.sort("applicant_id", "clause_id", "matter_id", "installment").with_columns(
+        pl.col("applicant_id").rle_id().alias("_firm"))  # sorted: an applicant's lines are one run
+    firms = ordered.group_by("_firm", maintain_order=True).agg(pl.len().alias("lines"), pl.col("payable_fen").sum())
+    first = (firms["lines"].cum_sum() - firms["lines"]).alias("_first")   # the applicant's first line
+    ordered = ordered.with_columns(
+        ((pl.int_range(pl.len()) - pl.lit(first).gather(pl.col("_firm"))) // part_lines).cast(pl.Int64).alias("part"))
+    ordered = ordered.with_columns(pl.struct("_firm", "part").rle_id().cast(pl.Int64).alias("block"))
+    blocks = ordered.group_by("block", maintain_order=True).agg(
+        pl.col("_firm").first(), pl.col("applicant_id").first(), pl.col("applicant_name").first(), pl.col("part").first(),
+        pl.len().alias("n_lines"), pl.col("clause_id").unique().alias("clauses"),
+    ).with_columns(pl.lit(firms["lines"]).gather(pl.col("_firm")), pl.lit(firms["payable_fen"]).gather(pl.col("_firm")))
     anchor = pl.when(pl.col("part") == 0).then(_html("applicant_id")).otherwise(
         pl.format("{}-{}", _html("applicant_id"), pl.col("part")))
     more = pl.when(pl.col("part") == 0).then(pl.lit("")).otherwise(pl.lit("（续）"))
-    return blocks.with_columns(pl.format(
-        '<tbody id="a-{}"><tr class="firm"><th colspan="6">{}{}　<span class="id">{}</span>　小计 <b>{}</b> 元（{} 行）</th></tr>\n{}</tbody>',
-        anchor, _html("applicant_name"), more, _html("applicant_id"), _fen("payable_fen"), pl.col("lines"), pl.col("_row"),
-    ).alias("html")).drop("_row")
+    opening = blocks.select(pl.format(
+        '<tbody id="a-{}"><tr class="firm"><th colspan="6">{}{}　<span class="id">{}</span>　小计 <b>{}</b> 元（{} 行）</th></tr>\n',
+        anchor, _html("applicant_name"), more, _html("applicant_id"), _fen("payable_fen"), pl.col("lines"),
+    ))
+    block = pl.col("block")
+    rows = _line_rows(ordered, prefix=pl.when(block != block.shift(1, fill_value=-1)).then(pl.lit(opening.to_series()).gather(block)),
+                      suffix=pl.when(block != block.shift(-1, fill_value=-1)).then(pl.lit("</tbody>")))
+    return Detail(blocks.select("applicant_id", "applicant_name", "part", "n_lines", "lines", "payable_fen", "clauses"),
+                  rows.select("block", pl.col("_row").alias("html")))
 
 
 def assign_pages(blocks: pl.DataFrame, page_lines: int = PAGE_LINES, page_applicants: int = PAGE_APPLICANTS) -> pl.DataFrame:
@@ -307,18 +324,19 @@ def _write_page(path: Path, body: bytes, render) -> None:
         f.write(tail.encode("utf-8"))
 
 
-def write_detail_pages(blocks: pl.DataFrame, texts: pl.DataFrame, directory: Path, *, title: str) -> tuple[dict[str, int], list[dict]]:
+def write_detail_pages(detail: Detail, texts: pl.DataFrame, directory: Path, *, title: str) -> tuple[dict[str, int], list[dict]]:
     """The paged detail and its index under DIRECTORY/audit/; returns rows by file and the index pages."""
     sub = directory / "audit"
     sub.mkdir()
-    pages = assign_pages(blocks, PAGE_LINES, PAGE_APPLICANTS)
+    pages = assign_pages(detail.blocks, PAGE_LINES, PAGE_APPLICANTS)
     n_pages = int(pages["page"].max() or 0)
-    grouped = (
-        pages.group_by("page", maintain_order=True)
-        .agg(pl.col("html").str.join("\n").cast(pl.Binary), pl.col("clauses").list.explode(keep_nulls=False, empty_as_null=False).unique(),
-             pl.len().alias("applicants"), pl.col("n_lines").sum(), pl.col("applicant_id").first().alias("first"),
-             pl.col("applicant_id").last().alias("last"))
-    )
+    facts = pages.group_by("page", maintain_order=True).agg(
+        pl.col("clauses").list.explode(keep_nulls=False, empty_as_null=False).unique(), pl.len().alias("applicants"),
+        pl.col("n_lines").sum(), pl.col("applicant_id").first().alias("first"), pl.col("applicant_id").last().alias("last"))
+    html = detail.rows.select(pl.lit(pages["page"]).gather(pl.col("block")), "html").group_by("page", maintain_order=True).agg(
+        pl.col("html").str.join("\n").cast(pl.Binary))
+    grouped = facts.join(html, on="page", how="left", maintain_order="left").select(
+        "page", "html", "clauses", "applicants", "n_lines", "first", "last")
     counts: dict[str, int] = {}
     page_t = _env.get_template("audit_page.html.j2")
     quoted = quoted_articles(texts)
@@ -396,13 +414,13 @@ def write_audit(result: RegionResult, year: int, directory: Path, run: RunInfo, 
     """audit.html, and past detail_limit lines (default DETAIL_LIMIT) the paged detail under audit/; rows by file name."""
     detail_limit = DETAIL_LIMIT if detail_limit is None else detail_limit
     title = f"{result.region} {year} 年度兑付审计"
-    blocks = applicant_blocks(result.lines, PART_LINES)
+    detail = applicant_blocks(result.lines, PART_LINES)
     counts: dict[str, int] = {}
     if result.lines.height <= detail_limit:
-        detail = Markup("\n".join(blocks["html"].to_list()))
-        page = render_audit(result, year, run, rejected=rejected, previous=previous, detail=detail)
+        page = render_audit(result, year, run, rejected=rejected, previous=previous,
+                            detail=Markup("\n".join(detail.rows["html"].to_list())))
     else:
-        counts, listing = write_detail_pages(blocks, result.clauses, directory, title=title)
+        counts, listing = write_detail_pages(detail, result.clauses, directory, title=title)
         page = render_audit(result, year, run, rejected=rejected, previous=previous, index_pages=listing)
     (directory / "audit.html").write_text(page, encoding="utf-8")
     return {"audit.html": result.lines.height, **counts}

@@ -15,7 +15,7 @@ refer to the workbook's shared strings (each distinct text stored once, after
 xlsxwriter's own), numbers carry the money format's style. Cell by cell
 through xlsxwriter cost about 20 µs a cell here: 12 s of the write stage for
 the 100,000-applicant city; as inline strings the lines sheet was about 700
-bytes a row, with shared strings about a third of that.
+bytes a row, with shared strings about half of that.
 """
 
 from __future__ import annotations

@@ -154,12 +154,15 @@ def test_an_applicant_with_more_lines_than_a_page_is_split_across_pages() -> Non
         "matter_id": [f"m{i}" for i in range(n + 2)], "installment": [1] * (n + 2), "installments": [1] * (n + 2),
         "payable_fen": [100] * (n + 2), "steps": ["s"] * (n + 2), "reasons": [""] * (n + 2),
     })
-    pages = audit.assign_pages(audit.applicant_blocks(lines, part_lines=3), page_lines=3, page_applicants=10)
+    detail = audit.applicant_blocks(lines, part_lines=3)
+    pages = audit.assign_pages(detail.blocks, page_lines=3, page_applicants=10)
     assert pages.select("applicant_id", "part", "n_lines", "lines", "payable_fen").rows() == [
         ("A", 0, 1, 1, 100), ("B", 0, 3, 7, 700), ("B", 1, 3, 7, 700), ("B", 2, 1, 7, 700), ("C", 0, 1, 1, 100)]
     per_page = pages.group_by("page").agg(pl.col("n_lines").sum())["n_lines"]
     assert per_page.max() <= 3 + 3 - 1  # a page closes once it holds page_lines lines: one block may straddle the mark
-    assert "乙（续）" in pages.filter(part=1)["html"][0] and 'id="a-B-1"' in pages.filter(part=1)["html"][0]
+    html = detail.rows.group_by("block", maintain_order=True).agg(pl.col("html").str.join("\n"))["html"]
+    assert html.len() == pages.height and all(h.startswith("<tbody") and h.endswith("</tbody>") for h in html)
+    assert "乙（续）" in html[2] and 'id="a-B-1"' in html[2] and html[2].count("<tr") == 1 + 3
 
 
 # --- in a browser ------------------------------------------------------------------------------
