@@ -149,33 +149,32 @@ def publish(inputs: Inputs, checked: Validated, results: list[RegionResult], con
         with ThreadPoolExecutor(max_workers=WRITERS) as pool:
             for region, written in pool.map(lambda p: (p[0], p[1]()), parts):
                 counts[region] |= written
-        orphans = rejected.filter(pl.col("region").is_null()).drop("region", "applicant_id")
-        outputs.write_csv(orphans, staged.staging / "rejected.csv")
-        manifest = build_manifest(inputs, checked, [r for r in results if r.region not in approved], counts, staged,
-                                  year=year, run_id=run_id, started=started, orphan_rows=orphans.height)
-        if adjusted:
-            manifest["adjustments"] = {
-                r: {"approved_run_id": approved[r], "file": f"{r}/adjustments.csv", "rows": df.height,
-                    "difference": str(fen_to_decimal(int(df["difference_fen"].sum() or 0)))}
-                for r, df in sorted(adjusted.items())}
-        if gaps:
-            manifest["gaps_allowed"] = {r: years for r, years in sorted(gaps.items())}
-        if stale:
-            manifest["later_years_may_be_stale"] = {r: years for r, years in sorted(stale.items())}
-        outputs.write_manifest(staged.staging / "manifest.json", manifest)
-        staged.seal()
-        killpoint.reached("staged")
+        # The state's rows go in, uncommitted, while the files are hashed and flushed to disk (measured: no
+        # gain while the files are still being written, both cores are busy then); the commit waits for
+        # both, so the state still commits only once every file is staged and on disk.
         con.begin()
         try:
-            for region, df in adjusted.items():
-                state.record_adjustments(con, year=year, region=region, run_id=run_id, adjusted=df)
-            for res in results:
-                if res.region in approved:
-                    continue
-                state.record(con, year=year, region=res.region, run_id=run_id,
-                             rules_fp=inputs.catalogue.fingerprint, params_fp=inputs.params.fingerprint,
-                             lines=res.lines, clawbacks=res.clawbacks, status="pending",
-                             gaps_allowed=(gaps or {}).get(res.region))
+            with ThreadPoolExecutor(max_workers=1) as recorder:  # leaving the block waits for it
+                recorded = recorder.submit(record_run, con, inputs, results, adjusted, approved, year=year,
+                                           run_id=run_id, gaps=gaps)
+                orphans = rejected.filter(pl.col("region").is_null()).drop("region", "applicant_id")
+                outputs.write_csv(orphans, staged.staging / "rejected.csv")
+                manifest = build_manifest(inputs, checked, [r for r in results if r.region not in approved],
+                                          counts, staged, year=year, run_id=run_id, started=started,
+                                          orphan_rows=orphans.height)
+                if adjusted:
+                    manifest["adjustments"] = {
+                        r: {"approved_run_id": approved[r], "file": f"{r}/adjustments.csv", "rows": df.height,
+                            "difference": str(fen_to_decimal(int(df["difference_fen"].sum() or 0)))}
+                        for r, df in sorted(adjusted.items())}
+                if gaps:
+                    manifest["gaps_allowed"] = {r: years for r, years in sorted(gaps.items())}
+                if stale:
+                    manifest["later_years_may_be_stale"] = {r: years for r, years in sorted(stale.items())}
+                outputs.write_manifest(staged.staging / "manifest.json", manifest)
+                staged.seal()
+            recorded.result()
+            killpoint.reached("staged")
             state.begin_publishing(con, state.Publishing(run_id, staged.year_dir, staged.staging, staged.names))
             con.commit()
         except BaseException:
@@ -187,6 +186,20 @@ def publish(inputs: Inputs, checked: Validated, results: list[RegionResult], con
     killpoint.reached("committed")
     move_in(con, staged, run_id)
     return manifest
+
+
+def record_run(con, inputs: Inputs, results: list[RegionResult], adjusted: dict[str, pl.DataFrame],
+               approved: dict[str, str], *, year: int, run_id: str, gaps: dict[str, list[int]] | None) -> None:
+    """Inside the caller's transaction: every region's lines, clawbacks and run record, pending (an approved
+    region: its adjustments only)."""
+    for region, df in adjusted.items():
+        state.record_adjustments(con, year=year, region=region, run_id=run_id, adjusted=df)
+    for res in results:
+        if res.region in approved:
+            continue
+        state.record(con, year=year, region=res.region, run_id=run_id, rules_fp=inputs.catalogue.fingerprint,
+                     params_fp=inputs.params.fingerprint, lines=res.lines, clawbacks=res.clawbacks,
+                     status="pending", gaps_allowed=(gaps or {}).get(res.region))
 
 
 def move_in(con, staged: outputs.Staged, run_id: str) -> None:
