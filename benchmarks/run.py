@@ -17,7 +17,8 @@ Both runs pass ``--allow-gaps``: the generated ledgers hold earlier years, and
 this measures one year's work, not the order of years.
 
 It prints seconds per stage of the full run (as ``disburse run`` reports them),
-ledger rows per second, the peak RSS of the run, fixed, floor, and last the
+ledger rows per second, the peak RSS of the run, the time per ledger row (the
+stages' sum, and full - fixed), fixed, floor, and last the
 line ``full/floor: R`` with R = (full - fixed) / floor, the median over the
 pairs. Prefect runs as a user would run it (a temporary local server, unless
 PREFECT_API_URL is set).
@@ -155,6 +156,9 @@ def main() -> int:
         f"{k} {med(s.get(k, 0.0) for s in stages):.2f}" for k in stages[0]))
     print(f"rows per second (full run): {rows / med(fulls):,.0f}")
     print(f"peak RSS of the run: {max(peaks) / 1024 / 1024:.2f} GiB")
+    # per ledger row: the run's own stage seconds (no start-up in them), and full - fixed (start-up's noise in it)
+    print(f"per ledger row: stages {med(sum(s.values()) for s in stages) / rows * 1e6:.2f} µs, "
+          f"full - fixed {(med(fulls) - med(fixeds)) / rows * 1e6:.2f} µs")
     print(f"fixed: {med(fixeds):.2f} s")
     print(f"floor: {med(floors):.2f} s")
     print(f"full: {med(fulls):.2f} s")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import sys
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -106,6 +107,9 @@ def run(
         with private_files():
             from flows.annual import annual_run, on_dask
 
+            from prefect.settings import temporary_settings
+
+            own_server = False
             if server is not None:
                 from prefect.settings import PREFECT_API_URL
 
@@ -113,10 +117,15 @@ def run(
                     server.stop()
                 else:
                     server.ready()
+                    own_server = True
             from flows.progress import on_terminal
 
             flow = on_dask(dask) if dask else annual_run
-            with on_terminal(err, region):  # a status line only on a terminal: in a script stderr stays one line
+            # Flow-run heartbeats tell a lasting server that a run died; the temporary server dies with the
+            # run, so they tell it nothing, and their thread (it sleeps in whole seconds) held every run up
+            # to a second more at its end. With a server of the user's they stay as Prefect sets them.
+            beats = temporary_settings(updates={"flows.heartbeat_frequency": None}) if own_server else nullcontext()
+            with on_terminal(err, region), beats:  # a status line only on a terminal: in a script stderr stays one line
                 summary = flow(year=y, ledgers=ledgers, out=out_dir, region=region, rules=rules, params=params,
                                state_file=state_file, run_id=ready.run_id, allow_gaps=allow_gaps)
     except (*JOB_ERRORS, ServerError) as exc:
