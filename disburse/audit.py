@@ -328,11 +328,12 @@ def write_detail_pages(detail: Detail, texts: pl.DataFrame, directory: Path, *, 
     """The paged detail and its index under DIRECTORY/audit/; returns rows by file and the index pages."""
     sub = directory / "audit"
     sub.mkdir()
-    pages = assign_pages(detail.blocks, PAGE_LINES, PAGE_APPLICANTS)
+    pages = assign_pages(detail.blocks, PAGE_LINES, PAGE_APPLICANTS)  # one row per block, in the blocks' order
     n_pages = int(pages["page"].max() or 0)
     facts = pages.group_by("page", maintain_order=True).agg(
         pl.col("clauses").list.explode(keep_nulls=False, empty_as_null=False).unique(), pl.len().alias("applicants"),
         pl.col("n_lines").sum(), pl.col("applicant_id").first().alias("first"), pl.col("applicant_id").last().alias("last"))
+    # a line's page is its block's, looked up by the block's row
     html = detail.rows.select(pl.lit(pages["page"]).gather(pl.col("block")), "html").group_by("page", maintain_order=True).agg(
         pl.col("html").str.join("\n").cast(pl.Binary))
     grouped = facts.join(html, on="page", how="left", maintain_order="left").select(

@@ -11,8 +11,9 @@ formatted to the fen.
 xlsxwriter writes the workbook (styles, cover, headers, column widths, the
 money format); the data rows of the sheets are then rendered with polars
 string expressions as cell XML and spliced into those sheets. Their text cells
-refer to the workbook's shared strings (each distinct text stored once, after
-xlsxwriter's own), numbers carry the money format's style. Cell by cell
+refer to the workbook's shared strings (each distinct text of the data rows
+stored once, after xlsxwriter's own entries), numbers carry the money format's
+style. Cell by cell
 through xlsxwriter cost about 20 µs a cell here: 12 s of the write stage for
 the 100,000-applicant city; as inline strings the lines sheet was about 700
 bytes a row, with shared strings about half of that.
@@ -194,6 +195,8 @@ def write_payments_xlsx(path: Path, *, year: int, region: str, run_id: str, rule
     wb.close()
 
     with zipfile.ZipFile(staging) as src, zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED, compresslevel=1) as dst:
+        if "xl/sharedStrings.xml" not in src.namelist():  # every text cell would point at nothing
+            raise RuntimeError("xlsxwriter wrote no shared strings; payments.xlsx cannot be written")
         for item in src.infolist():
             data = src.read(item.filename)
             number = re.fullmatch(r"xl/worksheets/sheet(\d+)\.xml", item.filename)

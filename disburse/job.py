@@ -9,10 +9,11 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import re
+import threading
 import time
 import uuid
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
@@ -154,9 +155,11 @@ def publish(inputs: Inputs, checked: Validated, results: list[RegionResult], con
         # both, so the state still commits only once every file is staged and on disk.
         con.begin()
         try:
-            with ThreadPoolExecutor(max_workers=1) as recorder:  # leaving the block waits for it
-                recorded = recorder.submit(record_run, con, inputs, results, adjusted, approved, year=year,
-                                           run_id=run_id, gaps=gaps)
+            stop = threading.Event()
+            recorder = ThreadPoolExecutor(max_workers=1)
+            recorded = recorder.submit(record_run, con, inputs, results, adjusted, approved, year=year,
+                                       run_id=run_id, gaps=gaps, stop=stop)
+            try:
                 orphans = rejected.filter(pl.col("region").is_null()).drop("region", "applicant_id")
                 outputs.write_csv(orphans, staged.staging / "rejected.csv")
                 manifest = build_manifest(inputs, checked, [r for r in results if r.region not in approved],
@@ -172,7 +175,18 @@ def publish(inputs: Inputs, checked: Validated, results: list[RegionResult], con
                 if stale:
                     manifest["later_years_may_be_stale"] = {r: years for r, years in sorted(stale.items())}
                 outputs.write_manifest(staged.staging / "manifest.json", manifest)
+                if recorded.done():
+                    recorded.result()  # the state failed: say so before flushing files that will not be used
                 staged.seal()
+            except BaseException:
+                stop.set()
+                raise
+            finally:
+                # The connection is the recorder's until it has stopped: a rollback before that would leave
+                # its later statements committed one by one. So no interrupt cuts this wait short (one that
+                # comes during it is raised after it, and the run rolls back).
+                _outlast(recorded)
+                recorder.shutdown()
             recorded.result()
             killpoint.reached("staged")
             state.begin_publishing(con, state.Publishing(run_id, staged.year_dir, staged.staging, staged.names))
@@ -188,13 +202,30 @@ def publish(inputs: Inputs, checked: Validated, results: list[RegionResult], con
     return manifest
 
 
+def _outlast(future: Future) -> None:
+    """Wait until FUTURE has finished, whatever interrupts the waiting (a second Ctrl-C, a termination);
+    the first interrupt is raised once it has."""
+    interrupted: BaseException | None = None
+    while True:
+        try:
+            wait([future])
+            break
+        except BaseException as exc:  # noqa: BLE001 - raised below, once the wait is over
+            interrupted = interrupted or exc
+    if interrupted is not None:
+        raise interrupted
+
+
 def record_run(con, inputs: Inputs, results: list[RegionResult], adjusted: dict[str, pl.DataFrame],
-               approved: dict[str, str], *, year: int, run_id: str, gaps: dict[str, list[int]] | None) -> None:
+               approved: dict[str, str], *, year: int, run_id: str, gaps: dict[str, list[int]] | None,
+               stop: threading.Event | None = None) -> None:
     """Inside the caller's transaction: every region's lines, clawbacks and run record, pending (an approved
-    region: its adjustments only)."""
+    region: its adjustments only). STOP set: it stops before the next region (the caller rolls back)."""
     for region, df in adjusted.items():
         state.record_adjustments(con, year=year, region=region, run_id=run_id, adjusted=df)
     for res in results:
+        if stop is not None and stop.is_set():
+            return
         if res.region in approved:
             continue
         state.record(con, year=year, region=res.region, run_id=run_id, rules_fp=inputs.catalogue.fingerprint,

@@ -4,7 +4,7 @@ tests/test_kills.py uses it to show that a kill at any instant strands nothing.
 The points, in the order a run reaches them:
 
     ingest, validate, compute, publish        the start of each stage
-    staged                                    every file written to staging, state untouched
+    staged                                    every file staged and on disk; state rows inserted, uncommitted
     committed                                 state rows committed as pending, no file moved
     aside:<region>, in:<region>               a region directory moved aside, then the new one in
     in:rejected.csv, in:manifest.json         the year-level files replaced

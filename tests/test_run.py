@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import time
 from pathlib import Path
 
 import duckdb
@@ -11,7 +12,7 @@ import polars as pl
 import pytest
 from typer.testing import CliRunner
 
-from disburse import state
+from disburse import job, outputs, state
 from disburse.cli import app
 from disburse.job import check, ingest, ledger_counts, preflight, run_year
 from disburse.ledgers import InputError
@@ -192,6 +193,53 @@ def test_failure_after_computing_leaves_previous_outputs_and_state(ledgers: Path
     with pytest.raises(OSError, match="disk full"):
         run_year(ledgers, out, 2021)
     assert recorded  # the first region was recorded inside the transaction, then rolled back
+    assert tree_digest(out / "2021") == files_before
+    assert state_rows(out / "state.duckdb") == state_before
+
+
+def test_an_interrupt_while_the_state_is_recorded_waits_for_it_then_rolls_back(ledgers: Path, tmp_path: Path,
+                                                                              monkeypatch) -> None:
+    """The state's rows go in on a second thread while the files are flushed. An interrupt then (a Ctrl-C,
+    and a second one during the wait for that thread) must not roll back before the thread is done: its
+    later statements would be committed one by one, beside the previous files."""
+    import threading
+
+    out = tmp_path / "out"
+    run_year(ledgers, out, 2021)
+    files_before, state_before = tree_digest(out / "2021"), state_rows(out / "state.duckdb")
+    original, started = state.record, threading.Event()
+
+    def slow_record(con, **kw):
+        started.set()
+        time.sleep(0.3)
+        original(con, **kw)
+
+    def interrupted_seal(self):
+        started.wait(10)
+        raise KeyboardInterrupt
+
+    interrupts = iter([KeyboardInterrupt()])
+    real_wait = job.wait
+
+    def wait_cut_short(futures):  # the first wait for the recorder is cut short by a second Ctrl-C
+        for interrupt in interrupts:
+            raise interrupt
+        return real_wait(futures)
+
+    real_discard = outputs.Staged.discard
+
+    def slow_discard(self):  # the connection stays open a while after a rollback: long enough to matter
+        time.sleep(0.6)
+        real_discard(self)
+
+    monkeypatch.setattr(state, "record", slow_record)
+    monkeypatch.setattr(outputs.Staged, "seal", interrupted_seal)
+    monkeypatch.setattr(outputs.Staged, "discard", slow_discard)
+    monkeypatch.setattr(job, "wait", wait_cut_short)
+    compute = pl.read_csv(ledgers / "compute.csv", infer_schema=False).with_columns(pl.lit("1.00").alias("amount"))
+    compute.write_csv(ledgers / "compute.csv")
+    with pytest.raises(KeyboardInterrupt):
+        run_year(ledgers, out, 2021)
     assert tree_digest(out / "2021") == files_before
     assert state_rows(out / "state.duckdb") == state_before
 
