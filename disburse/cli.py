@@ -106,13 +106,10 @@ def run(
     try:
         with private_files():
             from flows.annual import annual_run, on_dask
-
-            from prefect.settings import temporary_settings
+            from prefect.settings import PREFECT_API_URL, temporary_settings
 
             own_server = False
             if server is not None:
-                from prefect.settings import PREFECT_API_URL
-
                 if PREFECT_API_URL.value():  # a server named in Prefect's profile or .env: that one is used
                     server.stop()
                 else:

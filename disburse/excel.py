@@ -13,10 +13,9 @@ money format); the data rows of the sheets are then rendered with polars
 string expressions as cell XML and spliced into those sheets. Their text cells
 refer to the workbook's shared strings (each distinct text of the data rows
 stored once, after xlsxwriter's own entries), numbers carry the money format's
-style. Cell by cell
-through xlsxwriter cost about 20 µs a cell here: 12 s of the write stage for
-the 100,000-applicant city; as inline strings the lines sheet was about 700
-bytes a row, with shared strings about half of that.
+style. Cell by cell through xlsxwriter cost about 20 µs a cell here: 12 s of
+the write stage for the 100,000-applicant city; as inline strings the lines
+sheet was about 700 bytes a row, with shared strings about half of that.
 """
 
 from __future__ import annotations

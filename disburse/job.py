@@ -185,8 +185,10 @@ def publish(inputs: Inputs, checked: Validated, results: list[RegionResult], con
                 # The connection is the recorder's until it has stopped: a rollback before that would leave
                 # its later statements committed one by one. So no interrupt cuts this wait short (one that
                 # comes during it is raised after it, and the run rolls back).
-                _outlast(recorded)
-                recorder.shutdown()
+                try:
+                    _outlast(recorded)
+                finally:
+                    recorder.shutdown()
             recorded.result()
             killpoint.reached("staged")
             state.begin_publishing(con, state.Publishing(run_id, staged.year_dir, staged.staging, staged.names))
