@@ -77,19 +77,22 @@ def _share(sheets: list[Sheet]) -> tuple[list[Sheet], pl.Series, int]:
 
     The texts of all the sheets are numbered in one cast to one Enum (a cast per column costs as much again
     as writing the rows) and cut back into the columns they came from."""
-    texts = [(k, j, df.select(_text(expr))) for k, (df, columns) in enumerate(sheets)
-             for j, (_, kind, expr) in enumerate(columns) if kind == TEXT]
-    every = pl.concat([t.to_series().rename("text") for _, _, t in texts]) if texts else pl.Series("text", [], pl.String)
+    texts = [[df.select(_text(expr)).to_series().rename("text") if kind == TEXT else None for _, kind, expr in columns]
+             for df, columns in sheets]
+    found = [t for sheet in texts for t in sheet if t is not None]
+    every = pl.concat(found) if found else pl.Series("text", [], pl.String)
     distinct = every.drop_nulls().unique(maintain_order=True)
     numbers = every.cast(pl.Enum(distinct)).to_physical()
-    out = [(df, list(columns)) for df, columns in sheets]
-    at = 0
-    for k, j, t in texts:
-        title, kind, _ = out[k][1][j]
-        name = f"_s{j}"
-        out[k] = (out[k][0].with_columns(numbers.slice(at, t.height).alias(name)), out[k][1])
-        out[k][1][j] = (title, kind, pl.col(name))
-        at += t.height
+    out, at = [], 0
+    for (df, columns), sheet in zip(sheets, texts):
+        numbered = {}
+        for j, t in enumerate(sheet):
+            if t is not None:
+                numbered[f"_s{j}"] = numbers.slice(at, t.len())
+                at += t.len()
+        out.append((df.with_columns(**numbered),
+                    [(title, kind, pl.col(f"_s{j}") if f"_s{j}" in numbered else expr)
+                     for j, (title, kind, expr) in enumerate(columns)]))
     return out, distinct, every.len() - every.null_count()
 
 

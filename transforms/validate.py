@@ -350,9 +350,9 @@ _KEY_SEED = 20_240_601  # any fixed seed: the hash only screens, equal keys are 
 def _row_faults(df: pl.DataFrame, ledger: Ledger) -> list[pl.DataFrame]:
     key = list(ledger.key)
     repeated = df.filter(pl.all_horizontal(pl.col(key).is_not_null()))
-    # one hash pass; the few repeats get their text. A key of one text column is screened by its 64-bit hash
-    # (measured: half the time of the texts' own) and the few rows whose hash repeats are then compared
-    # exactly, so a collision never rejects a row.
+    # the repeats, found by hashing; only they get their text. A key of one column is first screened by its
+    # 64-bit hash (measured: half the time of hashing the texts themselves), and the few rows whose hash
+    # repeats are then compared exactly, so a collision never rejects a row.
     if len(key) == 1:
         repeated = repeated.filter(pl.col(key[0]).hash(_KEY_SEED).is_duplicated())
     repeated = repeated.filter((pl.col(key[0]) if len(key) == 1 else pl.struct(key)).is_duplicated())
