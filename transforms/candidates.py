@@ -233,7 +233,18 @@ def _join_recognition(lines: pl.DataFrame, rule: Clause, ctx: Context) -> pl.Dat
     )
     out = lines.join(rec, on=["applicant_id", "matter_id"], how="left")
     if rule.recognition_in_advance:
-        # 经事前认定备案: the line says when it was recognised and when the event took place
+        # 经事前认定备案: filed before the event, paid after it. A later recognition (the amount approved
+        # afterwards) does not undo the filing: the date that counts is the latest recognition up to this
+        # year dated on or before the event; only where there is none, the latest (after the event).
+        filed = (
+            ctx.recognitions(rule.clause_id, upto=True).select("applicant_id", "matter_id", pl.col("recognized_on").alias("_filed_on"))
+            .join(lines.select("applicant_id", "matter_id", "line_date"), on=["applicant_id", "matter_id"])
+            .filter(pl.col("_filed_on") <= pl.col("line_date"))
+            .group_by("applicant_id", "matter_id").agg(pl.col("_filed_on").max())
+        )
+        out = out.join(filed, on=["applicant_id", "matter_id"], how="left").with_columns(
+            pl.coalesce("_filed_on", "recognized_on").alias("recognized_on")).drop("_filed_on")
+        # the line says when it was recognised and when the event took place
         if "detail" not in out.columns:
             out = out.with_columns(pl.lit(None, pl.String).alias("detail"))
         out = out.with_columns(pl.coalesce("detail", pl.when(pl.col("recognized_on").is_not_null()).then(
@@ -433,8 +444,13 @@ def _matching(rule: Clause, ctx: Context) -> pl.DataFrame:
     led = LEDGERS[b.ledger]
     matter, done = led.key[0], led.date_column
     rows = ctx.ledgers[b.ledger].filter(_where(rule))
-    completed = rows.filter((pl.col("year") == ctx.year) & pl.col(done).is_not_null()
-                            & (pl.col(done).dt.year() == ctx.year))
+    # Completed this year: any of its rows up to this year dates the acceptance in this year (the date is
+    # the project's, carried on its yearly rows; a project accepted in a year it has no row for is paid
+    # then too). Rows of later years are not read, so a year's result does not change when they arrive.
+    completed = (
+        rows.filter((pl.col("year") <= ctx.year) & (pl.col(done).dt.year() == ctx.year))
+        .group_by(matter, maintain_order=True).agg(pl.col("applicant_id").first(), pl.col(done).min())
+    )
     summed = (
         rows.filter(pl.col("year") <= ctx.year)
         .group_by(matter)
