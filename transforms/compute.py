@@ -181,7 +181,8 @@ def compute_lines(
     lines = assemble(candidates, tables, compiled.params, applicants, history, year)
     _require_params(lines, compiled)
     return (
-        lines.pipe(formula, tables)
+        lines.pipe(approved_left, history)
+        .pipe(formula, tables)
         .pipe(level_up_and_periods, history, year)
         .pipe(first_in_slot)
         .pipe(item_cap)
@@ -233,9 +234,35 @@ def assemble(candidates: pl.DataFrame, tables: dict[str, pl.DataFrame], params: 
     )
 
 
+def approved_left(lines: pl.DataFrame, history: pl.DataFrame) -> pl.DataFrame:
+    """SPEC §3 经认定…never more than the approved amount: a recognition's approved amount is what its matter
+    may receive under the clause from the recognition's year on, so what earlier years paid the matter under
+    the clause since that year counts against it (``approved_paid_fen``; ``approved_left_fen`` what remains).
+
+    Interpretation: a recognition stands until a later one replaces it, and a project paid on its yearly rows
+    would otherwise take the whole approved amount again every year. A later recognition approves afresh
+    from its own year. Level awards (SPEC §5.8: their own total-ever rule), clauses paying the approved amount
+    itself (once, in the recognition's year) and later installments are not bounded here."""
+    keys = ["applicant_id", "clause_id", "matter_id"]
+    bounded = (LIVE & pl.col("approved_fen").is_not_null() & ~pl.col("level_up")
+               & ~pl.col("kind").is_in(["approved", "level"]))
+    since = lines.filter(bounded).select("_line", *keys, pl.col("recognized_on").dt.year().alias("_since"))
+    paid = (
+        since.join(_paid_before(history, [*keys, "year"], "_paid"), on=keys)
+        .filter(pl.col("year") >= pl.col("_since"))
+        .group_by("_line").agg(sum_fen(pl.col("_paid")).alias("approved_paid_fen"))
+    )
+    return lines.join(paid, on="_line", how="left").with_columns(
+        pl.when(bounded).then(pl.col("approved_paid_fen").fill_null(0)).alias("approved_paid_fen"),
+    ).with_columns(
+        pl.when(bounded).then((pl.col("approved_fen") - pl.col("approved_paid_fen")).clip(lower_bound=0))
+        .otherwise(pl.col("approved_fen")).alias("approved_left_fen"),
+    )
+
+
 def formula(lines: pl.DataFrame, tables: dict[str, pl.DataFrame]) -> pl.DataFrame:
     """§5.3 the formula of the line's kind (``formula_fen``, at ``eff_rate_ppm``), then ``gross_fen``: the
-    formula bounded by an approved amount, 0 for a blocked line, the award for a later installment.
+    formula bounded by what is left of an approved amount, 0 for a blocked line, the award for a later installment.
     An approved rate never exceeds the rule's rate or maximum."""
     lines = (
         _progressive(lines, tables["tiers"])
@@ -274,7 +301,7 @@ def formula(lines: pl.DataFrame, tables: dict[str, pl.DataFrame]) -> pl.DataFram
     return lines.with_columns(
         pl.when(pl.col("scheduled")).then(pl.col("award_fen"))
         .when(pl.col("blocked").is_not_null()).then(0)
-        .when(kind != "approved").then(_min(pl.col("formula_fen"), pl.col("approved_fen")))
+        .when(kind != "approved").then(_min(pl.col("formula_fen"), pl.col("approved_left_fen")))
         .otherwise(pl.col("formula_fen")).alias("gross_fen")
     )
 

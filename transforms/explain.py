@@ -20,7 +20,7 @@ from transforms.compute import PERIOD_REASONS, eligibility_checks
 
 c = pl.col
 FLAGS = {
-    "approved_amount": ~c("scheduled") & c("approved_fen").is_not_null() & (c("approved_fen") < c("formula_fen")),
+    "approved_amount": ~c("scheduled") & c("approved_left_fen").is_not_null() & (c("approved_left_fen") < c("formula_fen")),
     "approved_rate_capped": ~c("scheduled") & (c("approved_ppm") > c("eff_rate_ppm")),
     "level_up": ~c("scheduled") & c("level_up") & (c("paid_matter_fen") > 0),
     "cap:item": c("period_block").is_null() & (c("after_item_fen") < c("after_level_up_fen")),
@@ -78,7 +78,11 @@ def _steps() -> list[pl.Expr]:
         pl.when(_flag("approved_rate_capped"))
         .then(pl.format("核定比例 {} 高于条款比例 {}，按 {}", P(c("approved_ppm")), P(c("eff_rate_ppm")), P(c("eff_rate_ppm")))),
         pl.when(c("scheduled")).then(pl.format("{} 年核定奖励 {}", c("earned_year"), F(c("award_fen")))).otherwise(_formula()),
-        pl.when(_flag("approved_amount")).then(pl.format("{} {}", _word("approved_amount"), F(c("approved_fen")))),
+        pl.when(_flag("approved_amount")).then(
+            pl.when(c("approved_paid_fen") > 0)
+            .then(pl.format("{} {}，减去该认定以来已付 {}，余 {}", _word("approved_amount"), F(c("approved_fen")),
+                            F(c("approved_paid_fen")), F(c("approved_left_fen"))))
+            .otherwise(pl.format("{} {}", _word("approved_amount"), F(c("approved_fen"))))),
         pl.when(_flag("level_up"))
         .then(pl.format("晋级补差：减去此前已付 {} = {}", F(c("paid_matter_fen")), F(c("after_level_up_fen")))),
         pl.when(c("period_block").is_not_null()).then(pl.format("0.00（{}）", reasons_expr("period_block"))),
