@@ -21,12 +21,14 @@ These tests keep that table honest:
 from __future__ import annotations
 
 import ast
+import re
 import dataclasses
 import datetime as dt
 import typing
 from pathlib import Path
 
 import pytest
+import yaml
 from pydantic import BaseModel
 
 from disburse import rules as R
@@ -234,3 +236,23 @@ def test_the_transforms_read_only_the_compiled_catalogue() -> None:
     """The transforms receive the catalogue compiled once per run (``disburse.compiled``): amounts in fen,
     rates in ppm, the administrator's parameters resolved and the missing ones found."""
     assert compiled_catalogue_faults(ROOT / "transforms") == []
+
+
+def test_the_readme_says_what_every_category_means() -> None:
+    """SPEC §3 leaves the projects' categories and the events' kinds to the project, documented: each is
+    in the README's table, and each table row names the clauses that read it (taken from rules/)."""
+    from disburse.ledgers import EVENT_KINDS, PROJECT_CATEGORIES
+
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    section = text.split("### What the ledgers' categories mean", 1)[1].split("\n### ", 1)[0]
+    rows = {cell: line for line in section.splitlines() if line.startswith("| `")
+            for cell in re.findall(r"`([a-z_]+)`", line.split("|")[1])}
+    assert set(rows) >= set(PROJECT_CATEGORIES) | set(EVENT_KINDS)
+    for path in sorted((ROOT / "rules").glob("*/*.yaml")):
+        rule = yaml.safe_load(path.read_text(encoding="utf-8"))
+        if not isinstance(rule, dict) or "clause_id" not in rule:
+            continue  # policy.yaml
+        base = rule.get("base") or {}
+        column = {"projects": "category", "events": "kind"}.get(base.get("ledger"))
+        for value in (base.get("where") or {}).get(column, []):
+            assert re.search(rf"(?<![\w.]){re.escape(rule['clause_id'])}(?![\w.])", rows[value]), (rule["clause_id"], value)
