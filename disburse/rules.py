@@ -211,6 +211,9 @@ class Rule(Strict):
     recognition_in_advance: bool = False
     # 10%-30%: an approved_rate outside [low, high] rejects the recognition row (not paid, not capped)
     approved_rate_range: tuple[Rate, Rate] | None = None
+    # what a recognition's approved amount bounds: each line (`line`, default: a year's subsidy) or the
+    # matter's total under the clause over the years (`matter`: a project's support approved as a whole)
+    approved_scope: Literal["line", "matter"] = "line"
     rate: Rate | None = Field(default=None, ge=0, le=1)
     max_rate: Rate | None = Field(default=None, ge=0, le=1)
     size_rates: dict[Size, Rate] | None = None  # replaces rate for these sizes
@@ -348,6 +351,7 @@ WORDS_ONLY = frozenset({"title_en", "text", "source", "provisions.keep_highest",
 # A key that means something only beside another (an approved rate needs a recognition to carry it).
 DEPENDS = {
     "approved_rate_range": "recognition",
+    "approved_scope": "recognition",
     "recognition_in_advance": "recognition|recognition_under",
     "level_caps": "recognition",
     "level_cumulative_caps": "recognition",
@@ -359,7 +363,7 @@ DEPENDS = {
 RECOGNISED = frozenset({"recognition", "level_caps", "level_cumulative_caps", "min_quantity"})
 # Read where a line of a ledger base is joined to a recognition (candidates._join_recognition): not by
 # a recognitions base or a kind without one (level), nor by ladder and growth.
-JOINED = frozenset({"recognition_under", "recognition_in_advance"})
+JOINED = frozenset({"recognition_under", "recognition_in_advance", "approved_scope"})
 # Read by the extraction of ledger rows (candidates._ledger_base); a recognitions base reads only
 # ledger, amount and matter_ledger (Base checks that).
 LEDGER_BASE = frozenset({
@@ -563,7 +567,7 @@ CLAUSE_SCHEMA = {
     "rate_ppm": I, "max_rate_ppm": I, "fixed_fen": I, "unit_fen": I, "item_cap_fen": I, "annual_cap_fen": I,
     "annual_group": S, "cumulative_cap_fen": I, "cumulative_scope": S, "one_off": B, "one_off_scope": S,
     "level_up": B, "installments": I, "paid_for": S, "recognition": B,
-    "recognition_in_advance": B, "first_year_only": B,
+    "recognition_in_advance": B, "approved_scope": S, "first_year_only": B,
     "consecutive_years": I, "max_years": I, "min_gap_years": I, "min_quantity": I, "second_cap_fen": I, "period_scope": S,
     "in_kind_text": S, "in_kind_unit": S, "in_kind_max": I,
     "elig_sector": pl.List(S), "elig_size": pl.List(S), "elig_above_scale": B, "elig_credit_ok": B,
@@ -591,7 +595,7 @@ def compile_tables(cat: Catalogue) -> dict[str, pl.DataFrame]:
             "one_off": r.one_off, "one_off_scope": r.one_off_scope, "level_up": r.level_up,
             "installments": len(r.installments) if r.installments else 1,
             "paid_for": r.paid_for, "recognition": r.recognition,
-            "recognition_in_advance": r.recognition_in_advance,
+            "recognition_in_advance": r.recognition_in_advance, "approved_scope": r.approved_scope,
             "first_year_only": bool(r.period and r.period.first_year_only),
             "consecutive_years": r.period.consecutive_years if r.period else None,
             "max_years": r.period.max_years if r.period else None,

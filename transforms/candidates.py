@@ -45,6 +45,7 @@ CANDIDATE_SCHEMA = {
 }
 
 REC_COLUMNS = ["level", "quantity", "approved_amount", "approved_rate", "recognized_on"]
+APPROVED_COLUMNS = ("approved_amount", "approved_rate")
 
 
 class Context:
@@ -224,12 +225,14 @@ def _join_recognition(lines: pl.DataFrame, rule: Clause, ctx: Context) -> pl.Dat
         return _join_recognition_under(lines, rule, ctx)
     if not rule.recognition:
         return lines
-    # A recognition stands until a later one replaces it: the latest up to this year counts.
+    # A recognition stands until a later one replaces it: the latest up to this year counts. An approved
+    # amount or rate, once given, stays the bound until a later recognition gives another (one that gives
+    # none, e.g. a filing's confirmation, does not lift it: SPEC §3 never more than the approved amount).
     rec = (
         ctx.recognitions(rule.clause_id, upto=True)
         .sort("year", "recognized_on")
-        .group_by("applicant_id", "matter_id").last()
-        .select("applicant_id", "matter_id", *REC_COLUMNS)
+        .group_by("applicant_id", "matter_id")
+        .agg(*(pl.col(c).drop_nulls().last() if c in APPROVED_COLUMNS else pl.col(c).last() for c in REC_COLUMNS))
     )
     out = lines.join(rec, on=["applicant_id", "matter_id"], how="left")
     if rule.recognition_in_advance:
@@ -444,12 +447,15 @@ def _matching(rule: Clause, ctx: Context) -> pl.DataFrame:
     led = LEDGERS[b.ledger]
     matter, done = led.key[0], led.date_column
     rows = ctx.ledgers[b.ledger].filter(_where(rule))
-    # Completed this year: any of its rows up to this year dates the acceptance in this year (the date is
-    # the project's, carried on its yearly rows; a project accepted in a year it has no row for is paid
-    # then too). Rows of later years are not read, so a year's result does not change when they arrive.
+    # Completed this year: the acceptance date its latest row up to this year gives (the date is the
+    # project's, carried on its yearly rows, and a later row may move it) falls in this year; a project
+    # accepted in a year it has no row for is paid then too. Rows of later years are not read, so a year's
+    # result does not change when they arrive.
     completed = (
-        rows.filter((pl.col("year") <= ctx.year) & (pl.col(done).dt.year() == ctx.year))
-        .group_by(matter, maintain_order=True).agg(pl.col("applicant_id").first(), pl.col(done).min())
+        rows.filter((pl.col("year") <= ctx.year) & pl.col(done).is_not_null())
+        .sort(matter, "year", ROW)
+        .group_by(matter, maintain_order=True).agg(pl.col("applicant_id").last(), pl.col(done).last())
+        .filter(pl.col(done).dt.year() == ctx.year)
     )
     summed = (
         rows.filter(pl.col("year") <= ctx.year)

@@ -235,29 +235,19 @@ def assemble(candidates: pl.DataFrame, tables: dict[str, pl.DataFrame], params: 
 
 
 def approved_left(lines: pl.DataFrame, history: pl.DataFrame) -> pl.DataFrame:
-    """SPEC §3 经认定…never more than the approved amount: a recognition's approved amount is what its matter
-    may receive under the clause from the recognition's year on, so what earlier years paid the matter under
-    the clause since that year counts against it (``approved_paid_fen``; ``approved_left_fen`` what remains).
-
-    Interpretation: a recognition stands until a later one replaces it, and a project paid on its yearly rows
-    would otherwise take the whole approved amount again every year. A later recognition approves afresh
-    from its own year. Level awards (SPEC §5.8: their own total-ever rule), clauses paying the approved amount
-    itself (once, in the recognition's year) and later installments are not bounded here."""
+    """SPEC §3 经认定…never more than the approved amount. Where the clause's approved amount is the matter's
+    total (``approved_scope`` matter: a project's support approved as a whole), what earlier years paid the
+    matter under the clause counts against it (``approved_paid_fen``; ``approved_left_fen`` what remains),
+    so a project paid on its yearly rows does not take the amount again every year; a later recognition
+    replaces the amount (a raise opens the difference). Elsewhere (``line``) it bounds each line."""
     keys = ["applicant_id", "clause_id", "matter_id"]
-    bounded = (LIVE & pl.col("approved_fen").is_not_null() & ~pl.col("level_up")
-               & ~pl.col("kind").is_in(["approved", "level"]))
-    since = lines.filter(bounded).select("_line", *keys, pl.col("recognized_on").dt.year().alias("_since"))
-    paid = (
-        since.join(_paid_before(history, [*keys, "year"], "_paid"), on=keys)
-        .filter(pl.col("year") >= pl.col("_since"))
-        .group_by("_line").agg(sum_fen(pl.col("_paid")).alias("approved_paid_fen"))
-    )
-    return lines.join(paid, on="_line", how="left").with_columns(
-        pl.when(bounded).then(pl.col("approved_paid_fen").fill_null(0)).alias("approved_paid_fen"),
+    whole = LIVE & pl.col("approved_fen").is_not_null() & (pl.col("approved_scope") == "matter")
+    return lines.join(_paid_before(history, keys, "_approved_paid"), on=keys, how="left").with_columns(
+        pl.when(whole).then(pl.col("_approved_paid").fill_null(0)).alias("approved_paid_fen"),
     ).with_columns(
-        pl.when(bounded).then((pl.col("approved_fen") - pl.col("approved_paid_fen")).clip(lower_bound=0))
+        pl.when(whole).then((pl.col("approved_fen") - pl.col("approved_paid_fen")).clip(lower_bound=0))
         .otherwise(pl.col("approved_fen")).alias("approved_left_fen"),
-    )
+    ).drop("_approved_paid")
 
 
 def formula(lines: pl.DataFrame, tables: dict[str, pl.DataFrame]) -> pl.DataFrame:

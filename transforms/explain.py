@@ -80,7 +80,7 @@ def _steps() -> list[pl.Expr]:
         pl.when(c("scheduled")).then(pl.format("{} 年核定奖励 {}", c("earned_year"), F(c("award_fen")))).otherwise(_formula()),
         pl.when(_flag("approved_amount")).then(
             pl.when(c("approved_paid_fen") > 0)
-            .then(pl.format("{} {}，减去该认定以来已付 {}，余 {}", _word("approved_amount"), F(c("approved_fen")),
+            .then(pl.format("{} {}（该事项合计），减去以往年度已付 {}，余 {}", _word("approved_amount"), F(c("approved_fen")),
                             F(c("approved_paid_fen")), F(c("approved_left_fen"))))
             .otherwise(pl.format("{} {}", _word("approved_amount"), F(c("approved_fen"))))),
         pl.when(_flag("level_up"))
