@@ -32,7 +32,8 @@ FACTS_SCHEMA = {
 }
 AUDIT_COLUMNS = [
     "applicant_id", "applicant_name", "region", "year", "clause_id", "clause_title", "article", "matter_id",
-    "installment", "installments", "line_date", "source", "base_fen", "eff_rate_ppm", "formula_fen", "gross_fen",
+    "installment", "installments", "line_date", "source", "base_fen", "eff_rate_ppm", "formula_fen",
+    "approved_fen", "approved_paid_fen", "approved_left_fen", "gross_fen",
     "paid_matter_fen", "after_level_up_fen", "item_cap_applied_fen", "after_item_fen", "alone_fen",
     "competing_paid_fen", "competing_clauses", "after_competing_fen", "superseded_by", "kept_fen", "annual_cap_fen", "after_annual_fen", "cumulative_cap_fen",
     "cum_paid_before_fen", "after_cumulative_fen", "award_fen", "payable_fen", "in_kind_quantity", "in_kind_unit",
