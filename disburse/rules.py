@@ -269,7 +269,7 @@ class Rule(Strict):
                 raise ValueError(f"{other.split('|')[0]}: kind {self.kind} reads it only without {one.split('|')[0]}")
         if self.base is not None and self.base.ledger not in spec.ledgers:
             raise ValueError(f"base.ledger: kind {self.kind} reads {', '.join(spec.ledgers)}, not {self.base.ledger}")
-        for key in sorted(JOINED):
+        for key in sorted(JOINED | BOUNDED):
             if self._given(key) and (self.base is None or self.base.ledger == "recognitions"):
                 raise ValueError(f"{key}: read only for lines of a ledger base (a recognised matter is its own recognition)")
         if self.size_rates:
@@ -363,7 +363,10 @@ DEPENDS = {
 RECOGNISED = frozenset({"recognition", "level_caps", "level_cumulative_caps", "min_quantity"})
 # Read where a line of a ledger base is joined to a recognition (candidates._join_recognition): not by
 # a recognitions base or a kind without one (level), nor by ladder and growth.
-JOINED = frozenset({"recognition_under", "recognition_in_advance", "approved_scope"})
+JOINED = frozenset({"recognition_under", "recognition_in_advance"})
+# Read where a recognition's approved amount bounds a formula (compute.approved_left): the kinds above, less
+# those whose amount is the approved amount itself (approved) or no money (in_kind); lines of a ledger base.
+BOUNDED = frozenset({"approved_scope"})
 # Read by the extraction of ledger rows (candidates._ledger_base); a recognitions base reads only
 # ledger, amount and matter_ledger (Base checks that).
 LEDGER_BASE = frozenset({
@@ -384,23 +387,23 @@ class KindKeys:
 KINDS: dict[str, KindKeys] = {
     "rate": KindKeys(
         ("base", "base.amount", "rate|params.rate|max_rate|recognition"),
-        LEDGER_BASE | RATED | RECOGNISED | JOINED | {"base.amount", "base.second_amount", "base.second_cap"}),
-    "progressive": KindKeys(("base", "base.amount", "tiers"), LEDGER_BASE | RECOGNISED | JOINED | {"base.amount", "tiers"}),
-    "fixed": KindKeys(("amount|params.amount",), LEDGER_BASE | RECOGNISED | JOINED | {"amount"}),
+        LEDGER_BASE | RATED | RECOGNISED | JOINED | BOUNDED | {"base.amount", "base.second_amount", "base.second_cap"}),
+    "progressive": KindKeys(("base", "base.amount", "tiers"), LEDGER_BASE | RECOGNISED | JOINED | BOUNDED | {"base.amount", "tiers"}),
+    "fixed": KindKeys(("amount|params.amount",), LEDGER_BASE | RECOGNISED | JOINED | BOUNDED | {"amount"}),
     "level": KindKeys(("recognition", "levels"),
                       RECOGNISED | {"base", "base.ledger", "base.matter_ledger", "levels", "level_up"},
                       ledgers=("recognitions",)),
-    "per_unit": KindKeys(("recognition", "unit_amount"), LEDGER_BASE | RECOGNISED | JOINED | {"unit_amount"}),
+    "per_unit": KindKeys(("recognition", "unit_amount"), LEDGER_BASE | RECOGNISED | JOINED | BOUNDED | {"unit_amount"}),
     "matching": KindKeys(
         ("base", "base.amount", "rate|params.rate"),
-        RATED | RECOGNISED | JOINED | {"base", "base.ledger", "base.amount", "base.where", "base.between"},
+        RATED | RECOGNISED | JOINED | BOUNDED | {"base", "base.ledger", "base.amount", "base.where", "base.between"},
         ledgers=MATTER_YEAR_LEDGERS),
     "ladder": KindKeys(("base", "base.amount", "ladder"), frozenset({"base", "base.ledger", "base.amount", "ladder", "level_up"}),
                        ledgers=YEARLY_LEDGERS),
     "first_reach": KindKeys(
         ("base", "base.amount", "threshold", "rate|amount|params.rate|params.amount"),
-        RATED | RECOGNISED | JOINED | {"base", "base.ledger", "base.amount", "base.where", "base.between",
-                                       "base.since_in_region", "threshold", "amount"},
+        RATED | RECOGNISED | JOINED | BOUNDED | {"base", "base.ledger", "base.amount", "base.where", "base.between",
+                                                 "base.since_in_region", "threshold", "amount"},
         ledgers=tuple(n for n in PAYING_LEDGERS if n != "recognitions"),
         exclusive=(("rate|params.rate", "amount|params.amount"),)),
     "growth": KindKeys(("base", "base.amount", "growth", "rate|params.rate"),
@@ -427,7 +430,7 @@ def kinds_markdown() -> str:
     return ("\n".join(rows) + f"\n\nEvery kind also reads {every}.\nA key is read only beside another: {depends}; "
             "in `base`, `payee` only with `per: row`, `second_cap` only with `second_amount`, `matter_ledger` only "
             "in a `recognitions` base, which reads nothing but `ledger`, `amount` and `matter_ledger`. "
-            f"{' and '.join(f'`{k}`' for k in sorted(JOINED))} only for lines of a ledger base (not `recognitions`). "
+            f"{', '.join(f'`{k}`' for k in sorted(JOINED | BOUNDED))} only for lines of a ledger base (not `recognitions`). "
             "An administrator parameter (`params`) is read only for a key the rule does not give itself.\n")
 
 

@@ -257,11 +257,25 @@ def test_the_readme_says_what_every_category_means() -> None:
     section = text.split("### What the ledgers' categories mean", 1)[1].split("\n### ", 1)[0]
     named: set[str] = set()
     for line in section.splitlines():
-        if not line.startswith("| `"):
-            continue
+        if not line.startswith("| `") or "read by" in line:
+            continue  # not a row, or the header
         cells = line.split("|")
         values = re.findall(r"`([a-z_]+)`", cells[1])
+        assert len(values) == 1, line  # one value a row: a row of two could name a reader under the wrong one
         outside = re.sub(r"\([^)]*\)", "", cells[-2])
         assert set(re.findall(r"[a-z]+\.\d+(?:\.\d+)?[a-z]?", outside)) == set().union(*(readers[v] for v in values)), line
         named |= set(values)
     assert named == set(readers)
+
+
+def test_the_readme_names_every_clause_whose_approved_amount_is_the_matters_total() -> None:
+    """The decision "An approved amount across years" lists exactly the rules with approved_scope: matter."""
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    bullet = text.split("- **An approved amount across years**", 1)[1].split("\n- **", 1)[0]
+    listed = set(re.findall(r"[a-z]+\.\d+(?:\.\d+)?[a-z]?", bullet.split("Elsewhere", 1)[0]))
+    scoped = set()
+    for path in sorted((ROOT / "rules").glob("*/*.yaml")):
+        rule = yaml.safe_load(path.read_text(encoding="utf-8"))
+        if isinstance(rule, dict) and rule.get("approved_scope") == "matter":
+            scoped.add(rule["clause_id"])
+    assert listed == scoped

@@ -124,6 +124,14 @@ REFUSED = {
     "recognition in advance of a matter that is its own recognition": (
         "kind: approved\nrecognition: true\nrecognition_in_advance: true\nbase: {ledger: recognitions}\n",
         "recognition_in_advance: read only for lines of a ledger base"),
+    "approved amount's scope where the amount is the approved amount itself": (
+        "kind: approved\nrecognition: true\napproved_scope: matter\nbase: {ledger: events}\n",
+        "approved_scope: kind approved does not read it"),
+    "approved amount's scope with no recognition": ("kind: rate\nrate: 0.5\napproved_scope: matter\n" + COMPUTE,
+                                                    "approved_scope: needs recognition: true (read only beside it)"),
+    "approved amount's scope of a matter that is its own recognition": (
+        "kind: rate\nrecognition: true\nmax_rate: 0.5\napproved_scope: matter\nbase: {ledger: recognitions, amount: approved_amount}\n",
+        "approved_scope: read only for lines of a ledger base"),
     "capital since registration under a rate kind": (
         "kind: rate\nrate: 0.5\nbase: {ledger: financing, amount: amount, since_in_region: true}\n",
         "base.since_in_region: kind rate does not read it"),

@@ -225,14 +225,16 @@ def _join_recognition(lines: pl.DataFrame, rule: Clause, ctx: Context) -> pl.Dat
         return _join_recognition_under(lines, rule, ctx)
     if not rule.recognition:
         return lines
-    # A recognition stands until a later one replaces it: the latest up to this year counts. An approved
-    # amount or rate, once given, stays the bound until a later recognition gives another (one that gives
-    # none, e.g. a filing's confirmation, does not lift it: SPEC §3 never more than the approved amount).
+    # A recognition stands until a later one replaces it: the latest up to this year counts. Its approved
+    # amount and rate are one decision: the latest recognition giving either gives both, so one that gives
+    # neither (a filing's confirmation) does not lift an earlier bound (SPEC §3 never more than the approved
+    # amount), and one giving a new rate alone replaces the earlier amount too.
+    decided = pl.any_horizontal(pl.col(c).is_not_null() for c in APPROVED_COLUMNS)
     rec = (
         ctx.recognitions(rule.clause_id, upto=True)
         .sort("year", "recognized_on")
         .group_by("applicant_id", "matter_id")
-        .agg(*(pl.col(c).drop_nulls().last() if c in APPROVED_COLUMNS else pl.col(c).last() for c in REC_COLUMNS))
+        .agg(*(pl.col(c).filter(decided).last() if c in APPROVED_COLUMNS else pl.col(c).last() for c in REC_COLUMNS))
     )
     out = lines.join(rec, on=["applicant_id", "matter_id"], how="left")
     if rule.recognition_in_advance:
@@ -447,15 +449,19 @@ def _matching(rule: Clause, ctx: Context) -> pl.DataFrame:
     led = LEDGERS[b.ledger]
     matter, done = led.key[0], led.date_column
     rows = ctx.ledgers[b.ledger].filter(_where(rule))
-    # Completed this year: the acceptance date its latest row up to this year gives (the date is the
-    # project's, carried on its yearly rows, and a later row may move it) falls in this year; a project
-    # accepted in a year it has no row for is paid then too. Rows of later years are not read, so a year's
-    # result does not change when they arrive.
+    # Completed: the acceptance date is the one the latest row up to this year carrying a date gives (the
+    # date is the project's, carried on its yearly rows, and a later row may move it). It is due in the
+    # year of that date, or, where the date was first given on a row of a later year, in that year: a
+    # project accepted in a year it has no row for is paid then, one whose acceptance is recorded late is
+    # paid late, never not at all. Rows of later years are not read, so a year's result does not change
+    # when they arrive.
+    dated = rows.filter((pl.col("year") <= ctx.year) & pl.col(done).is_not_null()).sort(matter, "year", ROW)
     completed = (
-        rows.filter((pl.col("year") <= ctx.year) & pl.col(done).is_not_null())
-        .sort(matter, "year", ROW)
-        .group_by(matter, maintain_order=True).agg(pl.col("applicant_id").last(), pl.col(done).last())
-        .filter(pl.col(done).dt.year() == ctx.year)
+        dated.group_by(matter, maintain_order=True)
+        .agg(pl.col("applicant_id").last(), pl.col(done).last(),
+             pl.col("year").filter(pl.col(done) == pl.col(done).last()).min().alias("_given"))
+        .filter(pl.max_horizontal(pl.col(done).dt.year(), pl.col("_given")) == ctx.year)
+        .drop("_given")
     )
     summed = (
         rows.filter(pl.col("year") <= ctx.year)
