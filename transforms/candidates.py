@@ -448,23 +448,27 @@ def _matching(rule: Clause, ctx: Context) -> pl.DataFrame:
     b = rule.base
     led = LEDGERS[b.ledger]
     matter, done = led.key[0], led.date_column
-    rows = ctx.ledgers[b.ledger].filter(_where(rule))
-    # Completed: the acceptance date is the one the latest row up to this year carrying a date gives (the
-    # date is the project's, carried on its yearly rows, and a later row may move it). It is due in the
-    # year of that date, or, where the date was first given on a row of a later year, in that year: a
-    # project accepted in a year it has no row for is paid then, one whose acceptance is recorded late is
-    # paid late, never not at all. Rows of later years are not read, so a year's result does not change
-    # when they arrive.
-    dated = rows.filter((pl.col("year") <= ctx.year) & pl.col(done).is_not_null()).sort(matter, "year", ROW)
+    # Completed: the acceptance date is the one the latest row up to this year carrying a date gives, any
+    # row of the project (the date is the project's, carried on its yearly rows; a later row may move it).
+    # It is due in the year of that date, or, where the row giving it was written in a later year (the
+    # first of the rows giving it since it last changed), in that year: a project accepted in a year it
+    # has no row for is paid then, one whose acceptance is recorded late is paid late, never not at all.
+    # Rows of later years are not read, so a year's result does not change when they arrive.
+    dated = (ctx.ledgers[b.ledger].filter((pl.col("year") <= ctx.year) & pl.col(done).is_not_null())
+             .sort(matter, "year", ROW))
+    run = (pl.col(done) != pl.col(done).shift(1)).fill_null(True).cum_sum()  # a new run each time the date changes
     completed = (
         dated.group_by(matter, maintain_order=True)
-        .agg(pl.col("applicant_id").last(), pl.col(done).last(),
-             pl.col("year").filter(pl.col(done) == pl.col(done).last()).min().alias("_given"))
+        .agg(pl.col("applicant_id").last(), pl.col(done).last(), pl.col("year").filter(run == run.last()).min().alias("_given"))
         .filter(pl.max_horizontal(pl.col(done).dt.year(), pl.col("_given")) == ctx.year)
         .drop("_given")
     )
+    # the funding the clause matches (its `where`), summed over the rows up to the year of acceptance: a
+    # late record pays what an on-time one would have
     summed = (
-        rows.filter(pl.col("year") <= ctx.year)
+        ctx.ledgers[b.ledger].filter(_where(rule))
+        .join(completed.select(matter, pl.col(done).dt.year().alias("_accepted_year")), on=matter)
+        .filter(pl.col("year") <= pl.col("_accepted_year"))
         .group_by(matter)
         .agg(sum_fen(pl.col(b.amount).fill_null(0)).alias("base_fen"),
              pl.format("{} 第 {} 行", pl.lit(b.ledger), pl.col(ROW).sort().cast(pl.String).str.join(", ")).first().alias("source"))
