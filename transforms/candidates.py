@@ -230,8 +230,9 @@ def _join_recognition(lines: pl.DataFrame, rule: Clause, ctx: Context) -> pl.Dat
     # neither (a filing's confirmation) does not lift an earlier bound (SPEC §3 never more than the approved
     # amount), and one giving a new rate alone replaces the earlier amount too.
     decided = pl.any_horizontal(pl.col(c).is_not_null() for c in APPROVED_COLUMNS)
+    standing = ctx.recognitions(rule.clause_id, upto=True)
     rec = (
-        ctx.recognitions(rule.clause_id, upto=True)
+        standing
         .sort("year", "recognized_on")
         .group_by("applicant_id", "matter_id")
         .agg(*(pl.col(c).filter(decided).last() if c in APPROVED_COLUMNS else pl.col(c).last() for c in REC_COLUMNS))
@@ -242,7 +243,7 @@ def _join_recognition(lines: pl.DataFrame, rule: Clause, ctx: Context) -> pl.Dat
         # afterwards) does not undo the filing: the date that counts is the latest recognition up to this
         # year dated on or before the event; only where there is none, the latest (after the event).
         filed = (
-            ctx.recognitions(rule.clause_id, upto=True).select("applicant_id", "matter_id", pl.col("recognized_on").alias("_filed_on"))
+            standing.select("applicant_id", "matter_id", pl.col("recognized_on").alias("_filed_on"))
             .join(lines.select("applicant_id", "matter_id", "line_date"), on=["applicant_id", "matter_id"])
             .filter(pl.col("_filed_on") <= pl.col("line_date"))
             .group_by("applicant_id", "matter_id").agg(pl.col("_filed_on").max())

@@ -235,19 +235,21 @@ def assemble(candidates: pl.DataFrame, tables: dict[str, pl.DataFrame], params: 
 
 
 def approved_left(lines: pl.DataFrame, history: pl.DataFrame) -> pl.DataFrame:
-    """SPEC §3 经认定…never more than the approved amount. Where the clause's approved amount is the matter's
-    total (``approved_scope`` matter: a project's support approved as a whole), what earlier years paid the
-    matter under the clause counts against it (``approved_paid_fen``; ``approved_left_fen`` what remains),
-    so a project paid on its yearly rows does not take the amount again every year; a later recognition
-    replaces the amount (a raise opens the difference). Elsewhere (``line``) it bounds each line."""
-    keys = ["applicant_id", "clause_id", "matter_id"]
+    """What earlier years committed to the line's matter under its clause (``paid_matter_fen``, read once
+    here for every later step), and SPEC §3 经认定…never more than the approved amount. Where the clause's
+    approved amount is the matter's total (``approved_scope`` matter: a project's support approved as a
+    whole), that counts against it (``approved_paid_fen``; ``approved_left_fen`` what remains), so a project
+    paid on its yearly rows does not take the amount again every year; a later recognition replaces the
+    amount (a raise opens the difference). Elsewhere (``line``) it bounds each line."""
+    matter = ["applicant_id", "clause_id", "matter_id"]
     whole = LIVE & pl.col("approved_fen").is_not_null() & (pl.col("approved_scope") == "matter")
-    return lines.join(_paid_before(history, keys, "_approved_paid"), on=keys, how="left").with_columns(
-        pl.when(whole).then(pl.col("_approved_paid").fill_null(0)).alias("approved_paid_fen"),
+    return lines.join(_paid_before(history, matter, "paid_matter_fen"), on=matter, how="left").with_columns(
+        pl.col("paid_matter_fen").fill_null(0),
     ).with_columns(
-        pl.when(whole).then((pl.col("approved_fen") - pl.col("approved_paid_fen")).clip(lower_bound=0))
+        pl.when(whole).then(pl.col("paid_matter_fen")).alias("approved_paid_fen"),
+        pl.when(whole).then((pl.col("approved_fen") - pl.col("paid_matter_fen")).clip(lower_bound=0))
         .otherwise(pl.col("approved_fen")).alias("approved_left_fen"),
-    ).drop("_approved_paid")
+    )
 
 
 def formula(lines: pl.DataFrame, tables: dict[str, pl.DataFrame]) -> pl.DataFrame:
@@ -298,14 +300,14 @@ def formula(lines: pl.DataFrame, tables: dict[str, pl.DataFrame]) -> pl.DataFram
 
 def level_up_and_periods(lines: pl.DataFrame, history: pl.DataFrame, year: int) -> pl.DataFrame:
     """§5.8 the level-up difference (``after_level_up_fen``) and §5.7 the one-off and period limits
-    (``period_block``), from what earlier years paid the matter and the applicant under the clause."""
+    (``period_block``), from what earlier years paid the matter (``paid_matter_fen``, from ``approved_left``)
+    and the applicant under the clause."""
     matter, applicant = ["applicant_id", "clause_id", "matter_id"], ["applicant_id", "clause_id"]
     lines = (
-        lines.join(_paid_before(history, matter, "paid_matter_fen"), on=matter, how="left")
-        .join(_paid_before(history, applicant, "paid_applicant_fen"), on=applicant, how="left")
+        lines.join(_paid_before(history, applicant, "paid_applicant_fen"), on=applicant, how="left")
         .join(_years_paid(history, matter, "m"), on=matter, how="left")
         .join(_years_paid(history, applicant, "a"), on=applicant, how="left")
-        .with_columns(pl.col("paid_matter_fen", "paid_applicant_fen").fill_null(0))
+        .with_columns(pl.col("paid_applicant_fen").fill_null(0))
     )
     first_year = _by_scope("period_scope", "first_year_m", "first_year_a")
     n_years = _by_scope("period_scope", "n_years_m", "n_years_a")
