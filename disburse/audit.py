@@ -256,7 +256,7 @@ def applicant_blocks(lines: pl.DataFrame, part_lines: int | None = None) -> Deta
     """Every line's HTML grouped by applicant (``Detail``). An applicant with more than part_lines lines is
     cut into several blocks (part 0, 1, …), so that no page grows past its size."""
     part_lines = part_lines or PART_LINES
-    ordered = lines.sort("applicant_id", "clause_id", "matter_id", "installment").with_columns(
+    ordered = lines.sort("applicant_id", "clause_id", "matter_id", "year_of_matter", "installment").with_columns(
         pl.col("applicant_id").rle_id().alias("_firm"))  # sorted: an applicant's lines are one run
     firms = ordered.group_by("_firm", maintain_order=True).agg(pl.len().alias("lines"), pl.col("payable_fen").sum())
     first = (firms["lines"].cum_sum() - firms["lines"]).alias("_first")   # the applicant's first line

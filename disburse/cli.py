@@ -323,7 +323,7 @@ def explain(
         fail(f"{applicant}: no lines in {year}")
     first = lines.row(0, named=True)
     out.print(f"[bold]{first['applicant_name']}[/bold] ({applicant}), {first['region']}, {year}")
-    for line in lines.sort("clause_id", "matter_id", "installment").iter_rows(named=True):
+    for line in lines.sort("clause_id", "matter_id", "year_of_matter", "installment").iter_rows(named=True):
         out.print(f"\n[bold]{line['clause_id']}[/bold] {line['clause_title']}（{line['article']}）— 事项 {line['matter_id']}")
         for step in line["steps"].split(" → "):
             out.print(f"  → {step}", markup=False)

@@ -30,7 +30,7 @@ from disburse.tables import RegionResult
 def disbursement_frame(result: RegionResult, *, as_text: bool) -> pl.DataFrame:
     money = yuan_text if as_text else (lambda c: fen_to_yuan_expr(pl.col(c)))
     return result.disbursements.select(
-        "applicant_id", "applicant_name", "region", "year", "clause_id", "clause_title", "matter_id",
+        "applicant_id", "applicant_name", "region", "year", "year_of_matter", "clause_id", "clause_title", "matter_id",
         money("base_fen").alias("base_amount"),
         rate_text("eff_rate_ppm").alias("rate"),
         money("gross_fen").alias("gross_amount"),

@@ -13,6 +13,7 @@ import polars as pl
 
 # Why a line pays less, or nothing (SPEC §5.12). Keys are the codes of transforms.compute and transforms.explain.
 REASONS: dict[str, str] = {
+    "late_recognition": "以往年度的事项，认定（验收）晚于该年度，本年度补付",
     "outside_validity": "不在政策有效期内",
     "ineligible:not_an_applicant_of_the_region": "不是本区登记的申报主体",
     "ineligible:fraud": "经查实弄虚作假，不再给予支持",

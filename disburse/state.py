@@ -36,7 +36,7 @@ from disburse.money import total_fen
 from disburse.tables import CLAWBACK_SCHEMA, HISTORY_SCHEMA
 
 SQL = paths.SQL
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 V1_TABLES = {"runs", "lines", "clawbacks"}  # schema 1 had no version table
 
 
@@ -174,10 +174,13 @@ def _migrate(con: duckdb.DuckDBPyConnection, path: Path, version: int) -> None:
             con.execute((SQL / "state_schema.sql").read_text())
         if version == 1:
             con.execute((SQL / "migrate_1_to_2.sql").read_text())
-            con.execute(f"update runs set digest = d.digest from ({_digest_sql()}) as d "
-                        "where runs.year = d.year and runs.region = d.region")
         if version in (1, 2):
             con.execute((SQL / "migrate_2_to_3.sql").read_text())
+        if version in (1, 2, 3):
+            con.execute((SQL / "migrate_3_to_4.sql").read_text())
+        if version == 1:  # schema 1 kept no digests: each (year, region)'s rows as they are now
+            con.execute(f"update runs set digest = d.digest from ({_digest_sql()}) as d "
+                        "where runs.year = d.year and runs.region = d.region")
         con.execute("delete from schema_version")
         con.execute("insert into schema_version values (?)", [SCHEMA_VERSION])
         con.commit()
@@ -314,7 +317,7 @@ def record(con: duckdb.DuckDBPyConnection, *, year: int, region: str, run_id: st
     kept = lines.filter((pl.col("payable_fen") > 0) | (pl.col("award_fen") > 0)).select(
         pl.lit(year).alias("year"), pl.lit(region).alias("region"), "applicant_id", "clause_id", "matter_id",
         "installment", "installments", pl.col("award_fen").fill_null(0), "payable_fen",
-        pl.col("line_date").alias("dated_on"),
+        pl.col("line_date").alias("dated_on"), "year_of_matter",
     )
     claws = clawbacks.select(pl.lit(year).alias("year"), pl.lit(region).alias("region"), "applicant_id",
                              "clause_id", "matter_id", "amount_fen", "reason")
@@ -381,7 +384,7 @@ def run_records(con: duckdb.DuckDBPyConnection, year: int) -> dict[str, dict]:
 
 
 def recorded_lines(con: duckdb.DuckDBPyConnection, year: int, region: str) -> pl.DataFrame:
-    return con.sql("select applicant_id, clause_id, matter_id, installment, payable_fen from lines "
+    return con.sql("select applicant_id, clause_id, matter_id, year_of_matter, installment, payable_fen from lines "
                    "where year = $year and region = $region", params={"year": year, "region": region}).pl()
 
 

@@ -2,11 +2,12 @@
 transforms that compute them and the state and outputs that store and write them.
 
 - ``HISTORY_SCHEMA``: one row per line paid in an earlier year (state and prior_payments):
-  applicant, clause, matter, year, installment.
+  applicant, clause, matter, year (paid), installment; ``year_of_matter`` is the year the line's
+  matter belongs to (the year paid, or an earlier one for a line paid late).
 - ``CLAWBACK_SCHEMA``: one row per applicant, clause and matter to recover.
 - ``FACTS_SCHEMA``: one row per fund ceiling of a region's year.
-- ``AUDIT_COLUMNS``: the columns of ``RegionResult.lines``, one row per applicant, clause, matter
-  and installment of the year, including lines that came to zero.
+- ``AUDIT_COLUMNS``: the columns of ``RegionResult.lines``, one row per applicant, clause, matter,
+  year of the matter and installment of the year, including lines that came to zero.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from disburse.money import sum_fen
 HISTORY_SCHEMA = {
     "applicant_id": pl.String, "clause_id": pl.String, "matter_id": pl.String, "year": pl.Int64,
     "installment": pl.Int64, "installments": pl.Int64, "payable_fen": pl.Int64, "award_fen": pl.Int64,
-    "dated_on": pl.Date,
+    "dated_on": pl.Date, "year_of_matter": pl.Int64,
 }
 CLAWBACK_SCHEMA = {
     "applicant_id": pl.String, "clause_id": pl.String, "matter_id": pl.String,
@@ -31,7 +32,7 @@ FACTS_SCHEMA = {
     "paid_fen": pl.Int64, "ratio": pl.String, "cut": pl.Boolean, "lines_cut": pl.Int64,
 }
 AUDIT_COLUMNS = [
-    "applicant_id", "applicant_name", "region", "year", "clause_id", "clause_title", "article", "matter_id",
+    "applicant_id", "applicant_name", "region", "year", "year_of_matter", "clause_id", "clause_title", "article", "matter_id",
     "installment", "installments", "line_date", "source", "base_fen", "eff_rate_ppm", "formula_fen",
     "approved_fen", "approved_paid_fen", "approved_left_fen", "gross_fen",
     "paid_matter_fen", "after_level_up_fen", "item_cap_applied_fen", "after_item_fen", "alone_fen",

@@ -19,7 +19,7 @@ from disburse import outputs, state
 from disburse.money import yuan_text
 from disburse.state import StateError
 
-KEY = ["applicant_id", "clause_id", "matter_id", "installment"]
+KEY = ["applicant_id", "clause_id", "matter_id", "year_of_matter", "installment"]
 
 
 def _key_text(row: dict, cols: list[str]) -> str:
@@ -101,12 +101,12 @@ def _region(con, year_dir: Path, year: int, region: str, doc: dict, rec: dict | 
                         f"(digest differs)")
     if str(yuan_of(rec["total_payable_fen"])) != doc.get("total_payable") or rec["lines"] is None:
         problems.append(f"{region}: the total payable in the manifest differs from the state's record")
-    recorded = state.recorded_lines(con, year, region).with_columns(pl.col("installment").cast(pl.Int64))
+    recorded = state.recorded_lines(con, year, region).with_columns(pl.col("year_of_matter", "installment").cast(pl.Int64))
     paid = recorded.filter(pl.col("payable_fen") > 0).select(*KEY, yuan_text("payable_fen").alias("payable"),
                                                               pl.lit(True).alias("_in_state"))
     rel = f"{region}/disbursements.csv"
     if (year_dir / rel).is_file() and rel in changed:
-        file_df = _csv(year_dir / rel).select("_line", *KEY[:3], pl.col("installment").cast(pl.Int64, strict=False),
+        file_df = _csv(year_dir / rel).select("_line", *KEY[:3], pl.col("year_of_matter", "installment").cast(pl.Int64, strict=False),
                                               "payable")
         for what, row in _compare(file_df, paid, KEY, "payable"):
             ids = _key_text(row, KEY)
@@ -130,7 +130,7 @@ def _region(con, year_dir: Path, year: int, region: str, doc: dict, rec: dict | 
     audit = year_dir / region / "audit_lines.parquet"
     if not rec["intact"] and audit.is_file() and f"{region}/audit_lines.parquet" not in changed:
         written = pl.read_parquet(audit).filter((pl.col("payable_fen") > 0) | (pl.col("award_fen") > 0)).select(
-            *KEY[:3], pl.col("installment").cast(pl.Int64), pl.col("payable_fen").cast(pl.Int64).alias("payable"))
+            *KEY[:3], pl.col("year_of_matter", "installment").cast(pl.Int64), pl.col("payable_fen").cast(pl.Int64).alias("payable"))
         written = written.with_row_index("_line")
         now = recorded.select(*KEY, pl.col("payable_fen").cast(pl.Int64).alias("payable"), pl.lit(True).alias("_in_state"))
         for what, row in _compare(written, now, KEY, "payable"):

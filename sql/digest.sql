@@ -3,9 +3,12 @@
 -- `disburse verify`: a row edited, added or removed by hand changes it.
 with line_text as (
     select year, region,
+           -- a line's year_of_matter is written only where it is not the year (a line paid late), so
+           -- the digests recorded before it existed still hold
            string_agg(concat_ws('|', applicant_id, clause_id, matter_id, installment, installments,
-                                award_fen, payable_fen, coalesce(cast(dated_on as varchar), '')),
-                      chr(10) order by applicant_id, clause_id, matter_id, installment) as body
+                                award_fen, payable_fen, coalesce(cast(dated_on as varchar), ''))
+                      || case when year_of_matter <> year then '|' || year_of_matter else '' end,
+                      chr(10) order by applicant_id, clause_id, matter_id, year_of_matter, installment) as body
     from lines
     group by year, region
 ),

@@ -1,7 +1,9 @@
 -- What was paid before year $year: the job's own lines and prior_payments alike.
 with recorded as (
     select applicant_id, clause_id, matter_id, year, installment, installments, payable_fen, award_fen,
-           coalesce(dated_on, make_date(year, 12, 31)) as dated_on
+           coalesce(dated_on, make_date(year, 12, 31)) as dated_on,
+           -- a line paid late belongs to an earlier year (its year's caps and periods)
+           coalesce(year_of_matter, year) as year_of_matter
     from lines
     where year < $year
 ),
@@ -11,7 +13,7 @@ prior as (
            1 as installment, 1 as installments, amount as payable_fen, amount as award_fen,
            -- a prior payment names only its year: it counts from 31 December of it,
            -- as a line that sums a year's figures does
-           make_date(year, 12, 31) as dated_on
+           make_date(year, 12, 31) as dated_on, year as year_of_matter
     from prior_payments
     where year < $year
 ),
@@ -21,7 +23,7 @@ prior as (
 adjusted as (
     select applicant_id, clause_id, matter_id, year,
            1 as installment, 1 as installments, difference_fen as payable_fen, difference_fen as award_fen,
-           make_date(year, 12, 31) as dated_on
+           make_date(year, 12, 31) as dated_on, year as year_of_matter
     from adjustments
     where year < $year and approved_at is not null
 ),

@@ -1,4 +1,4 @@
--- What was paid, remembered across years (schema version 3). Grain of each table in its comment.
+-- What was paid, remembered across years (schema version 4). Grain of each table in its comment.
 -- A new state is created with these tables; an older one is migrated forward (sql/migrate_*.sql).
 
 -- one row: the schema version of this file
@@ -26,7 +26,9 @@ create table if not exists runs (
     primary key (year, region)
 );
 
--- one row per (year, region, applicant, clause, matter, installment) with something paid or awarded
+-- one row per (year, region, applicant, clause, matter, year_of_matter, installment) with something paid
+-- or awarded; year_of_matter is the year the line's matter belongs to: the year paid, or an earlier one
+-- for a line paid late (a recognition decided after its year)
 create table if not exists lines (
     year          integer not null,
     region        varchar not null,
@@ -40,7 +42,8 @@ create table if not exists lines (
     -- the line's date (its ledger row's date; 31 December for a line that sums a year's
     -- figures): the relocation clock and gaps between payments count from it
     dated_on      date,
-    primary key (year, region, applicant_id, clause_id, matter_id, installment)
+    year_of_matter integer not null,
+    primary key (year, region, applicant_id, clause_id, matter_id, year_of_matter, installment)
 );
 
 -- one row per (year, region, applicant, clause, matter) to recover

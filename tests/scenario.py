@@ -227,10 +227,13 @@ class Scenario:
             "matter_id": self.alias(exp.get("matter_id", exp["applicant_id"])),
             "installment": exp.get("installment", 1),
         }
-        found = lines.filter(*(pl.col(k) == v for k, v in key.items()))
+        # a line of this year's matter, unless the expectation names an earlier year (a line paid late)
+        of_year = (pl.col("year_of_matter") == exp["year_of_matter"]) if "year_of_matter" in exp else (
+            pl.col("year_of_matter") == pl.col("year"))
+        found = lines.filter(*(pl.col(k) == v for k, v in key.items()), of_year)
         assert found.height == 1, f"{where}: expected one line {key}, found {found.height}"
         line = found.row(0, named=True)
-        label = f"{where} {exp['clause_id']} {exp.get('matter_id', exp['applicant_id'])}"
+        label = f"{where} {exp['clause_id']} {exp.get('matter_id', exp['applicant_id'])} {line['year_of_matter']}"
         for field, col in (("payable", "payable_fen"), ("gross", "gross_fen"), ("base", "base_fen")):
             if field in exp:
                 got = str(fen_to_decimal(line[col] or 0))

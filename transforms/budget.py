@@ -35,7 +35,7 @@ import polars as pl
 from disburse.money import fmt_fen, fmt_fen_expr
 from disburse.tables import FACTS_SCHEMA
 
-ORDER = ["applicant_id", "clause_id", "matter_id", "installment"]
+ORDER = ["applicant_id", "clause_id", "matter_id", "year_of_matter", "installment"]
 REASONS = ("budget_prorated", "budget_carried")  # the reason codes a ceiling gives a line
 
 
@@ -112,7 +112,7 @@ def carried_shortfall(history: pl.DataFrame, applicants: pl.DataFrame, clauses: 
         .select(
             "applicant_id", "name", "clause_id", "title", "article", "clause_order", "matter_id",
             pl.lit(0, pl.Int64).alias("installment"), pl.lit(1, pl.Int64).alias("installments"),
-            pl.lit(year_end).alias("line_date"), pl.lit("state").alias("source"),
+            pl.lit(year, pl.Int64).alias("year_of_matter"), pl.lit(year_end).alias("line_date"), pl.lit("state").alias("source"),
             shortfall.alias("gross_fen"), shortfall.alias("award_fen"), shortfall.alias("payable_fen"),
             pl.lit(True).alias("scheduled"),
             pl.format("{} 年资金额度按比例核减少付 {}（核定 {}，已付 {}）：差额结转，{} 年优先补付（carry_budget_shortfall）",
@@ -134,7 +134,7 @@ def apply_budgets(lines: pl.DataFrame, budgets: dict[str, int],
     """
     if carried is not None and not carried.is_empty():
         lines = pl.concat([lines, carried], how="diagonal_relaxed").sort(
-            "applicant_id", "clause_order", "matter_id", "installment")
+            "applicant_id", "clause_order", "matter_id", "year_of_matter", "installment")
     lines = lines.with_columns(
         pl.col("payable_fen").alias("before_budget_fen"),
         pl.lit(None, pl.String).alias("budget_steps"),

@@ -13,6 +13,7 @@ level, first reach, growth), the ``target_fen`` worked out here.
 
 from __future__ import annotations
 
+import copy
 import datetime as dt
 
 import polars as pl
@@ -42,6 +43,9 @@ CANDIDATE_SCHEMA = {
     "condition_met": pl.Boolean,
     "detail": pl.String,
     "supersede_key": pl.String,
+    # the year the line's matter belongs to: the run's year, or an earlier one for a line paid late
+    # (a recognition decided after its year, SPEC §3; an acceptance recorded after its year)
+    "year_of_matter": pl.Int64,
 }
 
 REC_COLUMNS = ["level", "quantity", "approved_amount", "approved_rate", "recognized_on"]
@@ -62,6 +66,9 @@ class Context:
             for name, df in ledgers.items()
         }
         self.year = year
+        # the last year whose recognitions count: the run's year, also while a late line of an earlier
+        # year is extracted (``as_of``)
+        self.known_upto = year
         self.start, self.end = window
         self.levels = levels
         self.steps = steps
@@ -79,7 +86,13 @@ class Context:
 
     def recognitions(self, clause_id: str, *, upto: bool = False) -> pl.DataFrame:
         rec = self.ledgers["recognitions"].filter(pl.col("clause_id") == clause_id)
-        return rec.filter(pl.col("year") <= self.year) if upto else rec.filter(pl.col("year") == self.year)
+        return rec.filter(pl.col("year") <= self.known_upto) if upto else rec.filter(pl.col("year") == self.year)
+
+    def as_of(self, year: int, ledgers: dict[str, pl.DataFrame]) -> "Context":
+        """The same run's view of an earlier YEAR's rows (LEDGERS), with the recognitions known now."""
+        other = copy.copy(self)
+        other.year, other.ledgers = year, ledgers
+        return other
 
 
 def _min_fen(a: pl.Expr, b: pl.Expr) -> pl.Expr:
@@ -149,7 +162,7 @@ def earlier_years_prefix(rule: Clause) -> str | None:
     return f"{matter_namespace(rule)}:"
 
 
-def _finish(df: pl.DataFrame, rule: Clause, supersede_key: pl.Expr | None = None) -> pl.DataFrame:
+def _finish(df: pl.DataFrame, rule: Clause, ctx_year: int, supersede_key: pl.Expr | None = None) -> pl.DataFrame:
     """Fill the columns an extraction did not set and order them as CANDIDATE_SCHEMA.
 
     Lines compete under keep-the-highest when their supersede_key is equal: by
@@ -163,7 +176,7 @@ def _finish(df: pl.DataFrame, rule: Clause, supersede_key: pl.Expr | None = None
     for col, dtype in CANDIDATE_SCHEMA.items():
         if col not in df.columns:
             default = {"in_window": True, "recognized": not rule.recognition, "condition_met": True,
-                       "excluded_fen": 0}.get(col)
+                       "excluded_fen": 0, "year_of_matter": ctx_year}.get(col)
             df = df.with_columns(pl.lit(default, dtype).alias(col))
     return df.select([pl.col(c).cast(t) for c, t in CANDIDATE_SCHEMA.items()])
 
@@ -198,7 +211,7 @@ def _ledger_base(rule: Clause, ctx: Context) -> pl.DataFrame:
             source.alias("source"),
             *[c for c in ("condition_met", "detail") if c in df.columns],
         )
-        return _finish(_join_recognition(out, rule, ctx), rule)
+        return _finish(_join_recognition(out, rule, ctx), rule, ctx.year)
     # A year's rows summed into one line; rows outside the window are left out of the base.
     out = (
         df.with_columns(in_window.alias("_in"), amount.alias("_amt"))
@@ -216,7 +229,7 @@ def _ledger_base(rule: Clause, ctx: Context) -> pl.DataFrame:
         .with_columns(pl.col("applicant_id").alias("matter_id"), pl.lit(ctx.year_end).alias("line_date"))
     )
     out = _join_recognition(out, rule, ctx)
-    return _finish(out, rule, pl.format("{}:{}:{}:{}", pl.lit(b.ledger), pl.lit(b.amount), pl.lit(b.where_text),
+    return _finish(out, rule, ctx.year, pl.format("{}:{}:{}:{}", pl.lit(b.ledger), pl.lit(b.amount), pl.lit(b.where_text),
                                         pl.col("matter_id")))
 
 
@@ -271,7 +284,7 @@ def _join_recognition_under(lines: pl.DataFrame, rule: Clause, ctx: Context) -> 
     under = rule.recognition_under
     rec = (
         ctx.recognitions(under, upto=True)
-        .filter(ctx.date_in_window("recognized_on") & (pl.col("recognized_on") <= pl.lit(ctx.year_end)))
+        .filter(ctx.date_in_window("recognized_on") & (pl.col("recognized_on") <= pl.lit(dt.date(ctx.known_upto, 12, 31))))
         .group_by("applicant_id", "matter_id").agg(pl.col("recognized_on").min())
     )
     if "detail" not in lines.columns:
@@ -300,7 +313,7 @@ def _recognition_base(rule: Clause, ctx: Context) -> pl.DataFrame:
         pl.lit(True).alias("recognized"),
         _rows_text("recognitions").alias("source"),
     )
-    return _finish(out, rule)
+    return _finish(out, rule, ctx.year)
 
 
 def _levels(rule: Clause, ctx: Context) -> pl.DataFrame:
@@ -372,7 +385,7 @@ def _ladder(rule: Clause, ctx: Context) -> pl.DataFrame:
             .otherwise(pl.format("{} 尚未达到任何一档", pl.lit(field_name(fig)))).alias("detail"),
         )
     )
-    return _finish(out, rule, pl.format("{}:{}:{}", pl.lit(led), pl.lit(fig), pl.col("matter_id")))
+    return _finish(out, rule, ctx.year, pl.format("{}:{}:{}", pl.lit(led), pl.lit(fig), pl.col("matter_id")))
 
 
 def _first_reach(rule: Clause, ctx: Context) -> pl.DataFrame:
@@ -406,7 +419,7 @@ def _first_reach(rule: Clause, ctx: Context) -> pl.DataFrame:
                   fmt_fen_expr(pl.lit(rule.threshold_fen))).alias("detail"),
     )
     key = pl.format("{}:{}:first_reach:{}", pl.lit(b.ledger), pl.lit(b.amount), pl.col("matter_id"))
-    return _finish(_join_recognition(out, rule, ctx), rule, key)
+    return _finish(_join_recognition(out, rule, ctx), rule, ctx.year, key)
 
 
 def _growth(rule: Clause, ctx: Context) -> pl.DataFrame:
@@ -440,7 +453,7 @@ def _growth(rule: Clause, ctx: Context) -> pl.DataFrame:
         .otherwise(pl.lit(f"未满足：{field_name(fig)}连续 {g.years} 年增长不低于 {g.min_growth_text}、占主营业务收入不低于 "
                           f"{g.min_intensity_text}、增加额不低于 {g.min_increase_text}")).alias("detail"),
     )
-    return _finish(out, rule, pl.format("{}:{}:growth:{}", pl.lit(led), pl.lit(fig), pl.col("matter_id")))
+    return _finish(out, rule, ctx.year, pl.format("{}:{}:growth:{}", pl.lit(led), pl.lit(fig), pl.col("matter_id")))
 
 
 def _matching(rule: Clause, ctx: Context) -> pl.DataFrame:
@@ -482,8 +495,49 @@ def _matching(rule: Clause, ctx: Context) -> pl.DataFrame:
         ctx.date_in_window(done).alias("in_window"),
         "source",
         pl.format("{} {}", pl.col(done).dt.to_string("%Y-%m-%d"), pl.lit("验收" if done == "accepted_on" else field_name(done))).alias("detail"),
+        # an acceptance recorded after its year is that year's matter, paid late (as a late recognition is)
+        pl.col(done).dt.year().cast(pl.Int64).alias("year_of_matter"),
     )
-    return _finish(_join_recognition(out, rule, ctx), rule)
+    return _finish(_join_recognition(out, rule, ctx), rule, ctx.year)
+
+
+def pays_late(rule: Clause) -> bool:
+    """A clause that needs a recognition and pays on a ledger row (rent, events, projects, compute,
+    financing): a recognition decided after the row's year pays it late (SPEC §3)."""
+    b = rule.base
+    return (bool(rule.recognition or rule.recognition_under) and rule.kind not in FROM_HISTORY_KINDS
+            and rule.kind not in ("level", "matching") and b is not None and b.ledger != "recognitions"
+            and b.per == "row")
+
+
+def late_recognitions(rules: list[Clause], ctx: Context) -> pl.DataFrame:
+    """经认定 after the year (SPEC §3: the usual order is bill, then recognition): ledger rows of earlier
+    years whose matter's FIRST recognition under the clause is decided in this run's year, each as a line
+    of its own year (``year_of_matter``): extracted as that year's run would, with the recognitions known
+    now. A matter recognised in an earlier year was payable then (or was paid late then), so each row is
+    paid late once, in the run for the year of its first decision; a rerun of the row's own year still
+    finds no recognition and pays nothing."""
+    parts = []
+    for rule in rules:
+        if rule.suspended or not pays_late(rule):
+            continue
+        clause = rule.recognition_under or rule.clause_id
+        decided = (
+            ctx.ledgers["recognitions"].filter((pl.col("clause_id") == clause) & (pl.col("year") <= ctx.year))
+            .group_by("applicant_id", "matter_id").agg(pl.col("year").min().alias("_first"))
+            .filter(pl.col("_first") == ctx.year).drop("_first")
+        )
+        if decided.is_empty():
+            continue
+        b = rule.base
+        key = LEDGERS[b.ledger].key[0]
+        rows = ctx.ledgers[b.ledger].filter(
+            (pl.col("year") < ctx.year) & (pl.col("year") >= ctx.start.year)
+            & pl.col(key).is_in(decided.get_column("matter_id").implode()))
+        for year in sorted(rows.get_column("year").unique().to_list()):
+            earlier = ctx.as_of(year, {**ctx.ledgers, b.ledger: rows.filter(pl.col("year") == year)})
+            parts.append(_ledger_base(rule, earlier).join(decided, on=["applicant_id", "matter_id"], how="semi"))
+    return pl.concat(parts) if parts else pl.DataFrame(schema=CANDIDATE_SCHEMA)
 
 
 def extract(rule: Clause, ctx: Context) -> pl.DataFrame:

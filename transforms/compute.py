@@ -159,11 +159,12 @@ def _competing_paid(history: pl.DataFrame, prefixes: pl.DataFrame, clauses: pl.D
 
 
 def _years_paid(history: pl.DataFrame, keys: list[str], suffix: str) -> pl.DataFrame:
-    """First year with a payment, the date of the last paid line, and how many years had one."""
+    """First year with a payment, the date of the last paid line, and how many years had one (the years
+    the lines' matters belong to: a line paid late counts for its own year)."""
     return (
         history.filter(pl.col("payable_fen") > 0).group_by(keys)
-        .agg(pl.col("year").min().alias(f"first_year_{suffix}"), pl.col("dated_on").max().alias(f"last_paid_on_{suffix}"),
-             pl.col("year").n_unique().alias(f"n_years_{suffix}"))
+        .agg(pl.col("year_of_matter").min().alias(f"first_year_{suffix}"), pl.col("dated_on").max().alias(f"last_paid_on_{suffix}"),
+             pl.col("year_of_matter").n_unique().alias(f"n_years_{suffix}"))
     )
 
 
@@ -187,11 +188,11 @@ def compute_lines(
         .pipe(first_in_slot)
         .pipe(item_cap)
         .pipe(keep_the_highest, history, tables)
-        .pipe(annual_caps)
+        .pipe(annual_caps, history, tables)
         .pipe(cumulative_caps)
         .pipe(installment_shares, tables)
         .drop("_line")
-        .sort("applicant_id", "clause_order", "matter_id", "installment")
+        .sort("applicant_id", "clause_order", "matter_id", "year_of_matter", "installment")
     )
 
 
@@ -212,6 +213,7 @@ def assemble(candidates: pl.DataFrame, tables: dict[str, pl.DataFrame], params: 
     sched = scheduled_installments(history, clauses, year, applicants)
     new = candidates.with_columns(pl.lit(1, pl.Int64).alias("installment"), pl.lit(False).alias("scheduled"))
     later = sched.with_columns(
+        pl.lit(year, pl.Int64).alias("year_of_matter"),
         pl.lit(dt.date(year, 12, 31)).alias("line_date"), pl.lit(True).alias("in_window"),
         pl.lit(True).alias("recognized"), pl.lit(True).alias("condition_met"), pl.lit(True).alias("scheduled"),
         pl.format("{} 年核定奖励的第 {} 期", pl.col("earned_year"), pl.col("installment")).alias("detail"),
@@ -230,7 +232,11 @@ def assemble(candidates: pl.DataFrame, tables: dict[str, pl.DataFrame], params: 
             pl.coalesce("item_cap_fen", "p_item_cap_fen").alias("item_cap_fen"),
             pl.coalesce("fixed_fen", "p_amount_fen").alias("fixed_fen"),
         )
-        .with_columns(eligibility_reason(year).alias("blocked"))
+        .with_columns(
+            eligibility_reason(year).alias("blocked"),
+            # a line of an earlier year's matter, paid late in this run (SPEC §3)
+            (pl.col("year_of_matter") < year).alias("late"),
+        )
     )
 
 
@@ -290,11 +296,37 @@ def formula(lines: pl.DataFrame, tables: dict[str, pl.DataFrame]) -> pl.DataFram
         eff_rate.alias("eff_rate_ppm"),
         pl.when(kind == "in_kind").then(pl.min_horizontal("quantity", "in_kind_max")).alias("in_kind_quantity"),
     ).with_columns(amount.fill_null(0).cast(pl.Int64).alias("formula_fen"))  # strict: raises, never wraps
-    return lines.with_columns(
+    lines = lines.with_columns(
         pl.when(pl.col("scheduled")).then(pl.col("award_fen"))
         .when(pl.col("blocked").is_not_null()).then(0)
         .when(kind != "approved").then(_min(pl.col("formula_fen"), pl.col("approved_left_fen")))
         .otherwise(pl.col("formula_fen")).alias("gross_fen")
+    )
+    # An approved amount that is the matter's total is shared by this run's lines of the matter too (a row
+    # of an earlier year paid late beside this year's row): filled in date order, what earlier lines take
+    # is no longer left (approved_paid_fen and approved_left_fen count it).
+    matter = ["applicant_id", "clause_id", "matter_id"]
+    whole = LIVE & pl.col("approved_fen").is_not_null() & (pl.col("approved_scope") == "matter") & (kind != "approved")
+    shared = lines.filter(whole & (pl.len().over(matter) > 1))
+    if shared.is_empty():
+        return lines
+    gross = pl.col("gross_fen").cast(pl.Int128)
+    taken = (gross.cum_sum().over(matter, order_by=["line_date", "year_of_matter"]) - gross).cast(pl.Int64)
+    filled = shared.select(
+        "_line", (pl.col("approved_paid_fen") + taken).alias("_paid"),
+        (pl.col("approved_left_fen") - taken).clip(lower_bound=0).alias("_left"),
+    ).with_columns(pl.col("_paid").alias("approved_paid_fen"), pl.col("_left").alias("approved_left_fen"))
+    return (
+        lines.join(filled.select("_line", "_paid", "_left"), on="_line", how="left")
+        .with_columns(
+            pl.coalesce("_paid", "approved_paid_fen").alias("approved_paid_fen"),
+            pl.coalesce("_left", "approved_left_fen").alias("approved_left_fen"),
+        )
+        .with_columns(
+            pl.when(pl.col("_left").is_not_null()).then(_min(pl.col("gross_fen"), pl.col("_left")))
+            .otherwise(pl.col("gross_fen")).alias("gross_fen")
+        )
+        .drop("_paid", "_left")
     )
 
 
@@ -319,7 +351,7 @@ def level_up_and_periods(lines: pl.DataFrame, history: pl.DataFrame, year: int) 
         pl.when(~LIVE).then(None)
         .when(pl.col("one_off") & (_by_scope("one_off_scope", "paid_matter_fen", "paid_applicant_fen") > 0)).then(pl.lit(PERIOD_REASONS["one_off"]))
         .when(pl.col("first_year_only") & first_year.is_not_null()).then(pl.lit(PERIOD_REASONS["first_year_only"]))
-        .when((pl.lit(year) - first_year) >= pl.col("consecutive_years")).then(pl.lit(PERIOD_REASONS["consecutive_years"]))
+        .when((pl.col("year_of_matter") - first_year) >= pl.col("consecutive_years")).then(pl.lit(PERIOD_REASONS["consecutive_years"]))
         .when(n_years >= pl.col("max_years")).then(pl.lit(PERIOD_REASONS["max_years"]))
         .when(pl.col("line_date") < gap_ends).then(pl.lit(PERIOD_REASONS["min_gap_years"]))
         .alias("period_block"),
@@ -391,7 +423,7 @@ def keep_the_highest(lines: pl.DataFrame, history: pl.DataFrame, tables: dict[st
         )
         .drop("_matter_fen", "_paid_clauses", "_own_fen")
     )
-    contest = [pl.col(c) for c in part]
+    contest = [pl.col(c) for c in (*part, "year_of_matter")]  # a matter's line of another year does not compete
     rank = pl.struct(-pl.col("after_competing_fen"), pl.col("clause_order")).rank("ordinal").over(contest)
     winner = pl.col("clause_id").sort_by([-pl.col("after_competing_fen"), pl.col("clause_order")]).first().over(contest)
     in_contest = LIVE & (pl.col("after_competing_fen") > 0)
@@ -410,9 +442,15 @@ def keep_the_highest(lines: pl.DataFrame, history: pl.DataFrame, tables: dict[st
 FILL_ORDER = ["line_date", "matter_id", "clause_order"]  # the order a cap is filled in: date, then matter
 
 
-def annual_caps(lines: pl.DataFrame) -> pl.DataFrame:
-    """§5.6 annual caps per applicant and clause (or group of clauses), filled in date order: ``after_annual_fen``."""
-    return _fill(lines, "kept_fen", "annual_cap_fen", ["applicant_id", "annual_group"], FILL_ORDER, "after_annual_fen")
+def annual_caps(lines: pl.DataFrame, history: pl.DataFrame, tables: dict[str, pl.DataFrame]) -> pl.DataFrame:
+    """§5.6 annual caps per applicant and clause (or group of clauses) and the year the matters belong to,
+    filled in date order: ``after_annual_fen``. A line paid late for an earlier year fills what that year's
+    cap left (``annual_paid_before_fen``: what the group paid for that year's matters); this year's lines
+    have no earlier payment of their year."""
+    group = ["applicant_id", "annual_group", "year_of_matter"]
+    keyed = history.join(tables["clauses"].select("clause_id", "annual_group"), on="clause_id")
+    lines = lines.join(_paid_before(keyed, group, "annual_paid_before_fen"), on=group, how="left")
+    return _fill(lines, "kept_fen", "annual_cap_fen", group, FILL_ORDER, "after_annual_fen", already="annual_paid_before_fen")
 
 
 def cumulative_caps(lines: pl.DataFrame) -> pl.DataFrame:

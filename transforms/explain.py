@@ -20,6 +20,7 @@ from transforms.compute import PERIOD_REASONS, eligibility_checks
 
 c = pl.col
 FLAGS = {
+    "late_recognition": c("late").fill_null(False),
     "approved_amount": ~c("scheduled") & c("approved_left_fen").is_not_null() & (c("approved_left_fen") < c("formula_fen")),
     "approved_rate_capped": ~c("scheduled") & (c("approved_ppm") > c("eff_rate_ppm")),
     "level_up": ~c("scheduled") & c("level_up") & (c("paid_matter_fen") > 0),
@@ -74,6 +75,11 @@ def _formula() -> pl.Expr:
 
 def _steps() -> list[pl.Expr]:
     return [
+        pl.when(_flag("late_recognition")).then(pl.format(
+            "补付以往年度事项：属 {} 年度，{}晚于该年度，按 {} 年度的规定计算、计入该年度的上限，在本年度补付",
+            c("year_of_matter"),
+            pl.when(c("recognized_on").is_not_null()).then(pl.format("{} 认定", c("recognized_on").dt.to_string("%Y-%m-%d")))
+            .otherwise(pl.lit("验收记录")), c("year_of_matter"))),
         pl.when(c("detail").is_not_null()).then(pl.format("{}：{}", c("source"), c("detail"))).otherwise(c("source")),
         pl.when(_flag("approved_rate_capped"))
         .then(pl.format("核定比例 {} 高于条款比例 {}，按 {}", P(c("approved_ppm")), P(c("eff_rate_ppm")), P(c("eff_rate_ppm")))),
@@ -91,7 +97,10 @@ def _steps() -> list[pl.Expr]:
         .then(pl.format("{} 减去同一事项以往年度在 {} 下已获得的 {}（不重复享受）= {}",
                         F(c("alone_fen")), c("competing_clauses"), F(c("competing_paid_fen")), F(c("after_competing_fen")))),
         pl.when(_flag("superseded")).then(pl.format("0.00：就高不重复，由 {} 替代（同一事项只取最高一项）", c("superseded_by"))),
-        pl.when(_flag("cap:annual"))
+        pl.when(_flag("cap:annual") & (c("annual_paid_before_fen").fill_null(0) > 0))
+        .then(pl.format("{} 年度{} {}，该年度已付 {}（按日期先后计入）→ {}", c("year_of_matter"), _word("cap:annual"),
+                        F(c("annual_cap_fen")), F(c("annual_paid_before_fen")), F(c("after_annual_fen"))))
+        .when(_flag("cap:annual"))
         .then(pl.format("{} {}（按日期先后计入）→ {}", _word("cap:annual"), F(c("annual_cap_fen")), F(c("after_annual_fen")))),
         pl.when(_flag("cap:cumulative"))
         .then(pl.format("{} {}，此前已付 {} → {}", _word("cap:cumulative"), F(c("cumulative_cap_fen")),
@@ -103,6 +112,7 @@ def _steps() -> list[pl.Expr]:
 
 def _reasons() -> list[pl.Expr]:
     return [
+        pl.when(_flag("late_recognition")).then(pl.lit("late_recognition")),
         c("blocked"),
         *(pl.when(_flag(name)).then(pl.lit(name)) for name in ("approved_amount", "approved_rate_capped", "level_up")),
         c("period_block"),

@@ -15,7 +15,7 @@ import datetime as dt
 import polars as pl
 
 from disburse.compiled import Region
-from transforms.candidates import CANDIDATE_SCHEMA, Context, earlier_years_prefix, extract
+from transforms.candidates import CANDIDATE_SCHEMA, Context, earlier_years_prefix, extract, late_recognitions
 from transforms.compute import clawbacks, compute_lines
 from disburse.tables import AUDIT_COLUMNS, CLAUSE_TEXT_SCHEMA, RegionResult  # noqa: F401 (re-exported)
 from transforms.budget import apply_budgets, carried_shortfall, explain_budget
@@ -45,6 +45,8 @@ def compute_region(
     rules = compiled.clauses
     # every ledger row reaches a clause through an applicant of the region: none, no candidates
     parts = [extract(rule, ctx) for rule in rules if not rule.suspended] if applicants.height else []
+    if applicants.height and window is not None:
+        parts.append(late_recognitions(rules, ctx))  # earlier years' rows recognised this year, paid late
     candidates = pl.concat(parts) if parts else pl.DataFrame(schema=CANDIDATE_SCHEMA)
     if window is None and not candidates.is_empty():
         raise compiled.missing_parameter("effective_from")
