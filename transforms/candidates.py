@@ -502,10 +502,12 @@ def _matching(rule: Clause, ctx: Context) -> pl.DataFrame:
 
 
 def pays_late(rule: Clause) -> bool:
-    """A clause that needs a recognition and pays on a ledger row (rent, events, projects, compute,
-    financing): a recognition decided after the row's year pays it late (SPEC §3)."""
+    """A clause that needs a recognition of its own and pays on a ledger row (rent, events, projects,
+    compute, financing): a recognition decided after the row's year pays it late (SPEC §3). Not an
+    operation half recognised under its construction clause (``recognition_under``): that recognition
+    admits the platform from its year on, and its earlier years' operation was no recognised matter's."""
     b = rule.base
-    return (bool(rule.recognition or rule.recognition_under) and rule.kind not in FROM_HISTORY_KINDS
+    return (bool(rule.recognition) and rule.kind not in FROM_HISTORY_KINDS
             and rule.kind not in ("level", "matching") and b is not None and b.ledger != "recognitions"
             and b.per == "row")
 
@@ -521,9 +523,8 @@ def late_recognitions(rules: list[Clause], ctx: Context) -> pl.DataFrame:
     for rule in rules:
         if rule.suspended or not pays_late(rule):
             continue
-        clause = rule.recognition_under or rule.clause_id
         decided = (
-            ctx.ledgers["recognitions"].filter((pl.col("clause_id") == clause) & (pl.col("year") <= ctx.year))
+            ctx.ledgers["recognitions"].filter((pl.col("clause_id") == rule.clause_id) & (pl.col("year") <= ctx.year))
             .group_by("applicant_id", "matter_id").agg(pl.col("year").min().alias("_first"))
             .filter(pl.col("_first") == ctx.year).drop("_first")
         )
