@@ -31,17 +31,26 @@ def with_from(applicants: pl.DataFrame) -> pl.DataFrame:
     Idempotent: a frame that has ``FROM`` is returned as it is."""
     if FROM in applicants.columns:
         return applicants
-    year = pl.col("year").cast(pl.Int64) if "year" in applicants.columns else pl.lit(None, pl.Int64)
+    if "year" not in applicants.columns or applicants["year"].null_count() == applicants.height:
+        return applicants.with_columns(pl.lit(ALWAYS, pl.Int64).alias(FROM))  # one row per applicant, for every year
+    year = pl.col("year").cast(pl.Int64)
     # a row with no year is the applicant's first (validation allows one such row per applicant); without one,
     # its earliest year
     first = year.is_null() | ((year == year.min().over("applicant_id")) & (year.null_count().over("applicant_id") == 0))
     return applicants.with_columns(pl.when(first).then(pl.lit(ALWAYS, pl.Int64)).otherwise(year).alias(FROM))
 
 
+def _one_row_each(rows: pl.DataFrame) -> bool:
+    """Every row of ROWS (``with_from``) holds for every year: one row per applicant (its first)."""
+    return rows.height == 0 or rows[FROM].max() == ALWAYS
+
+
 def in_force(applicants: pl.DataFrame, year: int) -> pl.DataFrame:
     """One row per applicant: the row in force for YEAR, with the columns of APPLICANTS (``FROM`` and
     ``year`` dropped), in the order of the applicants' first rows."""
     rows = with_from(applicants)
+    if _one_row_each(rows):
+        return rows.drop(FROM, "year", strict=False)
     return (
         rows.with_row_index("_order")
         .filter(pl.col(FROM) <= year)
@@ -60,6 +69,8 @@ def facts_for(df: pl.DataFrame, applicants: pl.DataFrame, year: str, columns: li
     years of lines paid late), then joined on (applicant, year). An applicant unknown to APPLICANTS gets
     nulls, as a left join gives."""
     rows = with_from(applicants).select(pl.col("applicant_id").alias(on), FROM, *columns)
+    if _one_row_each(rows):  # every row holds for every year: a plain join
+        return df.join(rows.drop(FROM).rename(rename or {}), on=on, how="left", maintain_order="left")
     years = df.select(pl.col(year).cast(pl.Int64).alias("_year")).unique().drop_nulls()
     resolved = (
         rows.join(years, how="cross")

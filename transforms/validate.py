@@ -138,7 +138,7 @@ def _check_ledger(name: str, *, raw: dict[str, pl.DataFrame], known: dict, rate_
         malformed, value_faults, *_row_faults(df.filter(split), ledger),
         _as_read(df, [*_range_faults(typed, ledger, rate_ranges), *_cross_faults(typed, ledger, raw, matter_ledgers)]),
     ])
-    if name == "applicants":
+    if name == "applicants" and df["year"].is_not_null().any():  # without years, one row per applicant
         faults = pl.concat([faults, _incomplete_applicants(df, faults)])
     accepted = typed.filter(~pl.col(ROW).is_in(faults["row"].implode()))
     parts = _split(name, accepted, regions)
@@ -369,7 +369,7 @@ def _row_faults(df: pl.DataFrame, ledger: Ledger) -> list[pl.DataFrame]:
         pl.concat_str([pl.col(k).cast(pl.String).fill_null("") for k in key], separator="|").alias("value"),
         pl.format("duplicate_key: {} repeats on rows {}", pl.lit(", ".join(key)), _rows_in_group(*key)).alias("reason"),
     )
-    if ledger.name == "applicants":
+    if ledger.name == "applicants" and "year" in key:  # several rows per applicant (without years, a repeat is a duplicate)
         return [duplicates, _disagreeing_applicants(df.join(duplicates.select(pl.col("row").alias(ROW)), on=ROW, how="anti"))]
     if ledger.name != "projects":
         return [duplicates]
