@@ -47,7 +47,7 @@ def _one_row_each(rows: pl.DataFrame) -> bool:
 
 def in_force(applicants: pl.DataFrame, year: int) -> pl.DataFrame:
     """One row per applicant: the row in force for YEAR, with the columns of APPLICANTS (``FROM`` and
-    ``year`` dropped), in the order of the applicants' first rows."""
+    ``year`` dropped), in file order of the rows in force."""
     rows = with_from(applicants)
     if _one_row_each(rows):
         return rows.drop(FROM, "year", strict=False)
