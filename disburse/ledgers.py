@@ -103,6 +103,11 @@ def _c(name, type_=STR, **kw) -> Col:
     return Col(name, type_, **kw)
 
 
+# An applicant's facts that may change from year to year (one value per row of ``applicants``); its
+# other columns (FIRM_COLUMNS) are one per applicant, the same on all its rows.
+FACT_COLUMNS = ("name", "size", "above_scale", "sector", "credit_ok")
+FIRM_COLUMNS = ("region", "established_on", "registered_in_region_on", "relocated_out_on", "fraud_found_on")
+
 APPLICANT = _c("applicant_id")
 YEAR = _c("year", INT)
 
@@ -121,8 +126,13 @@ LEDGERS: dict[str, Ledger] = {
             _c("credit_ok", BOOL),
             _c("relocated_out_on", DATE, required=False, nullable=True),
             _c("fraud_found_on", DATE, required=False, nullable=True),
+            # The year from which the row's facts (FACT_COLUMNS) hold, until the firm's next row; optional:
+            # without the column (or with it empty) the row holds from the firm's beginning.
+            _c("year", INT, required=False, nullable=True),
         ),
-        key=("applicant_id",),
+        # one row per applicant, or per applicant and year (a key column that is empty in every row
+        # is left out of the key, so a file without `year` is keyed by applicant_id alone)
+        key=("applicant_id", "year"),
         optional_file=False,
     ),
     "rent": Ledger(

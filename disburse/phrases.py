@@ -71,6 +71,8 @@ REJECTIONS: dict[str, str] = {
     "unknown_clause": "条款编号不存在",
     "duplicate_key": "主键重复",
     "conflicting_applicant": "同一项目登记在多个申报主体名下",
+    "applicant_rows_disagree": "同一申报主体的各行所填区域或日期（成立、注册迁入、迁出、查实弄虚作假）不一致",
+    "applicant_incomplete": "同一申报主体的其他年度行未通过校验",
     "rate_outside_range": "核定比例超出条款允许的范围",
     "malformed_row": "该行无法按表头拆分（字段多于表头，或引号未闭合）",
     "year_mismatch": "年度与该行日期所在年份不符",

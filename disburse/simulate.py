@@ -45,6 +45,7 @@ from disburse.money import fmt_fen, yuan_text, yuan_to_fen
 from disburse.params import ParamError, Params, check_names
 from disburse.rules import Catalogue, RuleError, TextDateLoader, load_catalogue
 from disburse.tables import RegionResult
+from transforms.facts import in_force
 
 
 class OverlayError(ParamError):
@@ -178,8 +179,9 @@ def run_scenarios(ledgers_dir: Path, year: int, *, rules_dir: Path | None = None
         finally:
             con.close()
         results = {s.name: [job.compute(s.inputs, checked, paid, year, r) for r in regions] for s in scenarios}
-    applicants = checked.accepted["applicants"].select("applicant_id", pl.col("name").alias("applicant_name"),
-                                                       "region", "size", "sector")
+    # one row per applicant: its name, size and sector in the year simulated (transforms.facts)
+    applicants = in_force(checked.accepted["applicants"], year).select(
+        "applicant_id", pl.col("name").alias("applicant_name"), "region", "size", "sector")
     return applicants, scenarios, results
 
 

@@ -2,7 +2,9 @@
 
     name: what the case shows, naming the article
     params: {clauses: {changning.6.1c: {rate: 0.5}}}          # optional
-    applicants: [{id: A1, region: lingang, size: small}]       # other columns take defaults
+    applicants: [{id: A1, region: lingang, size: small}]       # other columns take defaults; an applicant's
+                                                               # facts by year: several entries of one id,
+                                                               # each with its `year` (SPEC §3)
     ledgers: {compute: [{row_id: B1, applicant_id: A1, ...}]}
     runs:                                                      # run in order, sharing one state
       - year: 2021
@@ -25,6 +27,7 @@
         eligible: [{applicant_id: A1, clause_id: changning.6.1b, matter_id: R1, amount: "600000.00", net: "100000.00"}]
       - year: 2022
         add: {recognitions: [...]}                             # rows added to the ledgers from this run on
+                                                               # (applicants: [{id: A1, year: 2023, ...}] too)
     rules:                                                     # optional: a region of the scenario's own
       policy: {valid_from: 2021-01-01, valid_to: 2023-12-31}  # merged over TEST_POLICY (region testland unless
                                                                # the policy names another)
@@ -143,6 +146,10 @@ class Scenario:
             gaps = bool(run.get("allow_gaps", self.doc.get("allow_gaps", False)))
             if "add" in run:
                 for name, rows in run["add"].items():
+                    if name == "applicants":
+                        self.doc["applicants"].extend(rows)
+                        self.aliases.update({a["id"]: credit_code(a["id"]) for a in rows})
+                        continue
                     self.doc.setdefault("ledgers", {}).setdefault(name, []).extend(rows)
                 self.write_ledgers(ledgers)
             if "simulate" in run:

@@ -144,3 +144,25 @@ def test_a_schema_2_state_is_migrated_to_3_and_can_be_approved(ledgers: Path, tm
     assert con.execute("select version from schema_version").fetchall() == [(3,)]
     assert con.execute("select run_id from approvals").fetchall() == [(first["run_id"],)]
     con.close()
+
+
+def test_an_approved_year_rerun_after_a_firms_facts_changed_later_has_nothing_to_adjust(tmp_path: Path) -> None:
+    """A firm small in 2021 and medium from 2023 (applicants by year): 2021 rerun after 2023 pays 2021 as approved."""
+    s = Scenario(Path(__file__).parent / "scenarios" / "jinan" / "jinan.10.facts_by_year.yaml")
+    ledgers, out = tmp_path / "ledgers", tmp_path / "out"
+    s.write_ledgers(ledgers)
+    params = s.params_file(tmp_path)
+    first, _ = run_year(ledgers, out, 2021, region="jinan", params_file=params)
+    result = CliRunner().invoke(app, ["approve", "--year", "2021", "--region", "jinan", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    files = tree(out / "2021" / "jinan")
+    run_year(ledgers, out, 2022, region="jinan", params_file=params)
+    s.doc["applicants"].append({"id": "A1", "year": 2023, "region": "jinan", "size": "medium"})  # grown in 2023
+    s.write_ledgers(ledgers)
+    run_year(ledgers, out, 2023, region="jinan", params_file=params)
+    again, _ = run_year(ledgers, out, 2021, region="jinan", params_file=params)
+    # 50% of 2021 still (60,000.00, not 48,000.00 at 40%): no adjustment proposed
+    assert (again["adjustments"]["jinan"]["rows"], again["adjustments"]["jinan"]["difference"]) == (0, "0.00")
+    assert pl.read_csv(out / "2021" / "jinan" / "adjustments.csv", infer_schema=False).is_empty()
+    assert {k: v for k, v in tree(out / "2021" / "jinan").items() if k != "adjustments.csv"} == files
+    assert again["regions"]["jinan"]["run_id"] == first["run_id"]

@@ -6,7 +6,7 @@ import pytest
 
 from disburse import uscc
 from disburse.ledgers import BOOL, DATE, INT, LEDGERS, MONEY, NUMBER, RATE, ROW, empty_raw
-from transforms.validate import REJECTED_SCHEMA, validate
+from transforms.validate import REJECTED_SCHEMA, UNKNOWN_APPLICANT, validate
 
 IDS = [uscc.make(f"91310000MA1FL{i:04d}") for i in range(5)]
 FLIPPED = IDS[1][:17] + ("0" if IDS[1][17] != "0" else "1")  # wrong check character
@@ -178,6 +178,95 @@ def test_project_with_two_applicants_is_rejected():
     assert v.rejected.select("row", "column").rows() == [(2, "applicant_id"), (3, "applicant_id")]
     assert v.rejected["reason"][0].startswith("conflicting_applicant")
     assert v.accepted["projects"].is_empty()
+
+
+# --- applicants by year (SPEC §3: optional year, facts from that year until the next row) ----------------
+
+def firm(year: int | None, **values: str) -> dict[str, str | None]:
+    """A row of applicant IDS[0] holding from YEAR (None: no year)."""
+    return good_row("applicants", 0) | {"year": None if year is None else str(year)} | values
+
+
+def test_an_applicants_rows_by_year_are_all_accepted_and_kept_in_its_region():
+    applicants = [firm(2021, size="small"), firm(2023, size="medium", name="renamed"), good_row("applicants", 1)]
+    rd = [good_row("rd", 0), good_row("rd", 2)]
+    raw, v = run(applicants=applicants, rd=rd)
+    assert v.rejected.is_empty()
+    assert v.accepted["applicants"][ROW].to_list() == [2, 3, 4]
+    assert v.by_region["xuhui"]["applicants"].filter(pl.col("applicant_id") == IDS[0])["size"].to_list() == ["small", "medium"]
+    assert v.accepted["rd"].height == 2 and v.by_region["xuhui"]["rd"].height == 2  # the firm's rows named once each
+    for name in LEDGERS:  # rows read = accepted + rejected
+        assert raw[name].height == v.accepted[name].height + v.rejected.filter(ledger=name)["row"].n_unique()
+
+
+@pytest.mark.parametrize("column, value", [
+    ("region", "lingang"),
+    ("established_on", "2018-05-01"),
+    ("relocated_out_on", "2024-01-01"),
+    ("fraud_found_on", None),  # a row without the date the others give disagrees too
+])
+def test_an_applicants_rows_that_disagree_on_region_or_dates_are_all_rejected(column, value):
+    applicants = [firm(2021), firm(2022), firm(2023) | {column: value}, good_row("applicants", 1)]
+    rd = [good_row("rd", 0), good_row("rd", 1) | {"applicant_id": IDS[1]}]
+    raw, v = run(applicants=applicants, rd=rd)
+    got = v.rejected.filter(ledger="applicants")
+    assert got.select("row", "column").rows() == [(2, column), (3, column), (4, column)]
+    assert set(got["reason"]) == {f"applicant_rows_disagree: this applicant's rows 2, 3, 4 give different {column}"}
+    assert got["value"].to_list()[2] == value
+    assert v.accepted["applicants"]["applicant_id"].to_list() == [IDS[1]]
+    # the firm is unknown to the other ledgers, as a rejected applicant is
+    assert v.rejected.filter(ledger="rd").select("row", "reason").rows() == [(2, UNKNOWN_APPLICANT)]
+    assert v.accepted["rd"]["applicant_id"].to_list() == [IDS[1]]
+    for name in LEDGERS:
+        assert raw[name].height == v.accepted[name].height + v.rejected.filter(ledger=name)["row"].n_unique()
+
+
+def test_a_repeated_applicant_and_year_is_a_duplicate_key_and_the_applicants_other_rows_go_with_it():
+    applicants = [firm(2021), firm(2023, size="medium"), firm(2023, size="large"), good_row("applicants", 1)]
+    _, v = run(applicants=applicants)
+    assert v.rejected.select("row", "column", "value", "reason").rows() == [
+        (2, "applicant_id", IDS[0], "applicant_incomplete: another row of this applicant was refused (rows 3, 4)"),
+        (3, "applicant_id|year", f"{IDS[0]}|2023", "duplicate_key: applicant_id, year repeats on rows 3, 4"),
+        (4, "applicant_id|year", f"{IDS[0]}|2023", "duplicate_key: applicant_id, year repeats on rows 3, 4"),
+    ]
+    assert v.accepted["applicants"]["applicant_id"].to_list() == [IDS[1]]
+
+
+def test_one_bad_row_of_an_applicant_leaves_it_unknown():
+    """A 2023 row refused would leave 2023 on the 2021 facts: the applicant is refused whole."""
+    _, v = run(applicants=[firm(2021), firm(2023, size="huge")])
+    assert v.rejected.select("row", "reason").rows() == [
+        (2, "applicant_incomplete: another row of this applicant was refused (rows 3)"),
+        (3, "not_allowed: expected one of large, medium, small, micro"),
+    ]
+    assert v.accepted["applicants"].is_empty()
+
+
+def test_without_years_an_applicant_has_one_row():
+    """No year (the column absent or empty): keyed by applicant_id alone, as before; one row with no year
+    beside dated ones is the applicant's first."""
+    _, v = run(applicants=[firm(None), firm(None, size="medium")])
+    assert v.rejected.select("row", "column", "value", "reason").rows() == [
+        (2, "applicant_id", IDS[0], "duplicate_key: applicant_id repeats on rows 2, 3"),
+        (3, "applicant_id", IDS[0], "duplicate_key: applicant_id repeats on rows 2, 3"),
+    ]
+    _, v = run(applicants=[firm(None), firm(2022, size="medium")])
+    assert v.rejected.is_empty() and v.accepted["applicants"].height == 2
+
+
+def test_the_row_in_force_for_a_year():
+    """The latest row up to the year; before the first row, the first (a row with no year comes first)."""
+    from transforms.facts import facts_for, in_force
+
+    rows = pl.DataFrame({"applicant_id": ["A", "A", "A", "B", "B"], "year": [2021, 2023, 2025, None, 2022],
+                         "size": ["small", "medium", "large", "micro", "small"]})
+    lines = pl.DataFrame({"applicant_id": ["A"] * 6 + ["B"] * 3 + ["C"],
+                          "y": [2019, 2021, 2022, 2023, 2024, 2026, 2019, 2021, 2022, 2022]})
+    got = facts_for(lines, rows, "y", ["size"])
+    assert got["size"].to_list() == ["small", "small", "small", "medium", "medium", "large", "micro", "micro", "small", None]
+    assert got.columns == ["applicant_id", "y", "size"]
+    assert in_force(rows, 2022).rows() == [("A", "small"), ("B", "small")]
+    assert in_force(rows, 2020).rows() == [("A", "small"), ("B", "micro")]
 
 
 def test_uscc_valid_expr_matches_is_valid():

@@ -22,6 +22,7 @@ from disburse.compiled import FROM_HISTORY_KINDS, Clause
 from disburse.ledgers import LEDGERS, ROW
 from disburse.money import PPM, fmt_fen_expr, micro, sum_fen
 from disburse.phrases import field_name
+from transforms.facts import facts_for
 
 CANDIDATE_SCHEMA = {
     "applicant_id": pl.String,
@@ -118,7 +119,6 @@ def _investee_conditions(df: pl.DataFrame, rule: Clause, ctx: Context) -> pl.Dat
     if b.max_main_revenue_fen is None and b.investee_sector is None and b.investee_size is None:
         return df
     revenue = ctx.ledgers["revenue"].select("applicant_id", "year", pl.col("main_revenue").alias("_revenue"))
-    firms = ctx.ledgers["applicants"].select("applicant_id", pl.col("sector").alias("_sector"), pl.col("size").alias("_size"))
     checks = []
     if b.investee_sector is not None:
         checks.append((pl.col("_sector").is_in(b.investee_sector), pl.format("被投企业行业 {} 不符合条款", pl.col("_sector"))))
@@ -133,9 +133,10 @@ def _investee_conditions(df: pl.DataFrame, rule: Clause, ctx: Context) -> pl.Dat
     for ok, why in reversed(checks):
         detail = pl.when(~ok.fill_null(False)).then(why).otherwise(detail)
     met = pl.all_horizontal([ok.fill_null(False) for ok, _ in checks])
+    # the investee's sector and size as they were in the row's year (its row of applicants in force then)
     return (
         df.join(revenue, on=["applicant_id", "year"], how="left")
-        .join(firms, on="applicant_id", how="left")
+        .pipe(facts_for, ctx.ledgers["applicants"], "year", ["sector", "size"], rename={"sector": "_sector", "size": "_size"})
         .with_columns(met.alias("condition_met"), detail.alias("detail"))
     )
 
@@ -396,7 +397,7 @@ def _first_reach(rule: Clause, ctx: Context) -> pl.DataFrame:
     rows = ctx.ledgers[b.ledger].filter(_where(rule) & (pl.col(b.amount) >= rule.threshold_fen))
     if b.since_in_region:
         # 注册并实到: a row dated before the firm registered in the region does not count
-        arrived = ctx.ledgers["applicants"].select("applicant_id", "registered_in_region_on")
+        arrived = ctx.ledgers["applicants"].select("applicant_id", "registered_in_region_on").unique("applicant_id")  # one per applicant
         rows = rows.join(arrived, on="applicant_id").filter(date >= pl.col("registered_in_region_on"))
         # ... and a firm that arrived before the policy reaches it on its first such row inside the window
         rows = rows.filter(ctx.date_in_window(date) if led.date_column else ctx.year_in_window())

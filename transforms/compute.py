@@ -19,8 +19,12 @@ import datetime as dt
 import polars as pl
 
 from disburse.compiled import RATED_KINDS, Region
+from disburse.ledgers import FACT_COLUMNS
 from disburse.money import PPM, apply_rate, micro, round_micro, sum_fen
 from disburse.tables import CLAWBACK_SCHEMA, HISTORY_SCHEMA  # noqa: F401 (re-exported)
+from transforms.facts import facts_for, in_force
+
+YEARLY_FACTS = [c for c in FACT_COLUMNS if c != "name"]  # the facts a line's eligibility and rate read
 
 # Codes of the limits across years and within a year (SPEC §5.7): a line they stop pays 0.00.
 PERIOD_REASONS = {
@@ -178,7 +182,8 @@ def compute_lines(
 ) -> pl.DataFrame:
     """SPEC §5's modifiers in order, one named step each. Every step takes and returns the lines
     (one row per applicant, clause, matter and installment of the year) with its own columns added.
-    COMPILED: the region's administrator parameters (``compiled.params``) and what is missing of them."""
+    COMPILED: the region's administrator parameters (``compiled.params``) and what is missing of them.
+    APPLICANTS: every row of the region's applicants, one or more per applicant (``transforms.facts``)."""
     lines = assemble(candidates, tables, compiled.params, applicants, history, year)
     _require_params(lines, compiled)
     return (
@@ -210,10 +215,14 @@ def assemble(candidates: pl.DataFrame, tables: dict[str, pl.DataFrame], params: 
     with their clause, parameters, applicant and size rate, and the first eligibility check a line fails
     (``blocked``). Adds ``_line``, a row number the later steps join back on."""
     clauses = tables["clauses"]
-    sched = scheduled_installments(history, clauses, year, applicants)
+    # APPLICANTS: the region's applicants' rows, one or more per applicant (transforms.facts). What is one per
+    # applicant (region, dates) and its name come from the row in force for the run's year; its facts (size,
+    # 规上, sector, credit) from the row in force for the year of the line's matter.
+    firms = in_force(applicants, year).drop(YEARLY_FACTS)
+    sched = scheduled_installments(history, clauses, year, firms)
     new = candidates.with_columns(pl.lit(1, pl.Int64).alias("installment"), pl.lit(False).alias("scheduled"))
     later = sched.with_columns(
-        pl.lit(year, pl.Int64).alias("year_of_matter"),
+        pl.lit(year, pl.Int64).alias("year_of_matter"),  # an installment falling due is checked on this year's facts
         pl.lit(dt.date(year, 12, 31)).alias("line_date"), pl.lit(True).alias("in_window"),
         pl.lit(True).alias("recognized"), pl.lit(True).alias("condition_met"), pl.lit(True).alias("scheduled"),
         pl.format("{} 年核定奖励的第 {} 期", pl.col("earned_year"), pl.col("installment")).alias("detail"),
@@ -224,7 +233,8 @@ def assemble(candidates: pl.DataFrame, tables: dict[str, pl.DataFrame], params: 
         .with_row_index("_line")
         .join(clauses, on="clause_id", how="left")
         .join(params, on="clause_id", how="left")
-        .join(applicants.rename({"region": "applicant_region"}), on="applicant_id", how="left")
+        .join(firms.rename({"region": "applicant_region"}), on="applicant_id", how="left")
+        .pipe(facts_for, applicants, "year_of_matter", YEARLY_FACTS)
         .join(tables["size_rates"], on=["clause_id", "size"], how="left")
         .with_columns(
             pl.coalesce("size_rate_ppm", "rate_ppm", "p_rate_ppm").alias("rate_ppm"),

@@ -20,6 +20,7 @@ from transforms.compute import clawbacks, compute_lines
 from disburse.tables import AUDIT_COLUMNS, CLAUSE_TEXT_SCHEMA, RegionResult  # noqa: F401 (re-exported)
 from transforms.budget import apply_budgets, carried_shortfall, explain_budget
 from transforms.explain import explain
+from transforms.facts import in_force, with_from
 
 
 def compute_region(
@@ -37,10 +38,14 @@ def compute_region(
     clauses = tables["clauses"]
     history = history.join(clauses.select("clause_id"), on="clause_id", how="semi")
     span = window or (dt.date.max, dt.date.max)
-    applicants = accepted["applicants"].filter(pl.col("region") == region).drop("_row").with_columns(
+    # every row of the region's applicants: one per applicant, or one per applicant and year from which its
+    # facts hold (transforms.facts); a line reads the row in force for its matter's year (compute.assemble)
+    rows = with_from(accepted["applicants"].filter(pl.col("region") == region).drop("_row").with_columns(
         # 新注册或新迁入: registered in (founded in, or moved into) the region while the policy is in force
         pl.col("registered_in_region_on").is_between(pl.lit(span[0]), pl.lit(span[1])).alias("registered_in_window")
-    )
+    ))
+    # one row per applicant: its region and dates, and its facts and name as they are in the year paid
+    applicants = in_force(rows, year)
     ctx = Context(accepted, applicants, year, span, tables["levels"], tables["steps"], of_region=of_region)
     rules = compiled.clauses
     # every ledger row reaches a clause through an applicant of the region: none, no candidates
@@ -54,7 +59,7 @@ def compute_region(
     across = [(r.clause_id, earlier_years_prefix(r)) for r in rules if earlier_years_prefix(r) is not None]
     prefixes = pl.DataFrame(across, schema={"clause_id": pl.String, "supersede_prefix": pl.String}, orient="row")
     region_tables = {**tables, "supersede_prefixes": prefixes}
-    lines = compute_lines(candidates, region_tables, compiled, applicants, history, year)
+    lines = compute_lines(candidates, region_tables, compiled, rows, history, year)
     # the fund ceiling cuts the payable the steps above arrived at, and says so last
     carried = carried_shortfall(history, applicants, clauses, year) if compiled.carry_budget_shortfall else None
     lines, budgets = apply_budgets(explain(lines), compiled.budgets.get(year, {}), carried)

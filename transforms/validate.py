@@ -23,7 +23,7 @@ import pandera.polars as pa
 import polars as pl
 
 from disburse import uscc
-from disburse.ledgers import BOOL, DATE, INT, LEDGERS, MALFORMED, MONEY, NUMBER, RATE, ROW, STR, Col, Ledger, empty_raw
+from disburse.ledgers import BOOL, DATE, FIRM_COLUMNS, INT, LEDGERS, MALFORMED, MONEY, NUMBER, RATE, ROW, STR, Col, Ledger, empty_raw
 from disburse.money import MAX_SUM_FEN, MONEY_RE, RATE_RE, fmt_fen, parse_money, parse_rate, rate_to_ppm
 
 APPLICANT = "applicant_id"
@@ -138,6 +138,8 @@ def _check_ledger(name: str, *, raw: dict[str, pl.DataFrame], known: dict, rate_
         malformed, value_faults, *_row_faults(df.filter(split), ledger),
         _as_read(df, [*_range_faults(typed, ledger, rate_ranges), *_cross_faults(typed, ledger, raw, matter_ledgers)]),
     ])
+    if name == "applicants" and df["year"].is_not_null().any():  # without years, one row per applicant
+        faults = pl.concat([faults, _incomplete_applicants(df, faults)])
     accepted = typed.filter(~pl.col(ROW).is_in(faults["row"].implode()))
     parts = _split(name, accepted, regions)
     if OWNER in accepted.columns or name == "applicants":
@@ -152,13 +154,14 @@ def _owners(raw: dict[str, pl.DataFrame], applicants: pl.DataFrame, regions: lis
     has it; null where no accepted applicant has the id (the ``unknown_applicant`` fault).
 
     One lookup for all ledgers: the applicants' hash table is built once, not once per ledger (and once
-    more to split the rows by region). Accepted applicant ids are unique (a repeated id is rejected)."""
+    more to split the rows by region). An accepted applicant's rows agree on its region (``_disagreeing_applicants``)."""
     names = [n for n, led in LEDGERS.items()
              if n != "applicants" and led.has_applicant and n in raw and raw[n].height]
     if not names:
         return {}
     ids = pl.concat([raw[n].select(pl.col(APPLICANT).cast(pl.String)) for n in names], rechunk=False)
-    table = applicants.select(APPLICANT, pl.col("region").cast(pl.Enum(regions)).alias(OWNER))
+    # an applicant's rows (one per year from which its facts hold) share its region: one entry per applicant
+    table = applicants.select(APPLICANT, pl.col("region").cast(pl.Enum(regions)).alias(OWNER)).unique(APPLICANT)
     owner = ids.join(table, on=APPLICANT, how="left", maintain_order="left")[OWNER]
     assert owner.len() == ids.height  # unique ids: the lookup neither drops nor repeats a row
     out, at = {}, 0
@@ -348,8 +351,12 @@ _KEY_SEED = 20_240_601  # any fixed seed: the hash only screens, equal keys are 
 
 
 def _row_faults(df: pl.DataFrame, ledger: Ledger) -> list[pl.DataFrame]:
-    key = list(ledger.key)
-    repeated = df.filter(pl.all_horizontal(pl.col(key).is_not_null()))
+    # an optional key column (applicants' year) empty in every row is no part of the key: a file without it is
+    # keyed by the rest; where it has values, an empty one is a value like any other (one row per applicant
+    # may have none: its facts from the beginning)
+    key = [k for k in ledger.key if not ledger.col(k).nullable or df[k].is_not_null().any()]
+    required = [k for k in key if not ledger.col(k).nullable]
+    repeated = df.filter(pl.all_horizontal(pl.col(required).is_not_null()))
     # the repeats, found by hashing; only they get their text. A key of one column is first screened by its
     # 64-bit hash (measured: half the time of hashing the texts themselves), and the few rows whose hash
     # repeats are then compared exactly, so a collision never rejects a row.
@@ -359,9 +366,11 @@ def _row_faults(df: pl.DataFrame, ledger: Ledger) -> list[pl.DataFrame]:
     duplicates = repeated.select(
         pl.col(ROW).alias("row"),
         pl.lit("|".join(key)).alias("column"),
-        pl.concat_str(key, separator="|").alias("value"),
+        pl.concat_str([pl.col(k).cast(pl.String).fill_null("") for k in key], separator="|").alias("value"),
         pl.format("duplicate_key: {} repeats on rows {}", pl.lit(", ".join(key)), _rows_in_group(*key)).alias("reason"),
     )
+    if ledger.name == "applicants" and "year" in key:  # several rows per applicant (without years, a repeat is a duplicate)
+        return [duplicates, _disagreeing_applicants(df.join(duplicates.select(pl.col("row").alias(ROW)), on=ROW, how="anti"))]
     if ledger.name != "projects":
         return [duplicates]
     conflicts = df.filter(
@@ -374,6 +383,46 @@ def _row_faults(df: pl.DataFrame, ledger: Ledger) -> list[pl.DataFrame]:
                   "project_id", _rows_in_group("project_id")).alias("reason"),
     )
     return [duplicates, conflicts]
+
+
+def _disagreeing_applicants(df: pl.DataFrame) -> pl.DataFrame:
+    """An applicant's id, region and dates are one per applicant (SPEC §3): where its rows (one per year from
+    which its facts hold) differ in one of them, every row of it is refused, one line per row and column that
+    differs. Rows whose key repeats are refused as duplicates already and are not compared (DF has none)."""
+    rows = df.filter(pl.col(APPLICANT).is_not_null())
+    multi = rows.filter(pl.len().over(APPLICANT) > 1)
+    if multi.is_empty():
+        return pl.DataFrame(schema={c: REJECTED_SCHEMA[c] for c in FAULT_COLUMNS})
+    return pl.concat([
+        multi.filter(pl.col(col).n_unique().over(APPLICANT) > 1).select(
+            pl.col(ROW).alias("row"),
+            pl.lit(col).alias("column"),
+            as_text(pl.col(col), df.schema[col]).alias("value"),
+            pl.format("applicant_rows_disagree: this applicant's rows {} give different {}",
+                      _rows_in_group(APPLICANT), pl.lit(col)).alias("reason"),
+        )
+        for col in FIRM_COLUMNS
+    ])
+
+
+def _incomplete_applicants(df: pl.DataFrame, faults: pl.DataFrame) -> pl.DataFrame:
+    """An applicant with several rows is known only whole: a row refused leaves the years it held for without
+    facts, so the applicant's other rows are refused too (the other ledgers then name no accepted applicant)."""
+    refused = df.join(faults.select(pl.col("row").alias(ROW)).unique(), on=ROW, how="semi")
+    ids = refused.select(pl.col(APPLICANT).drop_nulls().unique())
+    return (
+        df.join(ids, on=APPLICANT, how="semi")
+        .join(refused.select(ROW), on=ROW, how="anti")
+        .join(refused.group_by(APPLICANT).agg(pl.col(ROW).sort().cast(pl.String).str.join(", ").alias("_refused")),
+              on=APPLICANT)
+        .select(
+            pl.col(ROW).alias("row"),
+            pl.lit(APPLICANT).alias("column"),
+            pl.col(APPLICANT).alias("value"),
+            pl.format("applicant_incomplete: another row of this applicant was refused (rows {})", "_refused").alias("reason"),
+        )
+        .cast({c: REJECTED_SCHEMA[c] for c in FAULT_COLUMNS})
+    )
 
 
 def _range_faults(df: pl.DataFrame, ledger: Ledger, rate_ranges: Mapping[str, tuple[Decimal, Decimal]]) -> list[pl.DataFrame]:
