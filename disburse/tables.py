@@ -2,7 +2,8 @@
 transforms that compute them and the state and outputs that store and write them.
 
 - ``HISTORY_SCHEMA``: one row per line paid in an earlier year (state and prior_payments):
-  applicant, clause, matter, year, installment.
+  applicant, clause, matter, year, installment; ``award_inferred``: a prior payment under a clause
+  paying in installments that did not give its award (inferred from the first share, SPEC §3).
 - ``CLAWBACK_SCHEMA``: one row per applicant, clause and matter to recover.
 - ``FACTS_SCHEMA``: one row per fund ceiling of a region's year.
 - ``AUDIT_COLUMNS``: the columns of ``RegionResult.lines``, one row per applicant, clause, matter
@@ -20,7 +21,7 @@ from disburse.money import sum_fen
 HISTORY_SCHEMA = {
     "applicant_id": pl.String, "clause_id": pl.String, "matter_id": pl.String, "year": pl.Int64,
     "installment": pl.Int64, "installments": pl.Int64, "payable_fen": pl.Int64, "award_fen": pl.Int64,
-    "dated_on": pl.Date,
+    "dated_on": pl.Date, "award_inferred": pl.Boolean,
 }
 CLAWBACK_SCHEMA = {
     "applicant_id": pl.String, "clause_id": pl.String, "matter_id": pl.String,
