@@ -47,7 +47,7 @@ def _first_of_award() -> pl.Expr:
     """True on the history row of an award in installments that carries it: the earliest installment
     recorded (the first, or the one a prior payment begins with where the earlier ones predate the records)."""
     return pl.col("installment") == pl.col("installment").min().over(
-        [pl.col(c) for c in AWARD[:-1]] + [pl.col("year") - pl.col("installment")])
+        [pl.col(c) for c in AWARD[:-1]] + [pl.col("year") - pl.col("installment"), pl.col("installments")])
 
 
 def _paid_before(history: pl.DataFrame, keys: list[str], name: str) -> pl.DataFrame:
