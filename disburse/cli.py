@@ -19,6 +19,7 @@ from rich.table import Table
 
 from disburse import offline
 from disburse.job import JOB_ERRORS, check, choose_regions, ingest, ledger_counts, preflight
+from disburse.ledgers import LEDGERS
 from disburse.money import fmt_fen, total_fen
 from disburse.phrases import phrase
 
@@ -304,6 +305,14 @@ def validate(ledgers: LedgersOpt, rules: RulesOpt = None, params: ParamsOpt = No
         out.print(f"{row['ledger']} row {row['row']} {row['column']}={row['value']!r}: {row['reason']}", markup=False)
     if checked.rejected.height > 50:
         out.print(f"... {checked.rejected.height - 50} more")
+    stopping = checked.rejected.filter(pl.col("ledger").is_in([n for n, led in LEDGERS.items() if led.stops_the_run]))
+    for (ledger,), rows in stopping.group_by("ledger", maintain_order=True):
+        out.print(f"{ledger}: {rows['row'].n_unique()} rejected row(s) stop a run until corrected: "
+                  f"money already paid is never dropped (row {', '.join(map(str, rows['row'].unique(maintain_order=True).head(10)))})",
+                  markup=False)
+    if checked.rejected.filter(pl.col("ledger") == "applicants").height:
+        out.print("applicants: a rejected row stops a run if the state or prior_payments holds a payment to its "
+                  "applicant id (its installments and clawbacks are owed in their years)", markup=False)
     if rejected:
         checked.rejected.write_csv(rejected, include_bom=True)
 

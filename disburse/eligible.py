@@ -158,7 +158,7 @@ def eligible(ledgers_dir: Path, out_dir: Path, year: int, *, rules_dir: Path | N
     with tempfile.TemporaryDirectory(prefix="disburse-eligible-") as tmp:
         con = state.connect(_state_copy(state_file, Path(tmp)))
         try:
-            paid = job.paid_before(con, checked, year)
+            paid = job.paid_before(con, inputs, checked, year)
         finally:
             con.close()
     written = {}

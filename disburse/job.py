@@ -24,6 +24,7 @@ from disburse import killpoint, outputs, paths, state
 from disburse.compiled import Compiled, compile_catalogue
 from disburse.money import fen_to_decimal, total_fen
 from disburse.ledgers import LEDGER_ORDER, LEDGERS, InputError, check_ledgers_dir, read_ledgers
+from disburse.phrases import REJECTIONS
 from disburse.params import ParamError, Params, load_params, policy_windows
 from disburse.rules import FROM_HISTORY_KINDS, Catalogue, RuleError, load_catalogue
 from disburse.state import StateError
@@ -68,7 +69,9 @@ def check(inputs: Inputs) -> Validated:
     killpoint.reached("validate")
     cat = inputs.catalogue
     rate_ranges = {cid: r.approved_rate_range for cid, r in cat.rules.items() if r.approved_rate_range}
-    checked = validate(inputs.raw, cat.regions, cat.rules.keys(), rate_ranges, matter_ledgers=row_matter_ledgers(cat))
+    counts = {cid: len(r.installments or [1]) for cid, r in cat.rules.items()}
+    checked = validate(inputs.raw, cat.regions, cat.rules.keys(), rate_ranges, matter_ledgers=row_matter_ledgers(cat),
+                       installment_counts=counts)
     checked.rows_read = {name: df.height for name, df in inputs.raw.items()}
     checked.applicant_regions = (  # as read, so a rejected applicant's rejected rows still find their region
         inputs.raw["applicants"].filter(pl.col("region").is_in(cat.regions))
@@ -92,12 +95,54 @@ class PaidBefore:
     recovered: pl.DataFrame
 
 
-def paid_before(con, checked: Validated, year: int, state_path: Path | None = None) -> PaidBefore:
+def paid_before(con, inputs: Inputs, checked: Validated, year: int, state_path: Path | None = None) -> PaidBefore:
     """Read once per run, after checking the rows read are as their runs wrote them; every region's
-    computation takes its own clauses from it."""
+    computation takes its own clauses from it. A payment already made is never dropped: a rejected
+    prior payment, or a rejected applicant row of an applicant paid before, stops the run here
+    (``refuse_lost_payments``)."""
     killpoint.reached("compute")
     state.check_recorded(con, state_path or Path("state"), before=year)
-    return PaidBefore(state.history(con, checked.accepted["prior_payments"], year), state.recovered(con, year))
+    history = state.history(con, checked.accepted["prior_payments"], year, inputs.compiled.tables["shares"])
+    refuse_lost_payments(inputs, checked, history)
+    return PaidBefore(history, state.recovered(con, year))
+
+
+def _fault_text(path: Path | None, ledger: str, fault: dict) -> str:
+    """One rejected row as a person reads it: file, row, column, the fault in words and its code
+    (never the value: it may be an amount)."""
+    code = fault["reason"].split(":")[0]
+    column = f" {fault['column']}" if fault["column"] else ""
+    return f"{path or ledger} 第 {fault['row']} 行{column}：{REJECTIONS.get(code, code)}（{code}）"
+
+
+def refuse_lost_payments(inputs: Inputs, checked: Validated, history: pl.DataFrame) -> None:
+    """Stop the run on a row whose loss would pay money again or lose money owed back (README "Reliability"):
+
+    - a ``prior_payments`` row that failed validation (``Ledger.stops_the_run``): left out, the payment it
+      records would be paid a second time (a ladder's level-up, a cumulative cap, a one-off award);
+    - an ``applicants`` row that failed validation whose applicant id was paid before (state or
+      prior_payments): left out, its installments due this year and a clawback due this year would be
+      lost for good, not merely paid late. An applicant never paid only loses this year's lines.
+    One line: the first such row and how many more."""
+    rejected = checked.rejected
+    ids_paid = pl.concat([history.select("applicant_id"),
+                          rejected.filter(pl.col("ledger") == "prior_payments").select("applicant_id")])
+    stops = rejected.filter(
+        pl.col("ledger").is_in([n for n, led in LEDGERS.items() if led.stops_the_run])
+        | ((pl.col("ledger") == "applicants") & pl.col("applicant_id").is_in(ids_paid["applicant_id"].implode()))
+    )
+    if stops.is_empty():
+        return
+    order = {name: i for i, name in enumerate(LEDGER_ORDER)}
+    stops = stops.with_columns(pl.col("ledger").replace_strict(order, return_dtype=pl.Int64).alias("_order")) \
+        .sort("_order", "row", maintain_order=True)
+    first = stops.row(0, named=True)
+    rows = stops.select("ledger", "row").unique().height
+    why = ("历史兑付记录的是已付款项，不能舍弃，否则将重复支付" if first["ledger"] != "applicants"
+           else "该申报主体以往已获支付，舍弃此行将遗漏其应付分期或应追回的资金")
+    more = f"；另有 {rows - 1} 行同样无法读取" if rows > 1 else ""
+    raise InputError(f"{_fault_text(inputs.files.get(first['ledger']), first['ledger'], first)}。{why}，"
+                     f"本次运行停止：请更正后重新运行{more}")
 
 
 def compute(inputs: Inputs, checked: Validated, paid: PaidBefore, year: int, region: str) -> RegionResult:
@@ -441,7 +486,7 @@ def sequence(steps: Steps, ledgers_dir: Path, out_dir: Path, year: int, *, regio
         checked = timed("validate", steps.check, inputs)
         with state.opened(state_path, run_id) as con:
             recover(con, out_dir)
-            paid = timed("compute", steps.paid_before, con, checked, year, state_path)
+            paid = timed("compute", steps.paid_before, con, inputs, checked, year, state_path)
             gaps = find_gaps(con, inputs, checked, year, regions)
             if gaps and not allow_gaps:
                 raise gap_error(year, gaps)

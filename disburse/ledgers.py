@@ -90,6 +90,9 @@ class Ledger:
     has_applicant: bool = True
     optional_file: bool = True
     extra: dict = field(default_factory=dict)
+    # A row of it that fails validation stops the run instead of being rejected: the ledger records
+    # money already paid, and a row left out would be paid again (README "Reliability", "Inputs").
+    stops_the_run: bool = False
 
     @property
     def column_names(self) -> list[str]:
@@ -229,8 +232,18 @@ LEDGERS: dict[str, Ledger] = {
     ),
     "prior_payments": Ledger(
         "prior_payments",
-        (APPLICANT, _c("clause_id"), _c("matter_id"), YEAR, _c("amount", MONEY)),
+        (
+            APPLICANT, _c("clause_id"), _c("matter_id"), YEAR, _c("amount", MONEY),
+            # an award paid in installments (SPEC §3): this row is installment `installment` of
+            # `installments` of `award`, given all three or none (transforms.validate checks them);
+            # without them, under a clause paying in installments, the row is its first installment
+            # (disburse.state.history infers the award from the clause's first share)
+            _c("installment", INT, required=False, nullable=True),
+            _c("installments", INT, required=False, nullable=True),
+            _c("award", MONEY, required=False, nullable=True),
+        ),
         key=("applicant_id", "clause_id", "matter_id", "year"),
+        stops_the_run=True,
     ),
 }
 

@@ -79,6 +79,11 @@ REJECTIONS: dict[str, str] = {
     "unknown_matter": "认定事项在台账中不存在",
     "out_of_range": "数量超出允许范围",
     "sum_out_of_range": "同一申报主体的金额合计超出可核算范围",
+    "incomplete_installment": "分期期次、总期数与奖励总额须同时填写或同时不填",
+    "bad_installment": "分期期次应在 1 到总期数之间",
+    "installments_mismatch": "总期数与条款规定的分期期数不符",
+    "award_below_amount": "奖励总额小于已付金额",
+    "award_not_amount": "一次性兑付的奖励总额应等于已付金额",
 }
 
 # Ledger names as a person says them (the file names stay as SPEC §3 has them).

@@ -175,7 +175,7 @@ def run_scenarios(ledgers_dir: Path, year: int, *, rules_dir: Path | None = None
         checked = job.check(base)
         con = state.connect(_state_copy(state_file, work))
         try:
-            paid = job.paid_before(con, checked, year)
+            paid = job.paid_before(con, base, checked, year)
         finally:
             con.close()
         results = {s.name: [job.compute(s.inputs, checked, paid, year, r) for r in regions] for s in scenarios}

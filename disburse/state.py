@@ -32,7 +32,7 @@ import duckdb
 import polars as pl
 
 from disburse import paths
-from disburse.money import total_fen
+from disburse.money import PPM, total_fen
 from disburse.tables import CLAWBACK_SCHEMA, HISTORY_SCHEMA
 
 SQL = paths.SQL
@@ -284,9 +284,42 @@ def check_recorded(con: duckdb.DuckDBPyConnection, path: Path, before: int | Non
                          f"written{more}; restore the state file from a copy, or rerun {year}")
 
 
-def history(con: duckdb.DuckDBPyConnection, prior_payments: pl.DataFrame, year: int) -> pl.DataFrame:
-    """Payments of years before `year`, from state and prior_payments (HISTORY_SCHEMA)."""
-    con.register("prior_payments", prior_payments.select("applicant_id", "clause_id", "matter_id", "year", "amount"))
+def prior_installments(prior_payments: pl.DataFrame, shares: pl.DataFrame) -> pl.DataFrame:
+    """Each accepted prior payment as a line of history: its installment, installments and award in fen.
+
+    A row giving them (validated: all three, its clause's count) keeps them. A row without them is
+    installment 1 of its clause's count (SPEC §3); under a clause paying in installments its award is
+    inferred, amount ÷ the first share, half up to the fen, in exact integers (``award_inferred``);
+    under a clause paying at once it is the amount. SHARES: ``compile_tables``' shares (every clause
+    has at least its one share of 100%)."""
+    plan = shares.group_by("clause_id").agg(
+        pl.len().cast(pl.Int64).alias("_count"),
+        pl.col("cum_ppm").sort_by("installment").first().alias("_first_ppm"),
+    )
+    given = pl.col("installments").is_not_null()
+    inferred = ~given & (pl.col("_count").fill_null(1) > 1)
+    amount = pl.col("amount").cast(pl.Int128)
+    first = pl.col("_first_ppm").cast(pl.Int128)
+    return prior_payments.join(plan, on="clause_id", how="left").select(
+        "applicant_id", "clause_id", "matter_id", "year", "amount",
+        pl.when(given).then(pl.col("installment")).otherwise(1).cast(pl.Int64).alias("installment"),
+        pl.when(given).then(pl.col("installments")).otherwise(pl.col("_count").fill_null(1)).cast(pl.Int64)
+        .alias("installments"),
+        pl.when(given).then(pl.col("award"))
+        .when(inferred).then((amount * (2 * PPM) + first) // (2 * first))  # amount ÷ share, half up
+        .otherwise(pl.col("amount")).cast(pl.Int64).alias("award"),
+        inferred.alias("award_inferred"),
+    )
+
+
+def history(con: duckdb.DuckDBPyConnection, prior_payments: pl.DataFrame, year: int,
+            shares: pl.DataFrame) -> pl.DataFrame:
+    """Payments of years before `year`, from state and prior_payments (HISTORY_SCHEMA); SHARES: the
+    clauses' installment shares, to read a prior payment under a clause paying in installments."""
+    for c, t in (("installment", pl.Int64), ("installments", pl.Int64), ("award", pl.Int64)):
+        if c not in prior_payments.columns:  # a frame of the required columns only: no installments given
+            prior_payments = prior_payments.with_columns(pl.lit(None, t).alias(c))
+    con.register("prior_payments", prior_installments(prior_payments, shares))
     try:
         df = con.sql((SQL / "history.sql").read_text(), params={"year": year}).pl()
     finally:

@@ -1210,7 +1210,10 @@ def gen_prior(rng: Rng, a: pl.DataFrame) -> pl.DataFrame:
         .select("applicant_id",
                 clause_id=pl.col("region").replace_strict(PRIOR_CLAUSE, return_dtype=pl.String),
                 matter_id="applicant_id", year=(pl.col("_start") - 1).cast(pl.String),
-                amount=money(randint(rng.r(i, "prioramt"), 100, 3000) * 10000))
+                amount=money(randint(rng.r(i, "prioramt"), 100, 3000) * 10000),
+                # a payment made at once: no installment columns
+                installment=pl.lit(None, pl.String), installments=pl.lit(None, pl.String),
+                award=pl.lit(None, pl.String))
     )
 
 

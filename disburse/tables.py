@@ -3,7 +3,9 @@ transforms that compute them and the state and outputs that store and write them
 
 - ``HISTORY_SCHEMA``: one row per line paid in an earlier year (state and prior_payments):
   applicant, clause, matter, year (paid), installment; ``year_of_matter`` is the year the line's
-  matter belongs to (the year paid, or an earlier one for a line paid late).
+  matter belongs to (the year paid, or an earlier one for a line paid late); ``award_inferred``: a
+  prior payment under a clause paying in installments that did not give its award (inferred from the
+  first share, SPEC §3).
 - ``CLAWBACK_SCHEMA``: one row per applicant, clause and matter to recover.
 - ``FACTS_SCHEMA``: one row per fund ceiling of a region's year.
 - ``AUDIT_COLUMNS``: the columns of ``RegionResult.lines``, one row per applicant, clause, matter,
@@ -21,7 +23,7 @@ from disburse.money import sum_fen
 HISTORY_SCHEMA = {
     "applicant_id": pl.String, "clause_id": pl.String, "matter_id": pl.String, "year": pl.Int64,
     "installment": pl.Int64, "installments": pl.Int64, "payable_fen": pl.Int64, "award_fen": pl.Int64,
-    "dated_on": pl.Date, "year_of_matter": pl.Int64,
+    "dated_on": pl.Date, "year_of_matter": pl.Int64, "award_inferred": pl.Boolean,
 }
 CLAWBACK_SCHEMA = {
     "applicant_id": pl.String, "clause_id": pl.String, "matter_id": pl.String,

@@ -12,7 +12,8 @@ from typer.testing import CliRunner
 
 from disburse import state
 from disburse.cli import app
-from disburse.job import run_year
+from disburse.job import DEFAULT_RULES, run_year
+from disburse.rules import compile_tables, load_catalogue
 from tests.scenario import Scenario, credit_code
 
 LEDGERS = Path(__file__).parent / "scenarios" / "engine" / "two_regions.yaml"
@@ -52,7 +53,7 @@ def paid_before(out: Path, year: int) -> int:
     try:
         none = pl.DataFrame(schema={c: pl.String for c in ("applicant_id", "clause_id", "matter_id")}
                             | {"year": pl.Int64, "amount": pl.Int64})
-        h = state.history(con, none, year)
+        h = state.history(con, none, year, compile_tables(load_catalogue(DEFAULT_RULES))["shares"])
     finally:
         con.close()
     return int(h.filter((pl.col("applicant_id") == L1) & (pl.col("clause_id") == "lingang.4"))["payable_fen"].sum())

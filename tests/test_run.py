@@ -150,7 +150,8 @@ def test_rerun_replaces_its_own_record_and_never_double_counts(ledgers: Path, tm
     con = state.connect(out / "state.duckdb", read_only=True)
     try:
         history = state.history(con, pl.DataFrame(schema={c: pl.String for c in ("applicant_id", "clause_id", "matter_id")}
-                                                  | {"year": pl.Int64, "amount": pl.Int64}), 2022)
+                                                  | {"year": pl.Int64, "amount": pl.Int64}), 2022,
+                                ingest(ledgers).compiled.tables["shares"])
     finally:
         con.close()
     assert history["payable_fen"].sum() == 28_000_000 + 50_000_000  # lingang 280,000.00 + changning 500,000.00
@@ -470,3 +471,64 @@ def test_a_year_of_bills_beyond_int64_is_refused_with_a_reason_never_paid_from_a
         "sum_out_of_range: this applicant's amount rows sum beyond 100,000,000,000,000.00 yuan"]
     counts = manifest["inputs"]["compute"]
     assert (counts["rows"], counts["accepted"], counts["rejected"]) == (10_003, 2, 10_001)  # and the fixture's 1.005
+
+
+# --- money already paid is never dropped (issue 18) -------------------------------------------------
+
+def state_everything(path: Path) -> list:
+    """Every table of the state file, every row (a byte comparison would see DuckDB's own checkpoints)."""
+    con = duckdb.connect(str(path), read_only=True)
+    try:
+        tables = [t for (t,) in con.execute("select table_name from information_schema.tables order by 1").fetchall()]
+        return [(t, con.execute(f"select * from {t} order by all").fetchall()) for t in tables]
+    finally:
+        con.close()
+
+
+def test_an_unreadable_prior_payment_stops_the_run_in_one_line_and_writes_nothing(ledgers: Path, tmp_path: Path,
+                                                                                   prefect_api) -> None:
+    """A prior payment of '30万' used to be rejected and the run went on, paying it again. Now the run
+    stops naming file, row and fault (never the value), and the outputs and the state stay as they were;
+    `disburse validate` still lists the row and says it stops a run."""
+    out = tmp_path / "out"
+    assert cli("run", "--year", "2021", "--ledgers", str(ledgers), "--out", str(out)).exit_code == 0
+    files, recorded = tree_digest(out), state_everything(out / "state.duckdb")
+    prior = ledgers / "prior_payments.csv"
+    pl.DataFrame({"applicant_id": [credit_code("L1"), credit_code("C1")], "clause_id": ["lingang.4", "changning.8.2"],
+                  "matter_id": ["B0", "K0"], "year": ["2020", "2020"], "amount": ["100000.00", "30万"]}).write_csv(prior)
+    result = cli("run", "--year", "2022", "--ledgers", str(ledgers), "--out", str(out))
+    assert result.exit_code == 2, result.output
+    lines = result.stderr.strip().splitlines()
+    assert lines == [f"disburse: {prior} 第 3 行 amount：金额格式错误（应为元，最多两位小数）（bad_money）。"
+                     "历史兑付记录的是已付款项，不能舍弃，否则将重复支付，本次运行停止：请更正后重新运行"], result.stderr
+    assert "30万" not in result.stderr
+    assert tree_digest(out) == files and state_everything(out / "state.duckdb") == recorded
+    assert not (out / "2022").exists()
+    checked = cli("validate", "--ledgers", str(ledgers))
+    assert checked.exit_code == 0, checked.output
+    assert "prior_payments row 3 amount='30万': bad_money" in checked.output
+    assert "prior_payments: 1 rejected row(s) stop a run until corrected" in " ".join(checked.output.split())
+
+
+@pytest.mark.parametrize("paid_before", [True, False], ids=["paid before: stops", "never paid: rejected only"])
+def test_a_rejected_applicant_row_stops_the_run_only_if_the_applicant_was_paid_before(
+        ledgers: Path, tmp_path: Path, paid_before: bool) -> None:
+    """An applicant paid before whose row cannot be read would lose, for good, its installments and any
+    clawback due this year; one never paid loses only this year's lines, so its row is rejected as any other."""
+    out = tmp_path / "out"
+    if paid_before:
+        run_year(ledgers, out, 2021)  # L1 is paid 280,000.00 under lingang.4
+    files = tree_digest(out) if out.exists() else {}
+    applicants = pl.read_csv(ledgers / "applicants.csv", infer_schema=False)
+    applicants.with_columns(pl.when(pl.col("name") == "L1").then(pl.lit("huge")).otherwise(pl.col("size"))
+                            .alias("size")).write_csv(ledgers / "applicants.csv")
+    if paid_before:
+        with pytest.raises(InputError) as err:
+            run_year(ledgers, out, 2022)
+        assert str(err.value).startswith(f"{ledgers / 'applicants.csv'} 第 2 行 size：取值不在允许范围内（not_allowed）。"
+                                         "该申报主体以往已获支付"), err.value
+        assert "\n" not in str(err.value) and tree_digest(out) == files
+    else:
+        manifest, _ = run_year(ledgers, out, 2021)
+        assert manifest["inputs"]["applicants"]["rejected"] == 1
+        assert manifest["regions"]["lingang"]["total_payable"] == "0.00"

@@ -399,3 +399,41 @@ def test_typed_parquet_is_checked_as_its_text_would_be(tmp_path: Path) -> None:
     assert sorted(a.rejected.rows()) == sorted(b.rejected.rows())
     assert {r for r in b.rejected["reason"]} >= {"negative_amount: money cannot be negative"}
     assert b.rejected.filter(pl.col("reason").str.starts_with("bad_money"))["value"].to_list() == ["12.345"]
+
+
+@pytest.mark.parametrize("values, column, reason", [
+    ({"installment": None}, "installment", "incomplete_installment"),
+    ({"installments": None, "award": None}, "award", "incomplete_installment"),
+    ({"installment": "0"}, "installment", "bad_installment: installment 0 is not from 1 to installments 3"),
+    ({"installment": "4"}, "installment", "bad_installment"),
+    ({"installment": "2", "installments": "2"}, "installments", "installments_mismatch: clause xuhui.1 pays in 3 installment(s)"),
+    ({"award": "100.49"}, "award", "award_below_amount"),
+], ids=["installment alone missing", "two missing", "installment 0", "past the last", "not the clause's count",
+        "award below the amount"])
+def test_a_prior_payment_in_installments_is_checked(values, column, reason):
+    """SPEC §3: installment, installments and award together or not at all, 1 <= installment <= installments,
+    installments the clause's own count, award at least the amount (here 100.50, under a clause paying in 3)."""
+    row = good_row("prior_payments", 0) | {"installment": "2", "installments": "3", "award": "251.25"}
+    raw = {n: empty_raw(l) for n, l in LEDGERS.items()}
+    raw["applicants"] = frame("applicants", [good_row("applicants", 0)])
+    raw["prior_payments"] = frame("prior_payments", [row, good_row("prior_payments", 1) | {**row, "year": "2022"} | values])
+    v = validate(raw, REGIONS, CLAUSES, installment_counts={"xuhui.1": 3, "lingang.2a": 1})
+    assert v.accepted["prior_payments"][ROW].to_list() == [2]
+    faults = v.rejected.filter(pl.col("column") == column)
+    assert faults["row"].to_list() == [3] and faults["reason"][0].startswith(reason), v.rejected
+
+
+def test_a_prior_payment_made_at_once_pays_its_whole_award():
+    """Under a clause paying at once, a row giving the columns is installment 1 of 1 of its amount; a row
+    without them is accepted as before."""
+    at_once = good_row("prior_payments", 0) | {"clause_id": "lingang.2a", "installment": "1", "installments": "1",
+                                               "award": "100.50"}
+    bigger = good_row("prior_payments", 1) | {**at_once, "year": "2022", "award": "200.00"}
+    plain = good_row("prior_payments", 2) | {"installment": None, "installments": None, "award": None}
+    raw = {n: empty_raw(l) for n, l in LEDGERS.items()}
+    raw["applicants"] = frame("applicants", [good_row("applicants", 0)])
+    raw["prior_payments"] = frame("prior_payments", [at_once, bigger, plain])
+    v = validate(raw, REGIONS, CLAUSES, installment_counts={"xuhui.1": 3, "lingang.2a": 1})
+    assert v.accepted["prior_payments"][ROW].to_list() == [2, 4]
+    assert v.rejected.select("row", "column").rows() == [(3, "award")]
+    assert v.rejected["reason"][0].startswith("award_not_amount")

@@ -20,7 +20,7 @@ import polars as pl
 
 from disburse.compiled import RATED_KINDS, Region
 from disburse.ledgers import FACT_COLUMNS
-from disburse.money import PPM, apply_rate, micro, round_micro, sum_fen
+from disburse.money import PPM, apply_rate, fmt_fen_expr, fmt_ppm_expr, micro, round_micro, sum_fen
 from disburse.tables import CLAWBACK_SCHEMA, HISTORY_SCHEMA  # noqa: F401 (re-exported)
 from transforms.facts import facts_for, in_force
 
@@ -41,12 +41,25 @@ def _min(a: pl.Expr, b: pl.Expr) -> pl.Expr:
     return pl.min_horizontal(a, b.fill_null(a))
 
 
+# An award paid in installments: its matter and the year it was earned (installment k is paid k − 1 years
+# after). The job's own lines and a prior payment naming its installment (SPEC §3) alike.
+AWARD = ["applicant_id", "clause_id", "matter_id", "_earned_year"]
+EARNED_YEAR = (pl.col("year") - pl.col("installment") + 1).alias("_earned_year")
+
+
+def _first_of_award() -> pl.Expr:
+    """True on the history row of an award in installments that carries it: the earliest installment
+    recorded (the first, or the one a prior payment begins with where the earlier ones predate the records)."""
+    return pl.col("installment") == pl.col("installment").min().over(
+        [pl.col(c) for c in AWARD[:-1]] + [pl.col("year") - pl.col("installment"), pl.col("installments")])
+
+
 def _paid_before(history: pl.DataFrame, keys: list[str], name: str) -> pl.DataFrame:
     """What earlier years committed: payments, and an award paid in installments counted whole
-    in the year it was earned (its later installments are already owed)."""
+    in the year it was earned (its later installments are already owed), once."""
     committed = (
         pl.when(pl.col("installments") == 1).then(pl.col("payable_fen"))
-        .when(pl.col("installment") == 1).then(pl.col("award_fen"))
+        .when(_first_of_award()).then(pl.col("award_fen"))
         .otherwise(0)
     )
     return history.group_by(keys).agg(sum_fen(committed).alias(name))
@@ -54,16 +67,26 @@ def _paid_before(history: pl.DataFrame, keys: list[str], name: str) -> pl.DataFr
 
 def scheduled_installments(history: pl.DataFrame, clauses: pl.DataFrame, year: int,
                            applicants: pl.DataFrame) -> pl.DataFrame:
-    """Later installments of awards earned in earlier years (SPEC §5.10)."""
-    first = history.filter((pl.col("installments") > 1) & (pl.col("installment") == 1))
+    """Later installments of awards earned in earlier years (SPEC §5.10): for each award, the installment
+    falling due this year, of the award its earliest recorded installment carries (``award_inferred``:
+    inferred from a prior payment, ``inferred_from_fen`` that payment, SPEC §3)."""
+    awards = (
+        history.filter(pl.col("installments") > 1).with_columns(EARNED_YEAR)
+        .group_by(AWARD).agg(
+            pl.col(c).sort_by("installment").first().alias(a) for c, a in (
+                ("installments", "installments"), ("award_fen", "award_fen"), ("award_inferred", "award_inferred"),
+                ("payable_fen", "inferred_from_fen"))
+        )
+    )
     return (
-        first.with_columns((pl.lit(year) - pl.col("year") + 1).alias("installment"))
+        awards.with_columns((pl.lit(year) - pl.col("_earned_year") + 1).alias("installment"))
         .filter((pl.col("installment") >= 2) & (pl.col("installment") <= pl.col("installments")))
         .join(applicants.select("applicant_id"), on="applicant_id", how="semi")
         .join(clauses.select("clause_id"), on="clause_id", how="semi")
         .select(
             "applicant_id", "clause_id", "matter_id", "installment",
-            pl.col("year").alias("earned_year"), "award_fen",
+            pl.col("_earned_year").alias("earned_year"), "award_fen", "award_inferred",
+            pl.when(pl.col("award_inferred")).then(pl.col("inferred_from_fen")).alias("inferred_from_fen"),
         )
     )
 
@@ -221,13 +244,18 @@ def assemble(candidates: pl.DataFrame, tables: dict[str, pl.DataFrame], params: 
     firms = in_force(applicants, year).drop(YEARLY_FACTS)
     sched = scheduled_installments(history, clauses, year, firms)
     new = candidates.with_columns(pl.lit(1, pl.Int64).alias("installment"), pl.lit(False).alias("scheduled"))
-    later = sched.with_columns(
+    first_share = tables["shares"].filter(pl.col("installment") == 1).select("clause_id", pl.col("cum_ppm").alias("_first_ppm"))
+    # an award inferred from a prior payment (SPEC §3) says so, with the division it came from
+    inferred = pl.format("（奖励总额按历史兑付第 1 期 {} ÷ {} 推算）", fmt_fen_expr(pl.col("inferred_from_fen")),
+                         fmt_ppm_expr(pl.col("_first_ppm")))
+    later = sched.join(first_share, on="clause_id", how="left").with_columns(
         pl.lit(year, pl.Int64).alias("year_of_matter"),  # an installment falling due is checked on this year's facts
         pl.lit(dt.date(year, 12, 31)).alias("line_date"), pl.lit(True).alias("in_window"),
         pl.lit(True).alias("recognized"), pl.lit(True).alias("condition_met"), pl.lit(True).alias("scheduled"),
-        pl.format("{} 年核定奖励的第 {} 期", pl.col("earned_year"), pl.col("installment")).alias("detail"),
+        pl.concat_str(pl.format("{} 年核定奖励的第 {} 期", pl.col("earned_year"), pl.col("installment")),
+                      pl.when(pl.col("award_inferred")).then(inferred), ignore_nulls=True).alias("detail"),
         pl.lit("以往年度兑付记录").alias("source"), pl.col("matter_id").alias("supersede_key"),
-    )
+    ).drop("_first_ppm", "award_inferred", "inferred_from_fen")
     return (
         pl.concat([new, later], how="diagonal_relaxed")
         .with_row_index("_line")

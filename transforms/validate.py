@@ -98,14 +98,18 @@ class Validated:
 
 def validate(raw: dict[str, pl.DataFrame], regions: Collection[str], clause_ids: Collection[str],
              rate_ranges: Mapping[str, tuple[Decimal, Decimal]] | None = None,
-             matter_ledgers: Mapping[str, str] | None = None) -> Validated:
+             matter_ledgers: Mapping[str, str] | None = None,
+             installment_counts: Mapping[str, int] | None = None) -> Validated:
     """``rate_ranges``: clause id -> the approved rates its recognitions may carry (lingang.5.1 10%-30%).
     ``matter_ledgers``: for each clause that pays on a ledger row, that ledger; a recognition for
-    such a clause must name a row id found in it (``unknown_matter``)."""
+    such a clause must name a row id found in it (``unknown_matter``).
+    ``installment_counts``: clause id -> how many installments it pays in (1: at once); a prior
+    payment giving ``installments`` must give its clause's count (``installments_mismatch``)."""
     known = {"region": list(regions), "clause_id": list(clause_ids), APPLICANT: None}
     regions = list(regions)
     check = partial(_check_ledger, raw=raw, known=known, rate_ranges=rate_ranges or {},
-                    matter_ledgers=matter_ledgers or {}, regions=regions)
+                    matter_ledgers=matter_ledgers or {}, regions=regions,
+                    installment_counts=installment_counts or {})
     first = check("applicants")  # applicants come first: the others refer to them
     known[APPLICANT] = first[0][APPLICANT]
     owners = _owners(raw, first[0], regions)
@@ -119,7 +123,8 @@ def validate(raw: dict[str, pl.DataFrame], regions: Collection[str], clause_ids:
 
 
 def _check_ledger(name: str, *, raw: dict[str, pl.DataFrame], known: dict, rate_ranges: Mapping[str, tuple[Decimal, Decimal]],
-                  matter_ledgers: Mapping[str, str], regions: list[str], owner: pl.Series | None = None,
+                  matter_ledgers: Mapping[str, str], regions: list[str], installment_counts: Mapping[str, int],
+                  owner: pl.Series | None = None,
                   ) -> tuple[pl.DataFrame, pl.DataFrame, dict[str, pl.DataFrame]]:
     """One ledger: its accepted rows (typed), its rejected lines, and its accepted rows by region.
 
@@ -136,7 +141,8 @@ def _check_ledger(name: str, *, raw: dict[str, pl.DataFrame], known: dict, rate_
         parser(c, df.schema[c.name])(pl.col(c.name)).alias(c.name) for c in ledger.columns)
     faults = pl.concat([
         malformed, value_faults, *_row_faults(df.filter(split), ledger),
-        _as_read(df, [*_range_faults(typed, ledger, rate_ranges), *_cross_faults(typed, ledger, raw, matter_ledgers)]),
+        _as_read(df, [*_range_faults(typed, ledger, rate_ranges), *_cross_faults(typed, ledger, raw, matter_ledgers),
+                     *_installment_faults(typed, ledger, installment_counts)]),
     ])
     if name == "applicants" and df["year"].is_not_null().any():  # without years, one row per applicant
         faults = pl.concat([faults, _incomplete_applicants(df, faults)])
@@ -443,6 +449,45 @@ def _range_faults(df: pl.DataFrame, ledger: Ledger, rate_ranges: Mapping[str, tu
             pl.lit("approved_rate").alias("column"),
             pl.format("rate_outside_range: {} approves a rate from {} only", "clause_id", "_text").alias("reason"),
         )
+    ]
+
+
+INSTALLMENT_COLUMNS = ("installment", "installments", "award")
+
+
+def _installment_faults(df: pl.DataFrame, ledger: Ledger, counts: Mapping[str, int]) -> list[pl.DataFrame]:
+    """A prior payment of an award in installments (SPEC §3): installment, installments and award given
+    together or not at all; 1 <= installment <= installments; installments the clause's own count (a
+    clause paying at once: 1); award at least the amount paid, and exactly it for a payment made at once."""
+    if ledger.name != "prior_payments":
+        return []
+    given = pl.sum_horizontal(pl.col(c).is_not_null().cast(pl.Int8) for c in INSTALLMENT_COLUMNS)
+    partial_rows = [
+        df.filter((given > 0) & (given < len(INSTALLMENT_COLUMNS)) & pl.col(c).is_null()).select(
+            pl.col(ROW).alias("row"), pl.lit(c).alias("column"),
+            pl.lit("incomplete_installment: installment, installments and award are given together "
+                   "or not at all").alias("reason"))
+        for c in INSTALLMENT_COLUMNS
+    ]
+    whole = df.filter(given == len(INSTALLMENT_COLUMNS))
+    plan = pl.DataFrame({"clause_id": list(counts), "_count": list(counts.values())},
+                        schema={"clause_id": pl.String, "_count": pl.Int64})
+    own = whole.join(plan, on="clause_id", how="left")
+    return [
+        *partial_rows,
+        whole.filter((pl.col("installment") < 1) | (pl.col("installment") > pl.col("installments"))).select(
+            pl.col(ROW).alias("row"), pl.lit("installment").alias("column"),
+            pl.format("bad_installment: installment {} is not from 1 to installments {}", "installment",
+                      "installments").alias("reason")),
+        own.filter(pl.col("_count").is_not_null() & (pl.col("installments") != pl.col("_count"))).select(
+            pl.col(ROW).alias("row"), pl.lit("installments").alias("column"),
+            pl.format("installments_mismatch: clause {} pays in {} installment(s)", "clause_id", "_count").alias("reason")),
+        whole.filter(pl.col("award") < pl.col("amount")).select(
+            pl.col(ROW).alias("row"), pl.lit("award").alias("column"),
+            pl.lit("award_below_amount: the award is less than the amount paid").alias("reason")),
+        whole.filter((pl.col("installments") == 1) & (pl.col("award") > pl.col("amount"))).select(
+            pl.col(ROW).alias("row"), pl.lit("award").alias("column"),
+            pl.lit("award_not_amount: a payment made at once pays its whole award").alias("reason")),
     ]
 
 
