@@ -137,11 +137,6 @@ class Region:
     # "<clause_id>.<parameter>" -> the first date of a dated parameter the clause names: before it, none
     first_dated: dict[str, dt.date] = dataclasses.field(default_factory=dict)
 
-    @property
-    def dated(self) -> bool:
-        """Whether a value of the region's parameters changes on a date (``params`` has more than one row a clause)."""
-        return self.params.height > len(self.clauses)
-
     def in_force_from(self, clause_id: str) -> dt.date | None:
         """The first date on which every parameter the clause names has a value (None: every date)."""
         dates = [d for key, d in self.first_dated.items() if key.rsplit(".", 1)[0] == clause_id]
