@@ -10,7 +10,8 @@ the parameters, and hands the transforms plain frozen values:
   a ``Clause`` (the keys its extraction reads), the clause tables of
   ``disburse.rules.compile_tables``, the policy window (the rule's dates, or the
   administrator's ``effective_from`` and ``valid_years``; None where that start is
-  missing), the administrator's per-clause values (``params``: one row per clause),
+  missing), the administrator's per-clause values (``params``: one row per clause and
+  date a dated value of it changes on, see ``PARAM_SCHEMA``),
   the fund ceilings per year, ``carry_budget_shortfall``, which clauses are
   suspended, and the policy's clawback provisions and words;
 - which administrator parameters are missing: found here, from the catalogue and
@@ -18,7 +19,7 @@ the parameters, and hands the transforms plain frozen values:
   needs one is a fact of its ledgers (SPEC §2: a parameter "that a line of this
   run needs"): the transforms stop the run with ``Region.missing_parameter``
   where a candidate of a region without its start date, or a live line of a
-  clause without its parameter, exists.
+  clause without its parameter (or dated before its first dated value), exists.
 
 The transforms import nothing of ``disburse.rules``' models or of
 ``disburse.params`` (tests/test_code_health.py).
@@ -26,23 +27,32 @@ The transforms import nothing of ``disburse.rules``' models or of
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 from dataclasses import dataclass
 
 import polars as pl
 
 from disburse.money import rate_to_ppm, yuan_to_fen
-from disburse.params import ClauseParams, ParamError, Params, policy_windows
+from disburse.params import ClauseParams, ParamError, Params, change_dates, in_force, policy_windows
 from disburse.rules import FROM_HISTORY_KINDS, RATED_KINDS, Catalogue, Rule, compile_tables
 from disburse.tables import CLAUSE_TEXT_SCHEMA
 
 __all__ = ["FROM_HISTORY_KINDS", "RATED_KINDS", "PARAM_SCHEMA", "Clause", "ClauseBase", "Compiled", "Growth",
            "Ladder", "Region", "compile_catalogue"]
 
-# The administrator's values per clause of a region, in fen and ppm; ``p_missing``: the parameters the
-# clause names (``params:`` in its rule file) that the params file does not give.
-PARAM_SCHEMA = {"clause_id": pl.String, "p_rate_ppm": pl.Int64, "p_annual_cap_fen": pl.Int64,
-                "p_item_cap_fen": pl.Int64, "p_amount_fen": pl.Int64, "p_missing": pl.List(pl.String)}
+# The administrator's values per clause of a region, in fen and ppm: one row per clause and date its
+# values change on (``p_from``; ``ALWAYS`` for the first row, so every line finds a row), each value the
+# one in force from that date on, with the date it took effect (``p_rate_from``, ...; null for a plain
+# value, in force on every date). ``p_missing``: the parameters the clause names (``params:`` in its rule
+# file) that have no value from ``p_from`` on: not given, or dated later. A line takes the row of its
+# clause with the latest ``p_from`` on or before its ``line_date``.
+PARAMETERS = {"rate": "p_rate_ppm", "annual_cap": "p_annual_cap_fen", "item_cap": "p_item_cap_fen",
+              "amount": "p_amount_fen"}
+PARAM_SCHEMA = {"clause_id": pl.String, "p_from": pl.Date,
+                **{k: t for name, col in PARAMETERS.items() for k, t in ((col, pl.Int64), (f"p_{name}_from", pl.Date))},
+                "p_missing": pl.List(pl.String)}
+ALWAYS = dt.date(1, 1, 1)  # p_from of the values in force before any dated one changes
 
 
 def _fen(v) -> int | None:
@@ -124,10 +134,22 @@ class Region:
     clawback_text: str | None
     fraud_text: str | None
     messages: dict[str, str]               # "effective_from" or "<clause_id>.<parameter>" -> why the run stops
+    # "<clause_id>.<parameter>" -> the first date of a dated parameter the clause names: before it, none
+    first_dated: dict[str, dt.date] = dataclasses.field(default_factory=dict)
 
-    def missing_parameter(self, key: str) -> ParamError:
-        """The error that stops the run where a line needs the missing parameter KEY."""
-        return ParamError(self.messages[key])
+    def in_force_from(self, clause_id: str) -> dt.date | None:
+        """The first date on which every parameter the clause names has a value (None: every date)."""
+        dates = [d for key, d in self.first_dated.items() if key.rsplit(".", 1)[0] == clause_id]
+        return max(dates) if dates else None
+
+    def missing_parameter(self, key: str, on: dt.date | None = None) -> ParamError:
+        """The error that stops the run where a line (dated ON) needs the missing parameter KEY."""
+        if key in self.messages:
+            return ParamError(self.messages[key])
+        clause_id, name = key.rsplit(".", 1)
+        return ParamError(f"clause {clause_id}: administrator parameter {name} has no value in force on {on} "
+                          f"(its first value is from {self.first_dated[key]}; give clauses.{key} a value from "
+                          f"{on} or earlier in the params file)")
 
 
 @dataclass(frozen=True)
@@ -171,17 +193,33 @@ def _clause(r: Rule, params: Params) -> Clause:
     )
 
 
-def _params_table(clauses: list[Clause], params: Params) -> pl.DataFrame:
+def _params_table(clauses: list[Clause], params: Params, named: dict[str, tuple[str, ...]]) -> pl.DataFrame:
+    """PARAM_SCHEMA: per clause, a row for ALWAYS and one per date a dated value of it changes on."""
     rows = []
     for c in clauses:
         p = params.clauses.get(c.clause_id, ClauseParams())
-        rows.append({
-            "clause_id": c.clause_id,
-            "p_rate_ppm": _ppm(p.rate), "p_annual_cap_fen": _fen(p.annual_cap),
-            "p_item_cap_fen": _fen(p.item_cap), "p_amount_fen": _fen(p.amount),
-            "p_missing": list(c.missing),
-        })
+        dates = sorted({ALWAYS, *(d for name in PARAMETERS for d in change_dates(getattr(p, name)))})
+        for on in dates:
+            row, missing = {"clause_id": c.clause_id, "p_from": on}, []
+            for name, col in PARAMETERS.items():
+                value, since = in_force(getattr(p, name), on)
+                row[col] = _ppm(value) if name == "rate" else _fen(value)
+                row[f"p_{name}_from"] = since
+                if value is None and name in named[c.clause_id]:
+                    missing.append(name)
+            rows.append({**row, "p_missing": missing})
     return pl.DataFrame(rows, schema=PARAM_SCHEMA)
+
+
+def _first_dated(rules: list[Rule], params: Params) -> dict[str, dt.date]:
+    """'<clause_id>.<parameter>' -> the first date of each dated parameter a clause names."""
+    out = {}
+    for r in rules:
+        p = params.clauses.get(r.clause_id, ClauseParams())
+        for name in r.params:
+            if dates := change_dates(getattr(p, name)):
+                out[f"{r.clause_id}.{name}"] = dates[0]
+    return out
 
 
 def _messages(region: str, clauses: list[Clause]) -> dict[str, str]:
@@ -207,13 +245,13 @@ def compile_catalogue(cat: Catalogue, params: Params) -> Compiled:
         regions[name] = Region(
             name=name, title=pol.title, window=windows[name], clauses=tuple(clauses),
             tables={**tables, "clauses": tables["clauses"].filter(pl.col("region") == name)},
-            params=_params_table(clauses, params),
+            params=_params_table(clauses, params, {r.clause_id: tuple(r.params) for r in rules}),
             texts=pl.DataFrame([(r.clause_id, r.title, r.article, r.text) for r in rules],
                                schema=CLAUSE_TEXT_SCHEMA, orient="row"),
             budgets=budgets, carry_budget_shortfall=params.carry_budget_shortfall,
             keep_highest=pol.provisions.keep_highest,
             clawback_on_relocation_years=pol.provisions.clawback_on_relocation_years,
             clawback_text=pol.provisions.clawback_text, fraud_text=pol.provisions.fraud_text,
-            messages=_messages(name, clauses),
+            messages=_messages(name, clauses), first_dated=_first_dated(rules, params),
         )
     return Compiled(tables=tables, regions=regions)

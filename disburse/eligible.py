@@ -12,7 +12,8 @@ ceiling: no approved amount, the clause's rate (its maximum rate where it
 gives only a maximum), its highest level for a level clause with no level
 known, dated the matter's date (within the policy window) in the year; and the
 year is computed again. A clause whose administrator parameters are missing
-(or that is suspended) cannot say what it would pay and is left out. The lines whose recognition was written so, and that
+(or that is suspended) cannot say what it would pay and is left out, and so is
+a matter dated before a dated parameter of its clause has its first value. The lines whose recognition was written so, and that
 pay, are the list: ``amount_if_recognised`` is the line's payable, and
 ``net_difference`` what the firm would receive for the matter in addition to
 what it is paid now (a matter already paid under a competing clause shows the
@@ -78,6 +79,7 @@ def synthetic_recognitions(baseline: pl.DataFrame, recognitions: pl.DataFrame, i
         baseline.filter(pl.col("blocked").str.starts_with(NOT_RECOGNISED) & (pl.col("installment") == 1))
         .join(ceilings, on="clause_id")
         .select(*KEY, pl.col("top_level").alias("level"), clip(pl.col("line_date")).alias("recognized_on"), "approved_rate",
+                pl.col("line_date").alias("_on"),
                 pl.coalesce(pl.format("{} (its conditions met; no recognition)", pl.col("source")),
                             pl.lit("its conditions met; no recognition")).alias("basis"))
     )
@@ -95,11 +97,18 @@ def synthetic_recognitions(baseline: pl.DataFrame, recognitions: pl.DataFrame, i
         .sort("recognized_on")
         .group_by(KEY).last()
         .select(*KEY, "level", clip(pl.col("recognized_on")).alias("recognized_on"),
-                pl.lit(None, pl.Int64).alias("approved_rate"),
+                pl.lit(None, pl.Int64).alias("approved_rate"), clip(pl.col("recognized_on")).alias("_on"),
                 pl.format("recognised {} under {} on {}", pl.col("level"), pl.col("_elsewhere"),
                           pl.col("recognized_on").dt.to_string("%Y-%m-%d")).alias("basis"))
     )
-    wanted = pl.concat([from_lines, from_levels]).unique(KEY, keep="first", maintain_order=True)
+    # a line dated before a dated parameter of its clause has its first value would need a value there is none of
+    compiled = inputs.compiled.regions[region]
+    starts = pl.DataFrame([(r.clause_id, on) for r in compiled.clauses if (on := compiled.in_force_from(r.clause_id))],
+                          schema={"clause_id": pl.String, "_from": pl.Date}, orient="row")
+    wanted = (
+        pl.concat([from_lines, from_levels]).unique(KEY, keep="first", maintain_order=True)
+        .join(starts, on="clause_id", how="left").filter(pl.col("_from").is_null() | (pl.col("_on") >= pl.col("_from")))
+    )
     return wanted.select(
         pl.lit(None, pl.Int64).alias("_row"), *KEY, pl.lit(year, pl.Int64).alias("year"), "level", "recognized_on",
         pl.lit(None, pl.Int64).alias("approved_amount"), "approved_rate", pl.lit(None, pl.Int64).alias("quantity"), "basis",

@@ -2,6 +2,7 @@
 
     policies: {jinan: {effective_from: 2021-03-01}}
     clauses:  {changning.6.1c: {rate: 0.5, annual_cap: 800000}}
+    clauses:  {changning.6.1c: {rate: [{from: 2021-01-01, value: 0.3}, {from: 2023-07-01, value: 0.25}]}}
     budgets:  {changning: {2025: 30000000}, changning.8.2: {2025: 5000000}}   # fund ceilings (yuan)
     carry_budget_shortfall: false
 
@@ -9,6 +10,13 @@ A budget names a region or a clause and, per year, the most it may pay
 (``transforms.budget``: every line of this year is cut by one ratio when the
 year's payable exceeds it). ``carry_budget_shortfall`` makes what a cut took
 owed the next year, paid first out of that year's budget.
+
+A clause's value (rate, annual_cap, item_cap, amount) is plain, in force on
+every date, or dated: a list of ``{from, value}`` with strictly increasing
+dates, each value bounded as a plain one. A dated value is in force from its
+``from`` to the day before the next one's (the last has no end); before the
+first ``from`` the parameter has no value (``in_force``), and a line dated there
+that needs it stops the run, as a missing parameter does.
 """
 
 from __future__ import annotations
@@ -20,7 +28,8 @@ from pathlib import Path
 from typing import Annotated
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import AfterValidator, BaseModel, ConfigDict, Discriminator, Field, Tag, ValidationError
+from pydantic_core import PydanticCustomError
 
 from disburse.money import yuan_to_fen
 from disburse.rules import Catalogue, TextDateLoader
@@ -38,11 +47,68 @@ class PolicyParams(_Strict):
     effective_from: dt.date | None = None
 
 
+Rate = Annotated[Decimal, Field(ge=0, le=1, decimal_places=6)]
+Money = Annotated[Decimal, Field(ge=0, decimal_places=2)]
+
+
+class DatedRate(_Strict):
+    from_: dt.date = Field(alias="from")
+    value: Rate
+
+
+class DatedMoney(_Strict):
+    from_: dt.date = Field(alias="from")
+    value: Money
+
+
+def _increasing(items: list) -> list:
+    for before, after in zip(items, items[1:]):
+        if after.from_ == before.from_:
+            raise PydanticCustomError("dated_twice", "the date {date} is given twice", {"date": after.from_.isoformat()})
+        if after.from_ < before.from_:
+            raise PydanticCustomError("dated_order", "the dates must increase: {after} comes after {before}",
+                                      {"after": after.from_.isoformat(), "before": before.from_.isoformat()})
+    return items
+
+
+# The tags of a value's two forms; not part of any key (``error_where`` leaves them out).
+_PLAIN, _DATED = "<plain>", "<dated>"
+
+
+def _form(value) -> str:
+    return _DATED if isinstance(value, (list, tuple, dict)) else _PLAIN
+
+
+def _param(plain, dated):
+    """A plain value, or a list of dated values (``{from, value}``, dates strictly increasing)."""
+    return Annotated[Annotated[plain, Tag(_PLAIN)]
+                     | Annotated[list[dated], Field(min_length=1), AfterValidator(_increasing), Tag(_DATED)],
+                     Discriminator(_form)]
+
+
+RateParam = _param(Rate, DatedRate)
+MoneyParam = _param(Money, DatedMoney)
+
+
+def in_force(value: Decimal | list | None, on: dt.date) -> tuple[Decimal | None, dt.date | None]:
+    """The value in force on ON and the date it has been in force from (None for a plain value);
+    (None, None) where the value is not given or ON is before its first date."""
+    if not isinstance(value, list):
+        return value, None
+    current = [v for v in value if v.from_ <= on]
+    return (current[-1].value, current[-1].from_) if current else (None, None)
+
+
+def change_dates(value: Decimal | list | None) -> list[dt.date]:
+    """The dates a dated value changes on (none for a plain or missing one)."""
+    return [v.from_ for v in value] if isinstance(value, list) else []
+
+
 class ClauseParams(_Strict):
-    rate: Decimal | None = Field(default=None, ge=0, le=1, decimal_places=6)
-    annual_cap: Decimal | None = Field(default=None, ge=0, decimal_places=2)
-    item_cap: Decimal | None = Field(default=None, ge=0, decimal_places=2)
-    amount: Decimal | None = Field(default=None, ge=0, decimal_places=2)
+    rate: RateParam | None = None
+    annual_cap: MoneyParam | None = None
+    item_cap: MoneyParam | None = None
+    amount: MoneyParam | None = None
     # a suspended clause pays no new line this year; installments already owed are still paid
     # (what `disburse simulate --overlay` writes for a clause switched off)
     suspended: bool = False
@@ -67,6 +133,12 @@ class Params(_Strict):
         return dict(sorted(mine.items(), key=lambda kv: (kv[0] == region, kv[0])))
 
 
+def error_where(exc: ValidationError) -> str:
+    """The first error of a params document, as 'key.path: message' (a dated item: 'clauses.X.rate.1.value')."""
+    e = exc.errors()[0]
+    return f"{'.'.join(str(k) for k in e['loc'] if k not in (_PLAIN, _DATED))}: {e['msg']}"
+
+
 def load_params(path: Path | None, cat: Catalogue) -> Params:
     if path is None:
         return Params()
@@ -79,8 +151,7 @@ def load_params(path: Path | None, cat: Catalogue) -> Params:
     except yaml.YAMLError as exc:
         raise ParamError(f"{path}: not valid YAML ({str(exc).splitlines()[0]})") from None
     except ValidationError as exc:
-        e = exc.errors()[0]
-        raise ParamError(f"{path}: {'.'.join(map(str, e['loc']))}: {e['msg']}") from None
+        raise ParamError(f"{path}: {error_where(exc)}") from None
     for region in params.policies:
         if region not in cat.policies:
             raise ParamError(f"{path}: policies.{region}: no such region in the rules")

@@ -12,6 +12,7 @@ An overlay is a small YAML file:
     clauses:
       lingang.4: {annual_cap: 1500000}          # a value of the clause's rule file
       changning.6.1c: {rate: 0.6}               # an administrator parameter of the clause
+      changning.6.2: {rate: [{from: 2021-01-01, value: 0.01}, {from: 2023-07-01, value: 0.02}]}  # dated, as in params
       jinan.8: off                              # switched off: no new line this year
     budgets: {changning: {2025: 30000000}}      # fund ceilings, as in the params file
     carry_budget_shortfall: true                # as in the params file
@@ -19,7 +20,7 @@ An overlay is a small YAML file:
 A key a clause lists under ``params:`` in its rule file (and ``suspended``)
 changes the parameters; any other key changes the rule file's document, where
 a mapping is merged key by key into a mapping and anything else replaces the
-value. The changed documents are loaded by the rules loader itself, from a
+value (a parameter, plain or dated, replaces the parameter whole). The changed documents are loaded by the rules loader itself, from a
 temporary copy of the catalogue, and the parameters by the params model: an
 overlay is refused exactly where a rule file or a params file would be, in one
 line naming the overlay file and the key.
@@ -42,7 +43,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from disburse import job, state
 from disburse.compiled import compile_catalogue
 from disburse.money import fmt_fen, yuan_text, yuan_to_fen
-from disburse.params import ParamError, Params, check_names
+from disburse.params import ParamError, Params, check_names, error_where
 from disburse.rules import Catalogue, RuleError, TextDateLoader, load_catalogue
 from disburse.tables import RegionResult
 from transforms.facts import in_force
@@ -83,8 +84,14 @@ def _read_overlay(path: Path) -> _Overlay:
     except yaml.YAMLError as exc:
         raise OverlayError(f"{path}: not valid YAML ({str(exc).splitlines()[0]})") from None
     except ValidationError as exc:
-        e = exc.errors()[0]
-        raise OverlayError(f"{path}: {'.'.join(map(str, e['loc']))}: {e['msg']}") from None
+        raise OverlayError(f"{path}: {error_where(exc)}") from None
+
+
+def _value_text(value: Any) -> str:
+    """A changed value in words; a dated one as '0.3 from 2021-01-01, 0.25 from 2023-07-01'."""
+    if isinstance(value, list) and all(isinstance(v, dict) and set(v) == {"from", "value"} for v in value):
+        return ", ".join(f"{v['value']} from {v['from']}" for v in value)
+    return str(value)
 
 
 def apply_overlay(path: Path, base: job.Inputs, rules_dir: Path, workdir: Path) -> Scenario:
@@ -92,7 +99,7 @@ def apply_overlay(path: Path, base: job.Inputs, rules_dir: Path, workdir: Path) 
     overlay = _read_overlay(path)
     cat, params = base.catalogue, base.params
     rule_changes: dict[str, dict] = {}
-    param_doc = params.model_dump(exclude={"fingerprint"}, exclude_defaults=True)
+    param_doc = params.model_dump(exclude={"fingerprint"}, exclude_defaults=True, by_alias=True)
     param_doc.setdefault("clauses", {})
     changes = []
     for cid, change in overlay.clauses.items():
@@ -105,7 +112,7 @@ def apply_overlay(path: Path, base: job.Inputs, rules_dir: Path, workdir: Path) 
                 param_doc["clauses"].setdefault(cid, {})[key] = value
             else:
                 rule_changes.setdefault(cid, {})[key] = value
-            changes.append(f"{cid}: switched off" if key == "suspended" and value is True else f"{cid}.{key} = {value}")
+            changes.append(f"{cid}: switched off" if key == "suspended" and value is True else f"{cid}.{key} = {_value_text(value)}")
     for scope, years in overlay.budgets.items():
         param_doc.setdefault("budgets", {}).setdefault(scope, {}).update(years)
         changes += [f"budget {scope} {y}: {fmt_fen(yuan_to_fen(v))}" for y, v in sorted(years.items())]
@@ -118,8 +125,7 @@ def apply_overlay(path: Path, base: job.Inputs, rules_dir: Path, workdir: Path) 
     try:
         new_params = Params.model_validate({**param_doc, "fingerprint": digest})
     except ValidationError as exc:
-        e = exc.errors()[0]
-        raise OverlayError(f"{path}: {'.'.join(map(str, e['loc']))}: {e['msg']}") from None
+        raise OverlayError(f"{path}: {error_where(exc)}") from None
     check_names(new_params, cat, str(path))
     inputs = dataclasses.replace(base, catalogue=cat, compiled=compile_catalogue(cat, new_params), params=new_params)
     return Scenario(overlay.name or path.stem, str(path), inputs, changes)

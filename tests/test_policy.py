@@ -140,3 +140,52 @@ def test_eligible_writes_one_list_per_region(tmp_path: Path) -> None:
         (credit_code("C2"), "changning.6.1a", "200000.00", "200000.00", "changning.6.1b", "2022-12-31"),
     ])
     assert pl.read_csv(tmp_path / "invite" / "eligible-2022-lingang.csv", infer_schema=False).is_empty()
+
+
+DATED = "clauses: {changning.6.1c: {rate: %s, annual_cap: 800000}}"
+
+
+@pytest.mark.parametrize("rate, message", [
+    ("[{from: 2023-07-01, value: 0.25}, {from: 2021-01-01, value: 0.3}]",
+     "clauses.changning.6.1c.rate: the dates must increase: 2021-01-01 comes after 2023-07-01"),
+    ("[{from: 2021-01-01, value: 0.3}, {from: 2021-01-01, value: 0.25}]",
+     "clauses.changning.6.1c.rate: the date 2021-01-01 is given twice"),
+    ("[{from: 2021-01-01, value: 0.3}, {from: 2023-07-01, value: 1.25}]",
+     "clauses.changning.6.1c.rate.1.value: Input should be less than or equal to 1"),
+    ("[{from: 2021-01-01, value: 0.1234567}]",
+     "clauses.changning.6.1c.rate.0.value: Decimal input should have no more than 6 decimal places"),
+    ("[{from: 2021-01-01, value: 0.3, until: 2023-06-30}]", "clauses.changning.6.1c.rate.0.until: Extra inputs are not permitted"),
+    ("[{from: 2021-02-30, value: 0.3}]", "clauses.changning.6.1c.rate.0.from: Input should be a valid date"),
+    ("[{value: 0.3}]", "clauses.changning.6.1c.rate.0.from: Field required"),
+    ("[]", "clauses.changning.6.1c.rate: List should have at least 1 item"),
+    ("[0.3]", "clauses.changning.6.1c.rate.0: Input should be a valid dictionary"),
+])
+def test_bad_dated_parameters_are_refused_naming_file_and_key(tmp_path: Path, rate: str, message: str) -> None:
+    from disburse.params import ParamError, load_params
+
+    params = tmp_path / "params.yaml"
+    params.write_text(DATED % rate + "\n", encoding="utf-8")
+    with pytest.raises(ParamError) as caught:
+        load_params(params, load_catalogue(PROJECT_RULES))
+    assert str(caught.value).startswith(f"{params}: {message}"), str(caught.value)
+
+
+def test_a_dated_money_value_keeps_the_bounds_of_a_plain_one(tmp_path: Path) -> None:
+    from disburse.params import ParamError, load_params
+
+    params = tmp_path / "params.yaml"
+    params.write_text("clauses: {changning.6.1c: {rate: 0.5, annual_cap: [{from: 2021-01-01, value: -1}]}}\n", encoding="utf-8")
+    with pytest.raises(ParamError, match=r"clauses\.changning\.6\.1c\.annual_cap\.0\.value: Input should be greater than or equal to 0"):
+        load_params(params, load_catalogue(PROJECT_RULES))
+
+
+def test_the_params_fingerprint_covers_a_dated_value(tmp_path: Path) -> None:
+    from disburse.params import load_params
+
+    cat = load_catalogue(PROJECT_RULES)
+    prints = set()
+    for day in ("2023-07-01", "2023-07-02"):
+        params = tmp_path / f"params-{day}.yaml"
+        params.write_text(DATED % f"[{{from: 2021-01-01, value: 0.3}}, {{from: {day}, value: 0.25}}]" + "\n", encoding="utf-8")
+        prints.add(load_params(params, cat).fingerprint)
+    assert len(prints) == 2

@@ -260,7 +260,7 @@ def assemble(candidates: pl.DataFrame, tables: dict[str, pl.DataFrame], params: 
         pl.concat([new, later], how="diagonal_relaxed")
         .with_row_index("_line")
         .join(clauses, on="clause_id", how="left")
-        .join(params, on="clause_id", how="left")
+        .pipe(_with_params, params)
         .join(firms.rename({"region": "applicant_region"}), on="applicant_id", how="left")
         .pipe(facts_for, applicants, "year_of_matter", YEARLY_FACTS)
         .join(tables["size_rates"], on=["clause_id", "size"], how="left")
@@ -269,12 +269,31 @@ def assemble(candidates: pl.DataFrame, tables: dict[str, pl.DataFrame], params: 
             pl.coalesce("annual_cap_fen", "p_annual_cap_fen").alias("annual_cap_fen"),
             pl.coalesce("item_cap_fen", "p_item_cap_fen").alias("item_cap_fen"),
             pl.coalesce("fixed_fen", "p_amount_fen").alias("fixed_fen"),
+            # the date a dated administrator value the line uses took effect (null: plain, or the rule's own)
+            pl.when(pl.col("size_rate_ppm").is_null() & pl.col("rate_ppm").is_null()).then("p_rate_from").alias("rate_from"),
+            pl.when(pl.col("annual_cap_fen").is_null()).then("p_annual_cap_from").alias("annual_cap_from"),
+            pl.when(pl.col("item_cap_fen").is_null()).then("p_item_cap_from").alias("item_cap_from"),
+            pl.when(pl.col("fixed_fen").is_null()).then("p_amount_from").alias("fixed_from"),
         )
         .with_columns(
             eligibility_reason(year).alias("blocked"),
             # a line of an earlier year's matter, paid late in this run (SPEC §3)
             (pl.col("year_of_matter") < year).alias("late"),
         )
+    )
+
+
+def _with_params(lines: pl.DataFrame, params: pl.DataFrame) -> pl.DataFrame:
+    """The administrator's values in force on each line's date (SPEC §5.9): the row of its clause with the
+    latest ``p_from`` on or before ``line_date`` (PARAM_SCHEMA). Without a dated value, one row a clause."""
+    if params.height == params.get_column("clause_id").n_unique():
+        return lines.join(params.drop("p_from"), on="clause_id", how="left")
+    return (
+        lines.sort("line_date", nulls_last=True)
+        .join_asof(params.sort("p_from"), left_on="line_date", right_on="p_from", by="clause_id", strategy="backward",
+                   check_sortedness=False)  # both sorted just above
+        .drop("p_from")
+        .sort("_line")
     )
 
 
@@ -516,14 +535,15 @@ def installment_shares(lines: pl.DataFrame, tables: dict[str, pl.DataFrame]) -> 
 
 
 def _require_params(lines: pl.DataFrame, compiled: Region) -> None:
-    """A live line of a clause whose administrator parameter is missing (``p_missing``, found when the
-    catalogue was compiled) and not given otherwise (a size rate) stops the run (SPEC §5.9)."""
+    """A live line of a clause whose administrator parameter is missing on its date (``p_missing``: not
+    given, or dated after the line) and not given otherwise (a size rate) stops the run (SPEC §5.9)."""
     effective = {"rate": "rate_ppm", "annual_cap": "annual_cap_fen", "item_cap": "item_cap_fen", "amount": "fixed_fen"}
     live = lines.filter(pl.col("blocked").is_null() & ~pl.col("scheduled"))
     for name, col in effective.items():
         missing = live.filter(pl.col("p_missing").list.contains(name) & pl.col(col).is_null())
         if not missing.is_empty():
-            raise compiled.missing_parameter(f"{missing.get_column('clause_id').sort().first()}.{name}")
+            first = missing.sort("clause_id", "line_date").row(0, named=True)
+            raise compiled.missing_parameter(f"{first['clause_id']}.{name}", first["line_date"])
 
 
 def clawbacks(applicants: pl.DataFrame, history: pl.DataFrame, recovered: pl.DataFrame, year: int, region: str,

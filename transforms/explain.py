@@ -73,6 +73,19 @@ def _formula() -> pl.Expr:
     )
 
 
+# A dated administrator value a line uses (SPEC §5.9): its words, its value and the column of the date it took effect.
+DATED_PARAMS = [("比例", P(c("p_rate_ppm")), "rate_from"), (REASONS["cap:annual"], F(c("p_annual_cap_fen")), "annual_cap_from"),
+                (REASONS["cap:item"], F(c("p_item_cap_fen")), "item_cap_from"), ("定额", F(c("p_amount_fen")), "fixed_from")]
+
+
+def _dated_params() -> pl.Expr:
+    """'管理部门参数 比例 25%（自 2023-07-01 起）': each dated value in force on the line's date that it uses."""
+    parts = [pl.when(c(since).is_not_null()).then(pl.format("{} {}（自 {} 起）", pl.lit(word), value, c(since).dt.to_string("%Y-%m-%d")))
+             for word, value, since in DATED_PARAMS]
+    used = ~c("scheduled") & pl.any_horizontal(c(since).is_not_null() for _, _, since in DATED_PARAMS)
+    return pl.when(used).then(pl.format("管理部门参数 {}", pl.concat_str(parts, separator="，", ignore_nulls=True)))
+
+
 def _steps() -> list[pl.Expr]:
     return [
         pl.when(_flag("late_recognition")).then(pl.format(
@@ -81,6 +94,7 @@ def _steps() -> list[pl.Expr]:
             pl.when(c("recognized_on").is_not_null()).then(pl.format("{} 认定", c("recognized_on").dt.to_string("%Y-%m-%d")))
             .otherwise(pl.lit("验收记录")), c("year_of_matter"))),
         pl.when(c("detail").is_not_null()).then(pl.format("{}：{}", c("source"), c("detail"))).otherwise(c("source")),
+        _dated_params(),
         pl.when(_flag("approved_rate_capped"))
         .then(pl.format("核定比例 {} 高于条款比例 {}，按 {}", P(c("approved_ppm")), P(c("eff_rate_ppm")), P(c("eff_rate_ppm")))),
         pl.when(c("scheduled")).then(pl.format("{} 年核定奖励 {}", c("earned_year"), F(c("award_fen")))).otherwise(_formula()),
