@@ -202,7 +202,7 @@ def bad_dir(tmp_path: Path, case: str) -> Path:
     ("empty_sheet", "is empty"),
     ("two_sheets", "two sources for ledger rd"),
     ("csv_and_sheet", "two sources for ledger rd"),
-    ("missing_column", "missing column rd_expense (研发投入金额)"),
+    ("missing_column", "missing column rd_expense in ledger rd (a header rd_expense or 研发投入金额)"),
     ("both_names", "header 统一社会信用代码 and header applicant_id both name column applicant_id"),
 ])
 def test_bad_input_stops_the_run_with_one_line_and_exit_2_touching_nothing(tmp_path: Path, case: str, words: str) -> None:
