@@ -23,10 +23,12 @@ import errno
 import io
 import os
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import polars as pl
+
+from disburse.sheets import FAULT, SPREADSHEET_SUFFIXES, BookError, frame_sha256, is_spreadsheet, open_book, read_sheet, visible_sheets
 
 ROW = "_row"
 
@@ -34,48 +36,77 @@ ROW = "_row"
 # fen (Int64); "rate" is a share 0..1 held as integer millionths (Int64).
 STR, INT, DATE, BOOL, MONEY, RATE, NUMBER = "str", "int", "date", "bool", "money", "rate", "number"
 
-SIZES = ("large", "medium", "small", "micro")
-SECTORS = ("ai", "blockchain", "collab", "other")
-COMPUTE_CATEGORIES = ("telecom", "cloud", "compute_center", "supercomputing", "platform_service")
-HIGHER_LEVELS = ("national", "provincial", "municipal")
-FINANCING_KINDS = ("paid_in_capital", "vc_investment", "loan", "bond", "listing")
-RECOGNITION_LEVELS = (
-    "national", "provincial", "municipal", "cns", "ccf_a", "demo", "advantage", "national_key_lab",
-)
+# Every enumeration value with its one Chinese name (what a bureau types, and
+# what a template's drop-down offers). A value is read by either name; see
+# README "The ledgers' Chinese names".
+SIZES_ZH = {"large": "大型", "medium": "中型", "small": "小型", "micro": "微型"}
+SECTORS_ZH = {"ai": "人工智能", "blockchain": "区块链", "collab": "协同创新", "other": "其他"}
+COMPUTE_CATEGORIES_ZH = {
+    "telecom": "通信服务", "cloud": "云服务", "compute_center": "算力中心",
+    "supercomputing": "超算", "platform_service": "公共算力平台服务",
+}
+HIGHER_LEVELS_ZH = {"national": "国家级", "provincial": "省级", "municipal": "市级"}
+FINANCING_KINDS_ZH = {
+    "paid_in_capital": "实缴资本", "vc_investment": "风险投资", "loan": "贷款", "bond": "债券", "listing": "上市",
+}
+RECOGNITION_LEVELS_ZH = {
+    **HIGHER_LEVELS_ZH,
+    "cns": "CNS论文", "ccf_a": "CCF A类论文", "demo": "示范企业", "advantage": "优势企业",
+    "national_key_lab": "国家重点实验室",
+}
 # The team's project categories (SPEC §3 leaves them to us); each names the
 # kind of project a clause pays for. See README "Project categories".
-PROJECT_CATEGORIES = (
-    "key_technology",          # lingang.1, xuhui.5, hangzhou.2
-    "open_source_platform",    # lingang.2a/2b
-    "public_dataset",          # lingang.3.1a/3.1b
-    "industry_dataset",        # lingang.3.2a/3.2b
-    "ai_transformation",       # lingang.5.1
-    "pilot_scenario",          # lingang.5.2
-    "ai_procurement",          # lingang.5.3a/5.3b
-    "smart_city",              # lingang.5.5
-    "service_platform",        # lingang.6.1a/b/c
-    "rd_institution",          # lingang.9.2
-    "higher_level_funded",     # changning.7.1, jinan.4b
-    "innovation_project",      # changning.7.2
-    "open_scenario",           # changning.7.3
-    "scenario_platform",       # hangzhou.11
-    "data_exchange",           # hangzhou.6
-    "trading_platform",        # hangzhou.7
-    "application_scenario",    # jinan.3a/3b
-    "big_science",             # jinan.4a
-    "patent_insurance",        # lingang.10.2a
-    "other",
-)
-EVENT_KINDS = (
-    "forum", "competition", "exhibition_hosted", "exhibition_attended",
-    "conference", "ecosystem", "summit", "other",
-)
+PROJECT_CATEGORIES_ZH = {
+    "key_technology": "关键技术攻关",         # lingang.1, xuhui.5, hangzhou.2
+    "open_source_platform": "开源平台",       # lingang.2a/2b
+    "public_dataset": "公共数据集",           # lingang.3.1a/3.1b
+    "industry_dataset": "行业数据集",         # lingang.3.2a/3.2b
+    "ai_transformation": "智能化改造",        # lingang.5.1
+    "pilot_scenario": "试点场景",             # lingang.5.2
+    "ai_procurement": "智能产品采购",         # lingang.5.3a/5.3b
+    "smart_city": "智慧城市",                 # lingang.5.5
+    "service_platform": "公共服务平台",       # lingang.6.1a/b/c
+    "rd_institution": "研发机构",             # lingang.9.2
+    "higher_level_funded": "上级资助项目",    # changning.7.1, jinan.4b
+    "innovation_project": "创新产业项目",     # changning.7.2
+    "open_scenario": "开放场景",              # changning.7.3
+    "scenario_platform": "场景开放服务平台",  # hangzhou.11
+    "data_exchange": "数据集交易",            # hangzhou.6
+    "trading_platform": "交易平台",           # hangzhou.7
+    "application_scenario": "应用场景",       # jinan.3a/3b
+    "big_science": "大科学计划",              # jinan.4a
+    "patent_insurance": "专利保险",           # lingang.10.2a
+    "other": "其他",
+}
+EVENT_KINDS_ZH = {
+    "forum": "论坛", "competition": "大赛", "exhibition_hosted": "主办展会", "exhibition_attended": "参展",
+    "conference": "会议", "ecosystem": "生态活动", "summit": "峰会", "other": "其他",
+}
+# A bureau's word that names more than one value: never read as either (a rejected row, reason ambiguous_value).
+AMBIGUOUS_ZH = {"size": {"小微": ("small", "micro"), "中小": ("medium", "small"), "中小微": ("medium", "small", "micro")}}
+
+SIZES = tuple(SIZES_ZH)
+SECTORS = tuple(SECTORS_ZH)
+COMPUTE_CATEGORIES = tuple(COMPUTE_CATEGORIES_ZH)
+HIGHER_LEVELS = tuple(HIGHER_LEVELS_ZH)
+FINANCING_KINDS = tuple(FINANCING_KINDS_ZH)
+RECOGNITION_LEVELS = tuple(RECOGNITION_LEVELS_ZH)
+PROJECT_CATEGORIES = tuple(PROJECT_CATEGORIES_ZH)
+EVENT_KINDS = tuple(EVENT_KINDS_ZH)
+# enumeration (its English values) -> its Chinese names
+ENUM_ZH: dict[tuple[str, ...], dict[str, str]] = {
+    SIZES: SIZES_ZH, SECTORS: SECTORS_ZH, COMPUTE_CATEGORIES: COMPUTE_CATEGORIES_ZH,
+    HIGHER_LEVELS: HIGHER_LEVELS_ZH, FINANCING_KINDS: FINANCING_KINDS_ZH,
+    RECOGNITION_LEVELS: RECOGNITION_LEVELS_ZH, PROJECT_CATEGORIES: PROJECT_CATEGORIES_ZH,
+    EVENT_KINDS: EVENT_KINDS_ZH,
+}
 
 
 @dataclass(frozen=True)
 class Col:
     name: str
     type: str
+    zh: str = ""                   # its one Chinese name (a header may be either)
     required: bool = True          # the column must be present in the file
     nullable: bool = False         # an empty value is allowed
     enum: tuple[str, ...] | None = None
@@ -98,8 +129,60 @@ class Ledger:
     def column_names(self) -> list[str]:
         return [c.name for c in self.columns]
 
+    @property
+    def zh(self) -> str:
+        """The ledger's one Chinese name (a file or sheet may be named by either)."""
+        return LEDGER_ZH[self.name]
+
+    def column_zh(self) -> dict[str, str]:
+        """English column name -> its Chinese name, for the columns this ledger has."""
+        return {c.name: c.zh for c in self.columns}
+
     def col(self, name: str) -> Col:
         return next(c for c in self.columns if c.name == name)
+
+
+# The Chinese name of each ledger, and of each column by ledger. A column's
+# name is the same wherever the English name is the same, except where the
+# ledger gives it its own (COLUMN_ZH_BY_LEDGER). Columns a ledger may gain
+# (applicants.year; prior_payments.installment/installments/award) are named
+# here already: a name for a column a ledger lacks is never read.
+LEDGER_ZH = {
+    "applicants": "申报主体", "rent": "房租", "rd": "研发投入", "revenue": "营业收入", "compute": "算力账单",
+    "projects": "项目", "events": "活动", "recognitions": "认定", "financing": "融资", "prior_payments": "历史兑付",
+}
+COLUMN_ZH = {
+    "applicant_id": "统一社会信用代码", "name": "企业名称", "region": "所属区域",
+    "established_on": "成立日期", "registered_in_region_on": "落户日期", "size": "企业规模",
+    "above_scale": "是否规上企业", "sector": "所属领域", "credit_ok": "信用记录良好",
+    "relocated_out_on": "迁出日期", "fraud_found_on": "查实弄虚作假日期",
+    "row_id": "行编号", "year": "年度",
+    "carrier": "载体名称", "key_carrier": "是否重点载体", "area_m2": "面积（平方米）", "rent_paid": "实付房租",
+    "self_use": "是否自用", "demo_base_operator": "是否示范基地运营方",
+    "rd_expense": "研发投入金额", "main_revenue": "主营业务收入", "overseas_revenue": "境外收入",
+    "billed_on": "账单日期", "category": "类别", "vendor": "服务商", "related_party": "是否关联方",
+    "amount": "金额",
+    "project_id": "项目编号", "total_investment": "总投资", "ai_investment": "智能化投资", "rd_cost": "研发费用",
+    "operating_cost": "运营费用", "purchase_amount": "采购金额", "service_volume": "服务金额",
+    "higher_level_funding": "上级资助金额", "higher_level": "上级资助级别", "accepted_on": "验收日期",
+    "event_id": "活动编号", "held_on": "举办日期", "kind": "类型", "cost": "活动费用", "venue_rent": "场租",
+    "clause_id": "条款编号", "matter_id": "事项编号", "level": "认定级别", "recognized_on": "认定日期",
+    "approved_amount": "核定金额", "approved_rate": "核定比例", "quantity": "数量",
+    "dated_on": "日期", "interest_paid": "实付利息", "guarantee_fee": "担保费", "investor_id": "投资方信用代码",
+    "installment": "期次", "installments": "总期数", "award": "奖励总额",
+}
+COLUMN_ZH_BY_LEDGER = {
+    ("compute", "amount"): "账单金额", ("financing", "amount"): "融资金额", ("prior_payments", "amount"): "已兑付金额",
+    ("compute", "category"): "算力类别", ("projects", "category"): "项目类别",
+    ("events", "kind"): "活动类型", ("financing", "kind"): "融资类型",
+    ("rent", "row_id"): "租赁编号", ("compute", "row_id"): "账单编号", ("financing", "row_id"): "融资编号",
+    ("financing", "dated_on"): "融资日期",
+}
+
+
+def column_zh(ledger: str, column: str) -> str:
+    """The Chinese name of COLUMN in LEDGER (also for a column the ledger may gain)."""
+    return COLUMN_ZH_BY_LEDGER.get((ledger, column)) or COLUMN_ZH[column]
 
 
 def _c(name, type_=STR, **kw) -> Col:
@@ -247,6 +330,10 @@ LEDGERS: dict[str, Ledger] = {
     ),
 }
 
+# Each column carries its Chinese name (Col.zh), from the tables above.
+LEDGERS = {
+    n: replace(l, columns=tuple(replace(c, zh=column_zh(n, c.name)) for c in l.columns)) for n, l in LEDGERS.items()
+}
 LEDGER_ORDER = tuple(LEDGERS)
 
 
@@ -278,24 +365,79 @@ def _not_a_file(path: Path) -> str | None:
     return None
 
 
-def find_file(ledgers_dir: Path, name: str) -> Path | None:
-    """The ledger's file in DIR: NAME.csv or NAME.parquet (two is an error).
+@dataclass(frozen=True)
+class Source:
+    """Where a ledger is read from: a file (CSV, Parquet, or a spreadsheet's first visible sheet) or a
+    workbook's sheet named for the ledger."""
+    path: Path
+    sheet: str | None = None
 
-    A name that exists but is no readable file (a directory, a dangling
-    symlink, a symlink loop, a pipe) stops the run: it is never taken for an
-    absent ledger.
+    def __str__(self) -> str:
+        return f"{self.path} sheet {self.sheet}" if self.sheet is not None else str(self.path)
+
+
+FILE_SUFFIXES = (".csv", ".parquet", *SPREADSHEET_SUFFIXES)
+
+
+def ledger_named(name: str) -> str | None:
+    """The ledger a file stem or a sheet name names, by its English or its Chinese name (None: none)."""
+    name = name.strip()
+    return name if name in LEDGERS else next((n for n, z in LEDGER_ZH.items() if z == name), None)
+
+
+def find_sources(ledgers_dir: Path) -> dict[str, Source]:
+    """Each ledger's source in DIR.
+
+    A file named for a ledger (``compute.csv``, ``算力账单.xlsx``, ``rd.parquet``) is that ledger; a
+    spreadsheet named otherwise (``台账.xlsx``) is a workbook whose visible sheets named for a ledger are
+    those ledgers (its other sheets are ignored). Two sources for one ledger stop the run, naming both.
+    Excel's lock files (``~$…``) and hidden files are not read. A name that exists but is no readable
+    file (a directory, a dangling symlink, a symlink loop, a pipe) stops the run: it is never taken for
+    an absent ledger.
     """
-    found = []
-    for p in (ledgers_dir / f"{name}.csv", ledgers_dir / f"{name}.parquet"):
-        if not os.path.lexists(p):
+    found: dict[str, Source] = {}
+
+    def claim(name: str, src: Source) -> None:
+        if name in found:
+            raise InputError(f"{found[name]} and {src}: two sources for ledger {name} ({LEDGER_ZH[name]}); keep one")
+        found[name] = src
+
+    entries = sorted(ledgers_dir.iterdir(), key=lambda p: p.name)
+    books = []
+    for p in entries:
+        if p.name.startswith(("~$", ".")) or p.suffix.lower() not in FILE_SUFFIXES:
+            continue
+        name = ledger_named(p.stem)
+        if name is None and not is_spreadsheet(p):
             continue
         why = _not_a_file(p)
         if why:
-            raise InputError(f"{p}: ledger {name} {why}")
-        found.append(p)
-    if len(found) > 1:
-        raise InputError(f"{found[0]} and {found[1]}: two files for ledger {name}; keep one")
-    return found[0] if found else None
+            raise InputError(f"{p}: {'ledger ' + name if name else 'workbook'} {why}")
+        if name is not None:
+            claim(name, Source(p))
+        else:
+            books.append(p)
+    for p in books:
+        sheets = [s for s in _visible(p) if ledger_named(s)]
+        if not sheets:
+            raise InputError(f"{p}: no visible sheet is named for a ledger (a workbook's sheets are named "
+                             f"applicants or 申报主体, compute or 算力账单, ...)")
+        for s in sheets:
+            claim(ledger_named(s), Source(p, s))
+    return found
+
+
+def _visible(path: Path) -> list[str]:
+    try:
+        return visible_sheets(open_book(path))
+    except BookError as exc:
+        raise InputError(f"{path}: {exc}") from None
+
+
+def find_file(ledgers_dir: Path, name: str) -> Path | None:
+    """The file ledger NAME is read from in DIR (None: absent); see ``find_sources``."""
+    src = find_sources(ledgers_dir).get(name)
+    return src.path if src else None
 
 
 def empty_raw(ledger: Ledger) -> pl.DataFrame:
@@ -305,9 +447,12 @@ def empty_raw(ledger: Ledger) -> pl.DataFrame:
 @dataclass
 class RawLedger:
     """A ledger read as text: the frame (``_row``, the columns, ``_malformed`` when a record was
-    malformed) and the text encoding of its file."""
+    malformed, ``_fault:<column>`` for a spreadsheet's cells that could not be read exactly), the text
+    encoding of its file (None for a spreadsheet) and, for a sheet, the sheet's name and digest."""
     frame: pl.DataFrame
-    encoding: str
+    encoding: str | None
+    sheet: str | None = None
+    sheet_sha256: str | None = None
 
 
 def _first_line(exc: Exception) -> str:
@@ -328,13 +473,28 @@ def _decode(path: Path, data: bytes) -> tuple[str, str]:
     return text, "utf-8"
 
 
-def _header(path: Path, names: list[str], ledger: Ledger) -> list[str]:
-    """Header names stripped of blanks and BOM; a ledger column named twice stops the run."""
+def aliases(ledger: Ledger) -> dict[str, str]:
+    """Every name a header may give a column of LEDGER (English or Chinese) -> the column."""
+    return {**{c.name: c.name for c in ledger.columns}, **{c.zh: c.name for c in ledger.columns if c.zh}}
+
+
+def _header(path, names: list[str], ledger: Ledger) -> list[str]:
+    """Header names stripped of blanks and BOM, each ledger column's Chinese name read as its English one.
+    A column named twice (twice the same, or once by each name) stops the run, naming both headers."""
     names = [n.strip().lstrip("\ufeff").strip() for n in names]
-    for c in ledger.column_names:
-        if names.count(c) > 1:
-            raise InputError(f"{path}: column {c} appears {names.count(c)} times in the header of ledger {ledger.name}")
-    return names
+    alias = aliases(ledger)
+    seen: dict[str, str] = {}
+    for n in names:
+        c = alias.get(n)
+        if c is None:
+            continue
+        if c in seen and seen[c] == n:
+            raise InputError(f"{path}: column {c} appears {names.count(n)} times in the header of ledger {ledger.name}")
+        if c in seen:
+            raise InputError(f"{path}: header {seen[c]} and header {n} both name column {c} of ledger "
+                             f"{ledger.name} ({ledger.zh}); keep one")
+        seen[c] = n
+    return [alias.get(n, n) for n in names]
 
 
 def _split_records(path: Path, text: str, ledger: Ledger) -> pl.DataFrame:
@@ -459,10 +619,32 @@ def _parquet_frame(df: pl.DataFrame, ledger: Ledger) -> pl.DataFrame:
     ) if decimals else df
 
 
-def read_raw(path: Path, ledger: Ledger) -> RawLedger:
-    """Every column as text (or typed, from Parquet: ``native``), plus ``_row``. Raises InputError on file faults."""
+def _read_spreadsheet(src: Source, ledger: Ledger) -> tuple[pl.DataFrame, str]:
+    """A ledger's sheet (SRC's sheet, or its file's first visible one) and the sheet's name."""
     try:
-        if path.suffix == ".parquet":
+        book = open_book(src.path)
+        sheet = src.sheet
+        if sheet is None:
+            visible = visible_sheets(book)
+            if not visible:
+                raise BookError("an empty workbook (no visible sheet)")
+            sheet = visible[0]
+        types = {c.name: c.type for c in ledger.columns}
+        return read_sheet(book, src.path, sheet, types, lambda names: _header(Source(src.path, sheet), names, ledger)), sheet
+    except BookError as exc:
+        raise InputError(f"{src.path}: {exc}") from None
+
+
+def read_raw(path: Path | Source, ledger: Ledger) -> RawLedger:
+    """Every column as text (or typed, from Parquet: ``native``), plus ``_row``. Raises InputError on file faults."""
+    src = path if isinstance(path, Source) else Source(path)
+    path = src.path
+    sheet = None
+    try:
+        if is_spreadsheet(path):
+            df, sheet = _read_spreadsheet(src, ledger)
+            encoding = None
+        elif path.suffix == ".parquet":
             df, encoding = pl.read_parquet(path), "utf-8"
             df.columns = _dedupe(_header(path, df.columns, ledger))
             df = _parquet_frame(df, ledger)
@@ -472,41 +654,62 @@ def read_raw(path: Path, ledger: Ledger) -> RawLedger:
         raise
     except Exception as exc:  # noqa: BLE001 - any reader failure is a file fault
         raise InputError(f"{path}: unreadable {ledger.name} file ({_first_line(exc)})") from None
-    missing = [c.name for c in ledger.columns if c.required and c.name not in df.columns]
+    where = f"{path} sheet {sheet}" if sheet is not None else str(path)
+    missing = [c for c in ledger.columns if c.required and c.name not in df.columns]
     if missing:
-        raise InputError(f"{path}: missing column {missing[0]} in ledger {ledger.name}")
+        c = missing[0]
+        raise InputError(f"{where}: missing column {c.name} in ledger {ledger.name} (a header {c.name} or {c.zh})")
     for c in ledger.columns:
         if c.name not in df.columns:
             df = df.with_columns(pl.lit(None, pl.String).alias(c.name))
     extra = [MALFORMED] if MALFORMED in df.columns else []
+    extra += [FAULT + c for c in ledger.column_names if FAULT + c in df.columns]
     text = [c for c in ledger.column_names if df.schema[c] == pl.String]
-    df = df.select(*ledger.column_names, *extra).with_columns(pl.col(text).str.strip_chars().replace("", None))
-    frame = df.with_row_index(ROW, offset=2).with_columns(pl.col(ROW).cast(pl.Int64)).select(
-        [ROW, *ledger.column_names, *extra]
-    )
-    return RawLedger(frame, encoding)
+    rows = [ROW] if ROW in df.columns else []
+    df = df.select(*rows, *ledger.column_names, *extra).with_columns(pl.col(text).str.strip_chars().replace("", None))
+    if not rows:
+        df = df.with_row_index(ROW, offset=2).with_columns(pl.col(ROW).cast(pl.Int64))
+    frame = df.select([ROW, *ledger.column_names, *extra])
+    return RawLedger(frame, encoding, sheet, frame_sha256(frame) if sheet is not None else None)
 
 
-def check_ledgers_dir(ledgers_dir: Path) -> None:
-    """Every ledger's file is a readable file or absent, and the required ones are there."""
+def check_ledgers_dir(ledgers_dir: Path) -> dict[str, Source]:
+    """Every ledger's source is a readable file or absent, and the required ones are there."""
     if not ledgers_dir.is_dir():
         raise InputError(f"{ledgers_dir}: ledgers directory not found")
+    sources = find_sources(ledgers_dir)
     for name, ledger in LEDGERS.items():
-        if find_file(ledgers_dir, name) is None and not ledger.optional_file:
-            raise InputError(f"{ledgers_dir}/{name}.csv: required ledger {name} not found")
+        if name not in sources and not ledger.optional_file:
+            raise InputError(f"{ledgers_dir}/{name}.csv: required ledger {name} not found (a CSV, Parquet or "
+                             f"spreadsheet file named {name} or {ledger.zh}, or a workbook's sheet so named)")
+    return sources
 
 
-def read_ledgers(ledgers_dir: Path) -> tuple[dict[str, pl.DataFrame], dict[str, Path | None], dict[str, str | None]]:
-    """All ten ledgers as raw text frames, the file each came from and its text encoding."""
-    check_ledgers_dir(ledgers_dir)
-    frames: dict[str, pl.DataFrame] = {}
-    files: dict[str, Path | None] = {}
-    encodings: dict[str, str | None] = {}
+@dataclass
+class Read:
+    """All ledgers as read: raw frames, and per ledger its file, text encoding, sheet and sheet digest."""
+    frames: dict[str, pl.DataFrame]
+    files: dict[str, Path | None]
+    encodings: dict[str, str | None]
+    sheets: dict[str, tuple[str, str] | None]
+
+    def __iter__(self):  # frames, files, encodings = read_ledgers(...)
+        return iter((self.frames, self.files, self.encodings))
+
+    def __getitem__(self, i):
+        return (self.frames, self.files, self.encodings)[i]
+
+
+def read_ledgers(ledgers_dir: Path) -> Read:
+    """All ten ledgers as raw text frames, the file each came from and its text encoding (and sheet)."""
+    sources = check_ledgers_dir(ledgers_dir)
+    out = Read({}, {}, {}, {})
     for name, ledger in LEDGERS.items():
-        path = find_file(ledgers_dir, name)
-        if path is None:  # only optional ledgers can be absent: check_ledgers_dir saw to that
-            frames[name], files[name], encodings[name] = empty_raw(ledger), None, None
+        src = sources.get(name)
+        if src is None:  # only optional ledgers can be absent: check_ledgers_dir saw to that
+            out.frames[name], out.files[name], out.encodings[name], out.sheets[name] = empty_raw(ledger), None, None, None
             continue
-        raw = read_raw(path, ledger)
-        frames[name], files[name], encodings[name] = raw.frame, path, raw.encoding
-    return frames, files, encodings
+        raw = read_raw(src, ledger)
+        out.frames[name], out.files[name], out.encodings[name] = raw.frame, src.path, raw.encoding
+        out.sheets[name] = (raw.sheet, raw.sheet_sha256) if raw.sheet is not None else None
+    return out
