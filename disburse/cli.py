@@ -316,14 +316,15 @@ def validate(ledgers: LedgersOpt, rules: RulesOpt = None, params: ParamsOpt = No
                   f"  [{row['reason'].split(':')[0]}]", markup=False)
     if checked.rejected.height > 50:
         out.print(f"... {checked.rejected.height - 50} more")
-    stopping = checked.rejected.filter(pl.col("ledger").is_in([n for n, led in LEDGERS.items() if led.stops_the_run]))
+    stopping = checked.rejected.filter(pl.col("ledger").is_in([n for n, led in LEDGERS.items() if led.stops_the_run])
+                                       & ~pl.col("reason").str.starts_with("total_row"))
     for (ledger,), rows in stopping.group_by("ledger", maintain_order=True):
-        out.print(f"{ledger}: {rows['row'].n_unique()} rejected row(s) stop a run until corrected: "
-                  f"money already paid is never dropped (row {', '.join(map(str, rows['row'].unique(maintain_order=True).head(10)))})",
+        out.print(f"{phrases.ledger_name(ledger)}有 {rows['row'].n_unique()} 行无法读取，更正前 disburse run 将停止："
+                  f"已付款项不能舍弃（第 {'、'.join(map(str, rows['row'].unique(maintain_order=True).head(10)))} 行）",
                   markup=False)
     if checked.rejected.filter(pl.col("ledger") == "applicants").height:
-        out.print("applicants: a rejected row stops a run if the state or prior_payments holds a payment to its "
-                  "applicant id (its installments and clawbacks are owed in their years)", markup=False)
+        out.print("申报主体（applicants）的行被拒收时，若状态文件或历史兑付中已有对该主体的付款，disburse run 将停止"
+                  "（其应付分期与应追回的资金不能遗漏）", markup=False)
     if rejected:
         checked.rejected.write_csv(rejected, include_bom=True)
 

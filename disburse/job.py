@@ -129,7 +129,7 @@ def refuse_lost_payments(inputs: Inputs, checked: Validated, history: pl.DataFra
     - an ``applicants`` row that failed validation whose applicant id was paid before (state or
       prior_payments): left out, its installments due this year and a clawback due this year would be
       lost for good, not merely paid late. An applicant never paid only loses this year's lines.
-    One line: the first such row and how many more."""
+    A total row (``total_row``) stops nothing. One line: the first such row and how many more."""
     rejected = checked.rejected
     ids_paid = pl.concat([history.select("applicant_id"),
                           rejected.filter(pl.col("ledger") == "prior_payments").select("applicant_id")])
@@ -137,6 +137,9 @@ def refuse_lost_payments(inputs: Inputs, checked: Validated, history: pl.DataFra
         pl.col("ledger").is_in([n for n, led in LEDGERS.items() if led.stops_the_run])
         | ((pl.col("ledger") == "applicants") & pl.col("applicant_id").is_in(ids_paid["applicant_id"].implode()))
     )
+    # a total row (合计) of a ledger kept as a spreadsheet is no payment: rejected, never summed, not a stop
+    totals = rejected.filter(pl.col("reason").str.starts_with("total_row")).select("ledger", "row")
+    stops = stops.join(totals, on=["ledger", "row"], how="anti")
     if stops.is_empty():
         return
     order = {name: i for i, name in enumerate(LEDGER_ORDER)}

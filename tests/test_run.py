@@ -506,8 +506,22 @@ def test_an_unreadable_prior_payment_stops_the_run_in_one_line_and_writes_nothin
     assert not (out / "2022").exists()
     checked = cli("validate", "--ledgers", str(ledgers))
     assert checked.exit_code == 0, checked.output
-    assert "prior_payments row 3 amount='30万': bad_money" in checked.output
-    assert "prior_payments: 1 rejected row(s) stop a run until corrected" in " ".join(checked.output.split())
+    said = "".join(checked.output.split())
+    assert "历史兑付" in said and "第3行" in said and "30万" in said and "[bad_money]" in said, checked.output
+    assert "历史兑付（prior_payments）有1行无法读取，更正前disburserun将停止" in said, checked.output
+
+
+def test_a_total_row_of_prior_payments_is_rejected_and_does_not_stop_the_run(ledgers: Path, tmp_path: Path) -> None:
+    """A bureau's 历史兑付 sheet often ends with a 合计 row: it records no payment, so it is rejected (never
+    summed) and the run goes on; the payment above it still counts."""
+    out = tmp_path / "out"
+    pl.DataFrame({"applicant_id": [credit_code("L1"), "合计"], "clause_id": ["lingang.4", ""],
+                  "matter_id": [credit_code("L1"), ""], "year": ["2020", ""],
+                  "amount": ["100000.00", "100000.00"]}).write_csv(ledgers / "prior_payments.csv")
+    manifest, _ = run_year(ledgers, out, 2021)
+    assert manifest["inputs"]["prior_payments"]["rejected"] == 1
+    rejected = pl.read_csv(out / "2021" / "rejected.csv", infer_schema=False)
+    assert rejected.filter(pl.col("ledger") == "prior_payments")["reason"].str.starts_with("total_row").all()
 
 
 @pytest.mark.parametrize("paid_before", [True, False], ids=["paid before: stops", "never paid: rejected only"])
