@@ -198,7 +198,8 @@ def verify(
     state_file: Annotated[Optional[Path], typer.Option("--state", help="State file (default OUT/state.duckdb).")] = None,
 ) -> None:
     """Check every file of a year against its manifest and the state's record: names every file or line changed since."""
-    from disburse.verify import verify_year
+    from disburse.outputs import read_manifest
+    from disburse.verify import input_notes, verify_year
 
     try:
         problems, checked = verify_year(year_dir, state_file or year_dir.parent / "state.duckdb")
@@ -206,6 +207,8 @@ def verify(
         fail(str(exc))
     for problem in problems:
         out.print(problem, markup=False, highlight=False, soft_wrap=True)
+    for note in input_notes(read_manifest(year_dir / "manifest.json")):  # the ledgers read: a note, not a fault
+        out.print(f"注意：{note}", markup=False, highlight=False, soft_wrap=True)
     if problems:
         fail(f"{year_dir}: {len(problems)} problem(s): changed since the run that wrote them", code=1)
     out.print(f"{year_dir}: {checked} files and every line match the manifest and the state", markup=False,
