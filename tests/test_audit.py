@@ -151,7 +151,7 @@ def test_an_applicant_with_more_lines_than_a_page_is_split_across_pages() -> Non
     lines = pl.DataFrame({
         "applicant_id": ["B"] * n + ["A", "C"], "applicant_name": ["乙"] * n + ["甲", "丙"],
         "clause_id": ["x.1"] * (n + 2), "clause_title": ["t"] * (n + 2), "article": ["一"] * (n + 2),
-        "matter_id": [f"m{i}" for i in range(n + 2)], "installment": [1] * (n + 2), "installments": [1] * (n + 2),
+        "matter_id": [f"m{i}" for i in range(n + 2)], "year_of_matter": [2021] * (n + 2), "installment": [1] * (n + 2), "installments": [1] * (n + 2),
         "payable_fen": [100] * (n + 2), "steps": ["s"] * (n + 2), "reasons": [""] * (n + 2),
     })
     detail = audit.applicant_blocks(lines, part_lines=3)
