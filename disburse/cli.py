@@ -339,7 +339,7 @@ def synth(
     out_dir: Annotated[Path, typer.Option("--out", help="Directory to write the ten ledgers to.")],
     years: Annotated[str, typer.Option("--years", help="Years of rows to keep, FIRST-LAST.")] = "2020-2026",
     seed: Annotated[int, typer.Option("--seed", help="Seed of the generated part: same seed, same bytes.")] = 13,
-    fmt: Annotated[str, typer.Option("--format", help="parquet (typed columns) or csv")] = "parquet",
+    fmt: Annotated[str, typer.Option("--format", help="parquet (typed columns), csv or xlsx (a workbook per ledger, Chinese headers)")] = "parquet",
     bad_rows: Annotated[bool, typer.Option("--bad-rows", help="Add the demo's deliberately faulty rows.")] = False,
 ) -> None:
     """Generate realistic ledgers: every tier, ladder step, cap and installment reached by some firms."""
@@ -347,8 +347,8 @@ def synth(
 
     from disburse import synth as generator
 
-    if fmt not in ("parquet", "csv"):
-        fail(f"--format {fmt}: expected parquet or csv")
+    if fmt not in ("parquet", "csv", "xlsx"):
+        fail(f"--format {fmt}: expected parquet, csv or xlsx")
     try:
         first, last = (int(y) for y in years.split("-", 1))
     except ValueError:
