@@ -23,7 +23,7 @@ import errno
 import io
 import os
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import polars as pl
@@ -34,48 +34,77 @@ ROW = "_row"
 # fen (Int64); "rate" is a share 0..1 held as integer millionths (Int64).
 STR, INT, DATE, BOOL, MONEY, RATE, NUMBER = "str", "int", "date", "bool", "money", "rate", "number"
 
-SIZES = ("large", "medium", "small", "micro")
-SECTORS = ("ai", "blockchain", "collab", "other")
-COMPUTE_CATEGORIES = ("telecom", "cloud", "compute_center", "supercomputing", "platform_service")
-HIGHER_LEVELS = ("national", "provincial", "municipal")
-FINANCING_KINDS = ("paid_in_capital", "vc_investment", "loan", "bond", "listing")
-RECOGNITION_LEVELS = (
-    "national", "provincial", "municipal", "cns", "ccf_a", "demo", "advantage", "national_key_lab",
-)
+# Every enumeration value with its one Chinese name (what a bureau types, and
+# what a template's drop-down offers). A value is read by either name; see
+# README "The ledgers' Chinese names".
+SIZES_ZH = {"large": "大型", "medium": "中型", "small": "小型", "micro": "微型"}
+SECTORS_ZH = {"ai": "人工智能", "blockchain": "区块链", "collab": "协同创新", "other": "其他"}
+COMPUTE_CATEGORIES_ZH = {
+    "telecom": "通信服务", "cloud": "云服务", "compute_center": "算力中心",
+    "supercomputing": "超算", "platform_service": "公共算力平台服务",
+}
+HIGHER_LEVELS_ZH = {"national": "国家级", "provincial": "省级", "municipal": "市级"}
+FINANCING_KINDS_ZH = {
+    "paid_in_capital": "实缴资本", "vc_investment": "风险投资", "loan": "贷款", "bond": "债券", "listing": "上市",
+}
+RECOGNITION_LEVELS_ZH = {
+    **HIGHER_LEVELS_ZH,
+    "cns": "CNS论文", "ccf_a": "CCF A类论文", "demo": "示范企业", "advantage": "优势企业",
+    "national_key_lab": "国家重点实验室",
+}
 # The team's project categories (SPEC §3 leaves them to us); each names the
 # kind of project a clause pays for. See README "Project categories".
-PROJECT_CATEGORIES = (
-    "key_technology",          # lingang.1, xuhui.5, hangzhou.2
-    "open_source_platform",    # lingang.2a/2b
-    "public_dataset",          # lingang.3.1a/3.1b
-    "industry_dataset",        # lingang.3.2a/3.2b
-    "ai_transformation",       # lingang.5.1
-    "pilot_scenario",          # lingang.5.2
-    "ai_procurement",          # lingang.5.3a/5.3b
-    "smart_city",              # lingang.5.5
-    "service_platform",        # lingang.6.1a/b/c
-    "rd_institution",          # lingang.9.2
-    "higher_level_funded",     # changning.7.1, jinan.4b
-    "innovation_project",      # changning.7.2
-    "open_scenario",           # changning.7.3
-    "scenario_platform",       # hangzhou.11
-    "data_exchange",           # hangzhou.6
-    "trading_platform",        # hangzhou.7
-    "application_scenario",    # jinan.3a/3b
-    "big_science",             # jinan.4a
-    "patent_insurance",        # lingang.10.2a
-    "other",
-)
-EVENT_KINDS = (
-    "forum", "competition", "exhibition_hosted", "exhibition_attended",
-    "conference", "ecosystem", "summit", "other",
-)
+PROJECT_CATEGORIES_ZH = {
+    "key_technology": "关键技术攻关",         # lingang.1, xuhui.5, hangzhou.2
+    "open_source_platform": "开源平台",       # lingang.2a/2b
+    "public_dataset": "公共数据集",           # lingang.3.1a/3.1b
+    "industry_dataset": "行业数据集",         # lingang.3.2a/3.2b
+    "ai_transformation": "智能化改造",        # lingang.5.1
+    "pilot_scenario": "试点场景",             # lingang.5.2
+    "ai_procurement": "智能产品采购",         # lingang.5.3a/5.3b
+    "smart_city": "智慧城市",                 # lingang.5.5
+    "service_platform": "公共服务平台",       # lingang.6.1a/b/c
+    "rd_institution": "研发机构",             # lingang.9.2
+    "higher_level_funded": "上级资助项目",    # changning.7.1, jinan.4b
+    "innovation_project": "创新产业项目",     # changning.7.2
+    "open_scenario": "开放场景",              # changning.7.3
+    "scenario_platform": "场景开放服务平台",  # hangzhou.11
+    "data_exchange": "数据集交易",            # hangzhou.6
+    "trading_platform": "交易平台",           # hangzhou.7
+    "application_scenario": "应用场景",       # jinan.3a/3b
+    "big_science": "大科学计划",              # jinan.4a
+    "patent_insurance": "专利保险",           # lingang.10.2a
+    "other": "其他",
+}
+EVENT_KINDS_ZH = {
+    "forum": "论坛", "competition": "大赛", "exhibition_hosted": "主办展会", "exhibition_attended": "参展",
+    "conference": "会议", "ecosystem": "生态活动", "summit": "峰会", "other": "其他",
+}
+# A bureau's word that names more than one value: never read as either (a rejected row, reason ambiguous_value).
+AMBIGUOUS_ZH = {"size": {"小微": ("small", "micro"), "中小": ("medium", "small"), "中小微": ("medium", "small", "micro")}}
+
+SIZES = tuple(SIZES_ZH)
+SECTORS = tuple(SECTORS_ZH)
+COMPUTE_CATEGORIES = tuple(COMPUTE_CATEGORIES_ZH)
+HIGHER_LEVELS = tuple(HIGHER_LEVELS_ZH)
+FINANCING_KINDS = tuple(FINANCING_KINDS_ZH)
+RECOGNITION_LEVELS = tuple(RECOGNITION_LEVELS_ZH)
+PROJECT_CATEGORIES = tuple(PROJECT_CATEGORIES_ZH)
+EVENT_KINDS = tuple(EVENT_KINDS_ZH)
+# enumeration (its English values) -> its Chinese names
+ENUM_ZH: dict[tuple[str, ...], dict[str, str]] = {
+    SIZES: SIZES_ZH, SECTORS: SECTORS_ZH, COMPUTE_CATEGORIES: COMPUTE_CATEGORIES_ZH,
+    HIGHER_LEVELS: HIGHER_LEVELS_ZH, FINANCING_KINDS: FINANCING_KINDS_ZH,
+    RECOGNITION_LEVELS: RECOGNITION_LEVELS_ZH, PROJECT_CATEGORIES: PROJECT_CATEGORIES_ZH,
+    EVENT_KINDS: EVENT_KINDS_ZH,
+}
 
 
 @dataclass(frozen=True)
 class Col:
     name: str
     type: str
+    zh: str = ""                   # its one Chinese name (a header may be either)
     required: bool = True          # the column must be present in the file
     nullable: bool = False         # an empty value is allowed
     enum: tuple[str, ...] | None = None
@@ -95,8 +124,60 @@ class Ledger:
     def column_names(self) -> list[str]:
         return [c.name for c in self.columns]
 
+    @property
+    def zh(self) -> str:
+        """The ledger's one Chinese name (a file or sheet may be named by either)."""
+        return LEDGER_ZH[self.name]
+
+    def column_zh(self) -> dict[str, str]:
+        """English column name -> its Chinese name, for the columns this ledger has."""
+        return {c.name: c.zh for c in self.columns}
+
     def col(self, name: str) -> Col:
         return next(c for c in self.columns if c.name == name)
+
+
+# The Chinese name of each ledger, and of each column by ledger. A column's
+# name is the same wherever the English name is the same, except where the
+# ledger gives it its own (COLUMN_ZH_BY_LEDGER). Columns a ledger may gain
+# (applicants.year; prior_payments.installment/installments/award) are named
+# here already: a name for a column a ledger lacks is never read.
+LEDGER_ZH = {
+    "applicants": "申报主体", "rent": "房租", "rd": "研发投入", "revenue": "营业收入", "compute": "算力账单",
+    "projects": "项目", "events": "活动", "recognitions": "认定", "financing": "融资", "prior_payments": "历史兑付",
+}
+COLUMN_ZH = {
+    "applicant_id": "统一社会信用代码", "name": "企业名称", "region": "所属区域",
+    "established_on": "成立日期", "registered_in_region_on": "落户日期", "size": "企业规模",
+    "above_scale": "是否规上企业", "sector": "所属领域", "credit_ok": "信用记录良好",
+    "relocated_out_on": "迁出日期", "fraud_found_on": "查实弄虚作假日期",
+    "row_id": "行编号", "year": "年度",
+    "carrier": "载体名称", "key_carrier": "是否重点载体", "area_m2": "面积（平方米）", "rent_paid": "实付房租",
+    "self_use": "是否自用", "demo_base_operator": "是否示范基地运营方",
+    "rd_expense": "研发投入金额", "main_revenue": "主营业务收入", "overseas_revenue": "境外收入",
+    "billed_on": "账单日期", "category": "类别", "vendor": "服务商", "related_party": "是否关联方",
+    "amount": "金额",
+    "project_id": "项目编号", "total_investment": "总投资", "ai_investment": "智能化投资", "rd_cost": "研发费用",
+    "operating_cost": "运营费用", "purchase_amount": "采购金额", "service_volume": "服务金额",
+    "higher_level_funding": "上级资助金额", "higher_level": "上级资助级别", "accepted_on": "验收日期",
+    "event_id": "活动编号", "held_on": "举办日期", "kind": "类型", "cost": "活动费用", "venue_rent": "场租",
+    "clause_id": "条款编号", "matter_id": "事项编号", "level": "认定级别", "recognized_on": "认定日期",
+    "approved_amount": "核定金额", "approved_rate": "核定比例", "quantity": "数量",
+    "dated_on": "日期", "interest_paid": "实付利息", "guarantee_fee": "担保费", "investor_id": "投资方信用代码",
+    "installment": "期次", "installments": "总期数", "award": "奖励总额",
+}
+COLUMN_ZH_BY_LEDGER = {
+    ("compute", "amount"): "账单金额", ("financing", "amount"): "融资金额", ("prior_payments", "amount"): "已兑付金额",
+    ("compute", "category"): "算力类别", ("projects", "category"): "项目类别",
+    ("events", "kind"): "活动类型", ("financing", "kind"): "融资类型",
+    ("rent", "row_id"): "租赁编号", ("compute", "row_id"): "账单编号", ("financing", "row_id"): "融资编号",
+    ("financing", "dated_on"): "融资日期",
+}
+
+
+def column_zh(ledger: str, column: str) -> str:
+    """The Chinese name of COLUMN in LEDGER (also for a column the ledger may gain)."""
+    return COLUMN_ZH_BY_LEDGER.get((ledger, column)) or COLUMN_ZH[column]
 
 
 def _c(name, type_=STR, **kw) -> Col:
@@ -224,6 +305,10 @@ LEDGERS: dict[str, Ledger] = {
     ),
 }
 
+# Each column carries its Chinese name (Col.zh), from the tables above.
+LEDGERS = {
+    n: replace(l, columns=tuple(replace(c, zh=column_zh(n, c.name)) for c in l.columns)) for n, l in LEDGERS.items()
+}
 LEDGER_ORDER = tuple(LEDGERS)
 
 

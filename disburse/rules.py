@@ -451,6 +451,7 @@ class Policy(Strict):
     region: str
     source: str
     title: str
+    region_zh: str | None = None            # the region's Chinese name: a ledger's region may be either
     valid_from: dt.date | None = None       # None: an administrator parameter (policies.<region>.effective_from)
     valid_to: dt.date | None = None
     valid_years: int | None = Field(default=None, ge=1)  # with a parameter start: window length
@@ -512,6 +513,11 @@ def _load_yaml(path: Path) -> dict:
     if not isinstance(data, dict):
         raise RuleError(f"{path}: expected a mapping of keys")
     return data
+
+
+def region_names(catalogue: Catalogue) -> dict[str, str]:
+    """Region id -> its Chinese name (policy.yaml ``region_zh``), for the regions that give one."""
+    return {r: p.region_zh for r, p in sorted(catalogue.policies.items()) if p.region_zh}
 
 
 def load_catalogue(rules_dir: Path) -> Catalogue:
