@@ -1,4 +1,4 @@
-"""Command line: ``disburse run | verify | approve | diff | validate | explain | rules | serve``.
+"""Command line: ``disburse run | verify | approve | diff | validate | explain | rules | serve | template | ledgers``.
 
 A run that cannot proceed prints one line on stderr and exits 2; nothing is
 written and the state is unchanged.
@@ -363,6 +363,32 @@ def synth(
 
 
 @app.command()
+def template(
+    out_file: Annotated[Path, typer.Option("--out", help="The workbook to write (.xlsx).")],
+    ledgers: Annotated[Optional[str], typer.Option(
+        "--ledgers", help="Only these ledgers, comma-separated, English or Chinese names (applicants always).")] = None,
+    rules: RulesOpt = None,
+) -> None:
+    """Write the workbook a bureau fills in: a sheet per ledger, Chinese headers, formats, drop-downs, 说明."""
+    from disburse.ledgers import LEDGER_ZH
+    from disburse.template import chosen, write_template
+
+    if out_file.suffix.lower() != ".xlsx":
+        fail(f"--out {out_file}: the template is an .xlsx workbook")
+    if out_file.stem in LEDGER_ZH or out_file.stem in LEDGER_ZH.values():
+        fail(f"--out {out_file}: a file named after one ledger is read as that ledger alone; choose another name")
+    if not out_file.parent.is_dir():
+        fail(f"--out {out_file}: directory {out_file.parent} not found")
+    try:
+        names = chosen(ledgers.split(",") if ledgers else None)
+    except ValueError as exc:
+        fail(str(exc))
+    write_template(out_file, _catalogue(rules), names)
+    out.print(f"{out_file}: 说明 and {len(names)} ledger sheets ({', '.join(names)})", markup=False, highlight=False,
+              soft_wrap=True)
+
+
+@app.command()
 def serve(
     ledgers: LedgersOpt,
     out_dir: Annotated[Path, typer.Option("--out", help="Output directory; files go to OUT/YEAR/REGION/.")],
@@ -526,6 +552,25 @@ def rules_coverage(rules: RulesOpt = None,
         _print_frame(per_clause, "Clauses")
     elif not missing.is_empty():
         _print_frame(missing, "Not yet encoded or tested")
+
+
+ledgers_app = typer.Typer(no_args_is_help=True, help="The ledgers: their reference.")
+app.add_typer(ledgers_app, name="ledgers")
+
+
+@ledgers_app.command("reference")
+def ledgers_reference(
+    out_file: Annotated[Optional[Path], typer.Option("--out", help="Write it here (default: print it).")] = None,
+    rules: RulesOpt = None,
+) -> None:
+    """Every ledger and column in Chinese and English, as Markdown (docs/ledgers.md)."""
+    from disburse.reference import markdown
+
+    text = markdown(_catalogue(rules))
+    if out_file is None:
+        sys.stdout.write(text)
+    else:
+        out_file.write_text(text, encoding="utf-8")
 
 
 def main() -> None:

@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from disburse.ledgers import BOOL, DATE, ENUM_ZH, INT, LEDGERS, MONEY, NUMBER, RATE, STR, Col, Ledger
-from disburse.rules import Catalogue, natural_key
+from disburse.rules import Catalogue, natural_key, region_names
 
 
 @dataclass(frozen=True)
@@ -27,14 +27,14 @@ class Meaning:
 _ANY = {
     "applicant_id": Meaning("申报主体的统一社会信用代码，18 位，校验位按 GB 32100-2015 核对；每一行都以它指向申报主体表中的一户",
                             "the applicant's unified social credit code (18 characters, check digit per GB 32100-2015); "
-                            "every row names its applicant by it", "91310115MA1FL2345X"),
+                            "every row names its applicant by it", "91310115MA1FL2345N"),
     "year": Meaning("该行数据所属的年度（四位数字）", "the year the row's figures belong to", "2021"),
 }
 _BY_LEDGER: dict[tuple[str, str], Meaning] = {
     ("applicants", "name"): Meaning("企业名称，与营业执照一致", "the firm's registered name", "上海某某智能科技有限公司"),
-    ("applicants", "region"): Meaning("企业注册所在、据以申报政策的区域（规则目录中的区域代码）",
+    ("applicants", "region"): Meaning("企业注册所在、据以申报政策的区域：规则目录中区域的代码或中文名",
                                       "the region whose policy the firm applies under (a region of the rules catalogue)",
-                                      "lingang"),
+                                      "临港新片区"),
     ("applicants", "established_on"): Meaning("企业成立日期（营业执照）", "the date the firm was founded", "2019-06-12"),
     ("applicants", "registered_in_region_on"): Meaning(
         "在本区域注册或迁入本区域的日期；在本区域成立的企业即成立日期",
@@ -42,8 +42,9 @@ _BY_LEDGER: dict[tuple[str, str], Meaning] = {
     ("applicants", "size"): Meaning("企业规模（大型、中型、小型、微型）", "the firm's size class", "小型"),
     ("applicants", "above_scale"): Meaning("是否规模以上企业", "whether the firm is above designated size (规上)", "是"),
     ("applicants", "sector"): Meaning("企业所属领域", "the firm's field", "人工智能"),
-    ("applicants", "credit_ok"): Meaning("信用记录是否良好；否则不予兑付", "whether the firm's credit record is clean; "
-                                         "if not, nothing is paid", "是"),
+    ("applicants", "credit_ok"): Meaning("信用记录是否良好；要求信用良好的政策对“否”的企业不予兑付",
+                                         "whether the firm's credit record is clean; a policy that requires it pays "
+                                         "nothing to a firm without one", "是"),
     ("applicants", "relocated_out_on"): Meaning("注册迁出本区域的日期；未迁出留空。政策规定年限内迁出的，追回已兑付资金",
                                                 "the date the firm moved its registration out of the region; empty if it "
                                                 "did not. A move within a policy's years claws back what it received",
@@ -73,8 +74,8 @@ _BY_LEDGER: dict[tuple[str, str], Meaning] = {
     ("compute", "billed_on"): Meaning("账单日期", "the bill's date", "2021-03-31"),
     ("compute", "category"): Meaning("所购算力的类别", "what the bill is for", "云服务"),
     ("compute", "vendor"): Meaning("服务商名称", "the vendor's name", "中国电信股份有限公司上海分公司"),
-    ("compute", "related_party"): Meaning("服务商是否为企业的关联方（关联交易不予补贴）",
-                                          "whether the vendor is a related party (such bills are not subsidised)", "否"),
+    ("compute", "related_party"): Meaning("服务商是否为企业的关联方", "whether the vendor is a related party of the "
+                                          "firm", "否"),
     ("compute", "amount"): Meaning("账单金额，元", "the bill's amount, in yuan", "183,456.78"),
     ("projects", "project_id"): Meaning("项目编号；同一项目各年用同一编号，每年一行", "the project's id, the same in "
                                         "every year; one row per project and year", "PRJ-CN-0000001"),
@@ -258,17 +259,30 @@ def enum_zh(col: Col) -> dict[str, str]:
     return dict(ENUM_ZH.get(col.enum, {})) if col.enum else {}
 
 
+# an eligibility condition -> the applicants column it reads
+_ELIGIBILITY = {"sector": "sector", "size": "size", "above_scale": "above_scale", "credit_ok": "credit_ok",
+                "max_age_years": "established_on", "max_years_since_move_in": "registered_in_region_on",
+                "moved_in": "registered_in_region_on", "new_in_region": "registered_in_region_on"}
+
+
 def readers(cat: Catalogue) -> dict[tuple[str, str], list[str]]:
     """(ledger, column) -> the clauses whose base reads it: the money column paid on, a second amount,
-    a filter (`where`, `between`), the payee. A recognitions base reads the recognition itself."""
+    a filter (`where`, `between`), the payee, and the applicant's facts its eligibility conditions name."""
     found: dict[tuple[str, str], list[str]] = {}
     for cid in sorted(cat.rules, key=natural_key):
-        base = cat.rules[cid].base
-        if base is None:
-            continue
-        cols = {c for c in (base.amount, base.second_amount, base.payee) if c} | set(base.where) | set(base.between)
-        for col in cols:
-            found.setdefault((base.ledger, col), []).append(cid)
+        rule = cat.rules[cid]
+        cols = {("applicants", _ELIGIBILITY[k]) for k, v in cat.policies[rule.region].eligibility if v is not None}
+        cols |= {("applicants", _ELIGIBILITY[k]) for k, v in rule.eligibility if v is not None}
+        base = rule.base
+        if base is not None:
+            cols |= {(base.ledger, c) for c in (base.amount, base.second_amount, base.payee) if c}
+            cols |= {(base.ledger, c) for c in (*base.where, *base.between)}
+            cols |= {("applicants", c) for c, given in (("sector", base.investee_sector), ("size", base.investee_size),
+                                                        ("registered_in_region_on", base.since_in_region)) if given}
+            if base.max_main_revenue is not None:
+                cols.add(("revenue", "main_revenue"))
+        for key in cols:
+            found.setdefault(key, []).append(cid)
     return found
 
 
@@ -290,7 +304,7 @@ def _cell(text: str) -> str:
 
 def _ledger_md(ledger: Ledger, read: dict[tuple[str, str], list[str]]) -> list[str]:
     zh, en = LEDGER_MEANING[ledger.name]
-    out = [f"### `{ledger.name}` {ledger.zh}", "", f"{en}. {zh}。", "",
+    out = [f"### `{ledger.name}` {ledger.zh}", "", f"{en[0].upper()}{en[1:]}. {zh}。", "",
            f"Key: {', '.join(f'`{k}`' for k in ledger.key)}"
            + ("; the file is required." if not ledger.optional_file else "; the file may be absent (no rows)."), "",
            "| column | 中文名 | type | required | meaning | 含义 | read by | example |",
@@ -351,8 +365,10 @@ def markdown(cat: Catalogue) -> str:
             users = [f"{lg.name}.{c.name}" for lg in LEDGERS.values() for c in lg.columns if c.enum == col.enum]
             names = enum_zh(col)
             lines += [f"| {', '.join(f'`{u}`' for u in users)} | `{v}` | {names.get(v, '')} |" for v in col.enum]
-    lines += ["", "Regions (`applicants.region`) are the regions of the rules catalogue: "
-              + ", ".join(f"`{r}` ({cat.policies[r].title})" for r in cat.regions) + ".", "",
+    regions = region_names(cat)
+    lines += ["", "`applicants.region` is a region of the rules catalogue, by its id or its Chinese name:", "",
+              "| region | 中文名 | policy |", "| --- | --- | --- |",
+              *(f"| `{r}` | {regions.get(r, '')} | {cat.policies[r].title} |" for r in cat.regions), "",
               "## The ledgers", ""]
     for ledger in LEDGERS.values():
         lines += _ledger_md(ledger, read)

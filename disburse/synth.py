@@ -52,6 +52,7 @@ from disburse.ledgers import (
     BOOL,
     COMPUTE_CATEGORIES,
     DATE,
+    ENUM_ZH,
     EVENT_KINDS,
     FINANCING_KINDS,
     INT,
@@ -1380,18 +1381,6 @@ def write(frames: dict[str, pl.DataFrame], out: Path, fmt: str, *, typed: bool =
 # Workbooks
 # --------------------------------------------------------------------------
 
-def ledger_title(ledger):  # TEMP until the Chinese names land
-    return ledger.name
-
-
-def column_title(col):  # TEMP
-    return col.name
-
-
-def enum_names(col):  # TEMP
-    return {}
-
-
 XLSX_ROWS = 1_048_575  # an Excel sheet's rows, the header's taken
 _MONEY_TEXT = r"^-?\d+(\.\d{1,2})?$"
 _NUMBER_TEXT = r"^-?\d+(\.\d+)?$"
@@ -1426,7 +1415,7 @@ def _xlsx_cell(col, e: pl.Expr, j: int, row: pl.Expr, styles: dict[str, int]) ->
     elif col.type == BOOL:
         xml = text(e.replace({"true": "是", "false": "否"}))
     elif col.enum:
-        xml = text(e.replace(enum_names(col)))
+        xml = text(e.replace(ENUM_ZH[col.enum]))
     else:
         xml = text(e)
     return xml.fill_null("")
@@ -1449,9 +1438,9 @@ def write_xlsx(path: Path, name: str, df: pl.DataFrame) -> None:
     styles_fmt = {MONEY: wb.add_format({"num_format": "#,##0.00"}), DATE: wb.add_format({"num_format": "yyyy-mm-dd"}),
                   STR: wb.add_format({"num_format": "@"})}
     head = wb.add_format({"bold": True})
-    ws = wb.add_worksheet(ledger_title(ledger))
+    ws = wb.add_worksheet(ledger.zh)
     for j, col in enumerate(ledger.columns):
-        ws.write_string(0, j, column_title(col), head)
+        ws.write_string(0, j, col.zh, head)
         ws.set_column(j, j, {MONEY: 16, DATE: 12}.get(col.type, 22 if col.type == STR else 10),
                       styles_fmt.get(col.type if col.type in (MONEY, DATE) else STR if col.type == STR else None))
     ws.freeze_panes(1, 0)
