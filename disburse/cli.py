@@ -17,7 +17,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from disburse import offline
+from disburse import offline, phrases
+from disburse.ledgers import LEDGERS as LEDGER_TABLE
 from disburse.job import JOB_ERRORS, check, choose_regions, ingest, ledger_counts, preflight
 from disburse.money import fmt_fen, total_fen
 from disburse.phrases import phrase
@@ -28,7 +29,7 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, help="Exact, expla
 out = Console()
 err = Console(stderr=True, soft_wrap=True)
 
-LedgersOpt = Annotated[Path, typer.Option("--ledgers", help="Directory of ledger files (CSV or Parquet).")]
+LedgersOpt = Annotated[Path, typer.Option("--ledgers", help="Directory of ledger files (CSV, Parquet, .xlsx/.xls/.ods).")]
 RulesOpt = Annotated[Optional[Path], typer.Option("--rules", help="Rules catalogue (default: the project's rules/).")]
 ParamsOpt = Annotated[Optional[Path], typer.Option("--params", help="YAML of administrator-set values.")]
 OnlyRegionOpt = Annotated[Optional[str], typer.Option("--region", help="Only this region.")]
@@ -289,6 +290,12 @@ def print_summary(manifest: dict, seconds: dict[str, float], year_dir: Path) -> 
     out.print(f"Files: {year_dir}/<region>/ and {year_dir}/manifest.json")
 
 
+def zh_column(ledger: str, column: str) -> str:
+    """A column's Chinese name as a person reads it ('applicant_id|year': each part)."""
+    cols = LEDGER_TABLE[ledger].column_zh() if ledger in LEDGER_TABLE else {}
+    return "、".join(cols.get(c, c) for c in column.split("|"))
+
+
 @app.command()
 def validate(ledgers: LedgersOpt, rules: RulesOpt = None, params: ParamsOpt = None,
              rejected: Annotated[Optional[Path], typer.Option("--rejected", help="Write every rejected line here (CSV).")] = None) -> None:
@@ -301,7 +308,11 @@ def validate(ledgers: LedgersOpt, rules: RulesOpt = None, params: ParamsOpt = No
     counts = ledger_counts(checked)
     _print_frame(pl.DataFrame([{"ledger": name, **c} for name, c in counts.items()]), "Validation")
     for row in checked.rejected.head(50).iter_rows(named=True):
-        out.print(f"{row['ledger']} row {row['row']} {row['column']}={row['value']!r}: {row['reason']}", markup=False)
+        where = " ".join(str(x) for x in (row["file"], row["sheet"] and f"工作表 {row['sheet']}") if x)
+        column = f"{zh_column(row['ledger'], row['column'])}（{row['column']}）" if row["column"] else "整行"
+        value = f" = {row['value']!r}" if row["value"] is not None else ""
+        out.print(f"{phrases.ledger_name(row['ledger'])} {where} 第 {row['row']} 行 {column}{value}：{row['说明']}"
+                  f"  [{row['reason'].split(':')[0]}]", markup=False)
     if checked.rejected.height > 50:
         out.print(f"... {checked.rejected.height - 50} more")
     if rejected:

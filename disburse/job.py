@@ -14,21 +14,23 @@ import time
 import uuid
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor, wait
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
 
 import polars as pl
 
-from disburse import killpoint, outputs, paths, state
+from disburse import killpoint, outputs, paths, phrases, state
 from disburse.compiled import Compiled, compile_catalogue
 from disburse.money import fen_to_decimal, total_fen
 from disburse.ledgers import LEDGER_ORDER, LEDGERS, InputError, check_ledgers_dir, read_ledgers
 from disburse.params import ParamError, Params, load_params, policy_windows
-from disburse.rules import FROM_HISTORY_KINDS, Catalogue, RuleError, load_catalogue
+from disburse.rules import FROM_HISTORY_KINDS, Catalogue, RuleError, load_catalogue, region_names
 from disburse.state import StateError
 from transforms.region import RegionResult, compute_region
 from transforms.validate import Validated, validate
+
+EXPLAINED = "说明"  # the rejected line's reason in Chinese
 
 JOB_ERRORS = (InputError, RuleError, ParamError, StateError)
 WRITERS = 2  # parts of regions' files written at once while publishing (outputs.region_writers)
@@ -43,14 +45,15 @@ class Inputs:
     raw: dict[str, pl.DataFrame]
     files: dict[str, Path | None]
     encodings: dict[str, str | None]  # each file's text encoding: utf-8, utf-8-sig (with BOM), gb18030
+    sheets: dict[str, tuple[str, str] | None] = field(default_factory=dict)  # a spreadsheet's sheet and its digest
 
 
 def ingest(ledgers_dir: Path, rules_dir: Path | None = None, params_file: Path | None = None) -> Inputs:
     killpoint.reached("ingest")
     cat = load_catalogue(rules_dir or DEFAULT_RULES)
     params = load_params(params_file, cat)
-    raw, files, encodings = read_ledgers(ledgers_dir)
-    return Inputs(cat, compile_catalogue(cat, params), params, raw, files, encodings)
+    read = read_ledgers(ledgers_dir)
+    return Inputs(cat, compile_catalogue(cat, params), params, read.frames, read.files, read.encodings, read.sheets)
 
 
 def choose_regions(cat: Catalogue, region: str | None) -> list[str]:
@@ -68,12 +71,16 @@ def check(inputs: Inputs) -> Validated:
     killpoint.reached("validate")
     cat = inputs.catalogue
     rate_ranges = {cid: r.approved_rate_range for cid, r in cat.rules.items() if r.approved_rate_range}
-    checked = validate(inputs.raw, cat.regions, cat.rules.keys(), rate_ranges, matter_ledgers=row_matter_ledgers(cat))
+    names = region_names(cat)
+    checked = validate(inputs.raw, cat.regions, cat.rules.keys(), rate_ranges, matter_ledgers=row_matter_ledgers(cat),
+                       region_zh=names)
     checked.rows_read = {name: df.height for name, df in inputs.raw.items()}
+    region = pl.col("region").replace({z: r for r, z in names.items()})
     checked.applicant_regions = (  # as read, so a rejected applicant's rejected rows still find their region
-        inputs.raw["applicants"].filter(pl.col("region").is_in(cat.regions))
+        inputs.raw["applicants"].with_columns(region).filter(pl.col("region").is_in(cat.regions))
         .group_by("applicant_id").agg(pl.col("region").first())
     )
+    checked.rejected = with_sources(checked.rejected, inputs)
     inputs.raw = {}
     return checked
 
@@ -104,6 +111,19 @@ def compute(inputs: Inputs, checked: Validated, paid: PaidBefore, year: int, reg
     mine = checked.by_region.get(region)
     return compute_region(checked.accepted if mine is None else mine, inputs.compiled.regions[region],
                           paid.history, paid.recovered, year, of_region=mine is not None)
+
+
+def with_sources(rejected: pl.DataFrame, inputs: Inputs) -> pl.DataFrame:
+    """Rejected lines with the file and sheet each row was read from, and the reason in Chinese (说明)."""
+    sources = pl.DataFrame({
+        "ledger": list(inputs.files),
+        "file": [p.name if p else None for p in inputs.files.values()],
+        "sheet": [(inputs.sheets.get(n) or (None,))[0] for n in inputs.files],
+    }, schema={"ledger": pl.String, "file": pl.String, "sheet": pl.String})
+    out = rejected.join(sources, on="ledger", how="left", maintain_order="left")
+    out = out.with_columns(phrases.rejection_expr("reason").alias(EXPLAINED))
+    return out.select("ledger", "file", "sheet", "row", "column", "value", "reason", EXPLAINED,
+                      *[c for c in rejected.columns if c not in ("ledger", "row", "column", "value", "reason")])
 
 
 def rejected_by_region(checked: Validated) -> pl.DataFrame:
@@ -335,15 +355,17 @@ def build_manifest(inputs: Inputs, checked: Validated, results: list[RegionResul
     """
     previous = outputs.read_manifest(staged.year_dir / "manifest.json")
     digest = outputs.sha256_all(  # every file hashed up front, WRITERS at a time (hashlib releases the GIL)
-        [p for p in inputs.files.values() if p] + [staged.staging / "rejected.csv"]
+        list(dict.fromkeys(p for p in inputs.files.values() if p)) + [staged.staging / "rejected.csv"]
         + [staged.region_dir(res.region) / name for res in results for name in counts[res.region]], WRITERS)
     inputs_doc = {}
     for name, counts_of in ledger_counts(checked).items():
         path = inputs.files[name]
+        sheet = inputs.sheets.get(name)
         inputs_doc[name] = {
             "file": str(path) if path else None,
             "sha256": digest[path] if path else None,
             "encoding": inputs.encodings.get(name),
+            **({"sheet": sheet[0], "sheet_sha256": sheet[1]} if sheet else {}),
             **counts_of,
             "balanced": counts_of["rows"] == counts_of["accepted"] + counts_of["rejected"],
         }

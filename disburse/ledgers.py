@@ -28,6 +28,8 @@ from pathlib import Path
 
 import polars as pl
 
+from disburse.sheets import FAULT, SPREADSHEET_SUFFIXES, BookError, frame_sha256, is_spreadsheet, open_book, read_sheet, visible_sheets
+
 ROW = "_row"
 
 # Column types. "money" is yuan with at most 2 decimals, held inside as integer
@@ -340,24 +342,79 @@ def _not_a_file(path: Path) -> str | None:
     return None
 
 
-def find_file(ledgers_dir: Path, name: str) -> Path | None:
-    """The ledger's file in DIR: NAME.csv or NAME.parquet (two is an error).
+@dataclass(frozen=True)
+class Source:
+    """Where a ledger is read from: a file (CSV, Parquet, or a spreadsheet's first visible sheet) or a
+    workbook's sheet named for the ledger."""
+    path: Path
+    sheet: str | None = None
 
-    A name that exists but is no readable file (a directory, a dangling
-    symlink, a symlink loop, a pipe) stops the run: it is never taken for an
-    absent ledger.
+    def __str__(self) -> str:
+        return f"{self.path} sheet {self.sheet}" if self.sheet is not None else str(self.path)
+
+
+FILE_SUFFIXES = (".csv", ".parquet", *SPREADSHEET_SUFFIXES)
+
+
+def ledger_named(name: str) -> str | None:
+    """The ledger a file stem or a sheet name names, by its English or its Chinese name (None: none)."""
+    name = name.strip()
+    return name if name in LEDGERS else next((n for n, z in LEDGER_ZH.items() if z == name), None)
+
+
+def find_sources(ledgers_dir: Path) -> dict[str, Source]:
+    """Each ledger's source in DIR.
+
+    A file named for a ledger (``compute.csv``, ``算力账单.xlsx``, ``rd.parquet``) is that ledger; a
+    spreadsheet named otherwise (``台账.xlsx``) is a workbook whose visible sheets named for a ledger are
+    those ledgers (its other sheets are ignored). Two sources for one ledger stop the run, naming both.
+    Excel's lock files (``~$…``) and hidden files are not read. A name that exists but is no readable
+    file (a directory, a dangling symlink, a symlink loop, a pipe) stops the run: it is never taken for
+    an absent ledger.
     """
-    found = []
-    for p in (ledgers_dir / f"{name}.csv", ledgers_dir / f"{name}.parquet"):
-        if not os.path.lexists(p):
+    found: dict[str, Source] = {}
+
+    def claim(name: str, src: Source) -> None:
+        if name in found:
+            raise InputError(f"{found[name]} and {src}: two sources for ledger {name} ({LEDGER_ZH[name]}); keep one")
+        found[name] = src
+
+    entries = sorted(ledgers_dir.iterdir(), key=lambda p: p.name)
+    books = []
+    for p in entries:
+        if p.name.startswith(("~$", ".")) or p.suffix.lower() not in FILE_SUFFIXES:
+            continue
+        name = ledger_named(p.stem)
+        if name is None and not is_spreadsheet(p):
             continue
         why = _not_a_file(p)
         if why:
-            raise InputError(f"{p}: ledger {name} {why}")
-        found.append(p)
-    if len(found) > 1:
-        raise InputError(f"{found[0]} and {found[1]}: two files for ledger {name}; keep one")
-    return found[0] if found else None
+            raise InputError(f"{p}: {'ledger ' + name if name else 'workbook'} {why}")
+        if name is not None:
+            claim(name, Source(p))
+        else:
+            books.append(p)
+    for p in books:
+        sheets = [s for s in _visible(p) if ledger_named(s)]
+        if not sheets:
+            raise InputError(f"{p}: no visible sheet is named for a ledger (a workbook's sheets are named "
+                             f"applicants or 申报主体, compute or 算力账单, ...)")
+        for s in sheets:
+            claim(ledger_named(s), Source(p, s))
+    return found
+
+
+def _visible(path: Path) -> list[str]:
+    try:
+        return visible_sheets(open_book(path))
+    except BookError as exc:
+        raise InputError(f"{path}: {exc}") from None
+
+
+def find_file(ledgers_dir: Path, name: str) -> Path | None:
+    """The file ledger NAME is read from in DIR (None: absent); see ``find_sources``."""
+    src = find_sources(ledgers_dir).get(name)
+    return src.path if src else None
 
 
 def empty_raw(ledger: Ledger) -> pl.DataFrame:
@@ -367,9 +424,12 @@ def empty_raw(ledger: Ledger) -> pl.DataFrame:
 @dataclass
 class RawLedger:
     """A ledger read as text: the frame (``_row``, the columns, ``_malformed`` when a record was
-    malformed) and the text encoding of its file."""
+    malformed, ``_fault:<column>`` for a spreadsheet's cells that could not be read exactly), the text
+    encoding of its file (None for a spreadsheet) and, for a sheet, the sheet's name and digest."""
     frame: pl.DataFrame
-    encoding: str
+    encoding: str | None
+    sheet: str | None = None
+    sheet_sha256: str | None = None
 
 
 def _first_line(exc: Exception) -> str:
@@ -390,13 +450,26 @@ def _decode(path: Path, data: bytes) -> tuple[str, str]:
     return text, "utf-8"
 
 
-def _header(path: Path, names: list[str], ledger: Ledger) -> list[str]:
-    """Header names stripped of blanks and BOM; a ledger column named twice stops the run."""
+def aliases(ledger: Ledger) -> dict[str, str]:
+    """Every name a header may give a column of LEDGER (English or Chinese) -> the column."""
+    return {**{c.name: c.name for c in ledger.columns}, **{c.zh: c.name for c in ledger.columns if c.zh}}
+
+
+def _header(path, names: list[str], ledger: Ledger) -> list[str]:
+    """Header names stripped of blanks and BOM, each ledger column's Chinese name read as its English one.
+    A column named twice (twice the same, or once by each name) stops the run, naming both headers."""
     names = [n.strip().lstrip("\ufeff").strip() for n in names]
-    for c in ledger.column_names:
-        if names.count(c) > 1:
-            raise InputError(f"{path}: column {c} appears {names.count(c)} times in the header of ledger {ledger.name}")
-    return names
+    alias = aliases(ledger)
+    seen: dict[str, str] = {}
+    for n in names:
+        c = alias.get(n)
+        if c is None:
+            continue
+        if c in seen:
+            both = f"header {seen[c]} and header {n}" if seen[c] != n else f"header {n} twice"
+            raise InputError(f"{path}: {both} both name column {c} of ledger {ledger.name} ({ledger.zh}); keep one")
+        seen[c] = n
+    return [alias.get(n, n) for n in names]
 
 
 def _split_records(path: Path, text: str, ledger: Ledger) -> pl.DataFrame:
@@ -521,10 +594,32 @@ def _parquet_frame(df: pl.DataFrame, ledger: Ledger) -> pl.DataFrame:
     ) if decimals else df
 
 
-def read_raw(path: Path, ledger: Ledger) -> RawLedger:
-    """Every column as text (or typed, from Parquet: ``native``), plus ``_row``. Raises InputError on file faults."""
+def _read_spreadsheet(src: Source, ledger: Ledger) -> tuple[pl.DataFrame, str]:
+    """A ledger's sheet (SRC's sheet, or its file's first visible one) and the sheet's name."""
     try:
-        if path.suffix == ".parquet":
+        book = open_book(src.path)
+        sheet = src.sheet
+        if sheet is None:
+            visible = visible_sheets(book)
+            if not visible:
+                raise BookError("an empty workbook (no visible sheet)")
+            sheet = visible[0]
+        types = {c.name: c.type for c in ledger.columns}
+        return read_sheet(book, src.path, sheet, types, lambda names: _header(Source(src.path, sheet), names, ledger)), sheet
+    except BookError as exc:
+        raise InputError(f"{src.path}: {exc}") from None
+
+
+def read_raw(path: Path | Source, ledger: Ledger) -> RawLedger:
+    """Every column as text (or typed, from Parquet: ``native``), plus ``_row``. Raises InputError on file faults."""
+    src = path if isinstance(path, Source) else Source(path)
+    path = src.path
+    sheet = None
+    try:
+        if is_spreadsheet(path):
+            df, sheet = _read_spreadsheet(src, ledger)
+            encoding = None
+        elif path.suffix == ".parquet":
             df, encoding = pl.read_parquet(path), "utf-8"
             df.columns = _dedupe(_header(path, df.columns, ledger))
             df = _parquet_frame(df, ledger)
@@ -534,41 +629,62 @@ def read_raw(path: Path, ledger: Ledger) -> RawLedger:
         raise
     except Exception as exc:  # noqa: BLE001 - any reader failure is a file fault
         raise InputError(f"{path}: unreadable {ledger.name} file ({_first_line(exc)})") from None
-    missing = [c.name for c in ledger.columns if c.required and c.name not in df.columns]
+    where = f"{path} sheet {sheet}" if sheet is not None else str(path)
+    missing = [c for c in ledger.columns if c.required and c.name not in df.columns]
     if missing:
-        raise InputError(f"{path}: missing column {missing[0]} in ledger {ledger.name}")
+        c = missing[0]
+        raise InputError(f"{where}: missing column {c.name} ({c.zh}) in ledger {ledger.name} ({ledger.zh})")
     for c in ledger.columns:
         if c.name not in df.columns:
             df = df.with_columns(pl.lit(None, pl.String).alias(c.name))
     extra = [MALFORMED] if MALFORMED in df.columns else []
+    extra += [FAULT + c for c in ledger.column_names if FAULT + c in df.columns]
     text = [c for c in ledger.column_names if df.schema[c] == pl.String]
-    df = df.select(*ledger.column_names, *extra).with_columns(pl.col(text).str.strip_chars().replace("", None))
-    frame = df.with_row_index(ROW, offset=2).with_columns(pl.col(ROW).cast(pl.Int64)).select(
-        [ROW, *ledger.column_names, *extra]
-    )
-    return RawLedger(frame, encoding)
+    rows = [ROW] if ROW in df.columns else []
+    df = df.select(*rows, *ledger.column_names, *extra).with_columns(pl.col(text).str.strip_chars().replace("", None))
+    if not rows:
+        df = df.with_row_index(ROW, offset=2).with_columns(pl.col(ROW).cast(pl.Int64))
+    frame = df.select([ROW, *ledger.column_names, *extra])
+    return RawLedger(frame, encoding, sheet, frame_sha256(frame) if sheet is not None else None)
 
 
-def check_ledgers_dir(ledgers_dir: Path) -> None:
-    """Every ledger's file is a readable file or absent, and the required ones are there."""
+def check_ledgers_dir(ledgers_dir: Path) -> dict[str, Source]:
+    """Every ledger's source is a readable file or absent, and the required ones are there."""
     if not ledgers_dir.is_dir():
         raise InputError(f"{ledgers_dir}: ledgers directory not found")
+    sources = find_sources(ledgers_dir)
     for name, ledger in LEDGERS.items():
-        if find_file(ledgers_dir, name) is None and not ledger.optional_file:
-            raise InputError(f"{ledgers_dir}/{name}.csv: required ledger {name} not found")
+        if name not in sources and not ledger.optional_file:
+            raise InputError(f"{ledgers_dir}/{name}.csv: required ledger {name} ({ledger.zh}) not found "
+                             f"(a CSV, Parquet or spreadsheet file named {name} or {ledger.zh}, or a workbook's sheet so named)")
+    return sources
 
 
-def read_ledgers(ledgers_dir: Path) -> tuple[dict[str, pl.DataFrame], dict[str, Path | None], dict[str, str | None]]:
-    """All ten ledgers as raw text frames, the file each came from and its text encoding."""
-    check_ledgers_dir(ledgers_dir)
-    frames: dict[str, pl.DataFrame] = {}
-    files: dict[str, Path | None] = {}
-    encodings: dict[str, str | None] = {}
+@dataclass
+class Read:
+    """All ledgers as read: raw frames, and per ledger its file, text encoding, sheet and sheet digest."""
+    frames: dict[str, pl.DataFrame]
+    files: dict[str, Path | None]
+    encodings: dict[str, str | None]
+    sheets: dict[str, tuple[str, str] | None]
+
+    def __iter__(self):  # frames, files, encodings = read_ledgers(...)
+        return iter((self.frames, self.files, self.encodings))
+
+    def __getitem__(self, i):
+        return (self.frames, self.files, self.encodings)[i]
+
+
+def read_ledgers(ledgers_dir: Path) -> Read:
+    """All ten ledgers as raw text frames, the file each came from and its text encoding (and sheet)."""
+    sources = check_ledgers_dir(ledgers_dir)
+    out = Read({}, {}, {}, {})
     for name, ledger in LEDGERS.items():
-        path = find_file(ledgers_dir, name)
-        if path is None:  # only optional ledgers can be absent: check_ledgers_dir saw to that
-            frames[name], files[name], encodings[name] = empty_raw(ledger), None, None
+        src = sources.get(name)
+        if src is None:  # only optional ledgers can be absent: check_ledgers_dir saw to that
+            out.frames[name], out.files[name], out.encodings[name], out.sheets[name] = empty_raw(ledger), None, None, None
             continue
-        raw = read_raw(path, ledger)
-        frames[name], files[name], encodings[name] = raw.frame, path, raw.encoding
-    return frames, files, encodings
+        raw = read_raw(src, ledger)
+        out.frames[name], out.files[name], out.encodings[name] = raw.frame, src.path, raw.encoding
+        out.sheets[name] = (raw.sheet, raw.sheet_sha256) if raw.sheet is not None else None
+    return out

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import polars as pl
 
+from disburse.ledgers import LEDGER_ZH
+
 # Why a line pays less, or nothing (SPEC §5.12). Keys are the codes of transforms.compute and transforms.explain.
 REASONS: dict[str, str] = {
     "outside_validity": "不在政策有效期内",
@@ -60,9 +62,9 @@ REJECTIONS: dict[str, str] = {
     "negative_number": "数值为负数",
     "bad_int": "不是整数",
     "bad_rate": "比例应在 0 到 1 之间",
-    "bad_date": "日期无效（应为 YYYY-MM-DD）",
-    "bad_bool": "应为 true 或 false",
-    "not_allowed": "取值不在允许范围内",
+    "bad_date": "日期无效（应为 2021-03-31、2021/3/31 或 2021年3月31日）",
+    "bad_bool": "应为 是 或 否（true 或 false）",
+    "not_allowed": "取值不在允许范围内（可填英文代码或中文名称）",
     "bad_year": "年份无效",
     "bad_credit_code": "统一社会信用代码无效（校验位不符）",
     "unknown_region": "该区域没有政策规则",
@@ -76,13 +78,19 @@ REJECTIONS: dict[str, str] = {
     "unknown_matter": "认定事项在台账中不存在",
     "out_of_range": "数量超出允许范围",
     "sum_out_of_range": "同一申报主体的金额合计超出可核算范围",
+    "ambiguous_date": "日期有两种读法（日、月先后不明），请写成 2021-03-04 或 2021年3月4日",
+    "ambiguous_money": "金额的分隔符有两种读法，请写成 1234.56 或 1,234.56",
+    "ambiguous_value": "该词对应多个取值（如“小微”可指小型或微型），请填写其中一个",
+    "serial_date": "应为日期，却是数字（Excel 日期序号？），请将单元格设为日期格式或直接填写日期",
+    "inexact_number": "数字单元格的值不是精确到分的金额（如公式结果 0.30000000000000004），请先取整到分",
+    "id_as_number": "编号或统一社会信用代码存成了数字，已丢失字符；请将该列设为文本格式后重新填写",
+    "cell_error": "单元格为错误值（如 #DIV/0!、#N/A），不是数值",
+    "formula_no_value": "单元格是公式，但文件中没有保存计算结果；请在 Excel 中打开并保存后再提交",
+    "total_row": "合计（小计、总计）行，不是台账记录，不计入",
 }
 
-# Ledger names as a person says them (the file names stay as SPEC §3 has them).
-LEDGERS: dict[str, str] = {
-    "applicants": "申报主体", "rent": "租金", "rd": "研发投入", "revenue": "营业收入", "compute": "算力与通信费用",
-    "projects": "项目", "events": "活动", "recognitions": "认定结果", "financing": "融资", "prior_payments": "历史兑付",
-}
+# Ledger names as a person says them: each ledger's one Chinese name (disburse.ledgers.LEDGER_ZH).
+LEDGERS: dict[str, str] = LEDGER_ZH
 
 # Ledger columns a step names (ladders, first reach).
 FIELDS: dict[str, str] = {

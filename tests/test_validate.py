@@ -56,7 +56,7 @@ def with_bad(ledger: str, column: str, value: str | None) -> dict[str, list[dict
         ("compute", "billed_on", None, "missing_value: billed_on is required"),
         ("applicants", "name", None, "missing_value"),
         ("compute", "amount", "12.345", "bad_money"),
-        ("compute", "amount", "1,000", "bad_money"),
+        ("compute", "amount", "1,00", "ambiguous_money"),  # 1,000 is a thousands separator (accepted); 1,00 is not
         ("compute", "amount", "-5", "negative_amount"),
         ("rent", "area_m2", "big", "bad_number"),
         ("rent", "area_m2", "-3", "negative_number"),
@@ -66,8 +66,8 @@ def with_bad(ledger: str, column: str, value: str | None) -> dict[str, list[dict
         ("recognitions", "quantity", "1.5", "bad_int"),
         ("recognitions", "quantity", "-1", "negative_number"),
         ("compute", "billed_on", "2021-02-30", "bad_date"),
-        ("events", "held_on", "2021-3-1", "bad_date"),
-        ("applicants", "above_scale", "True", "bad_bool"),
+        ("events", "held_on", "1/3/2022", "ambiguous_date"),  # 2022-3-1 is accepted; day-month order is not
+        ("applicants", "above_scale", "yes", "bad_bool"),  # True, TRUE, 是 are accepted
         ("rent", "self_use", "yes", "bad_bool"),
         ("compute", "category", "gpu", "not_allowed: expected one of telecom, cloud"),
         ("projects", "higher_level", "county", "not_allowed"),

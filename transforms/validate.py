@@ -23,7 +23,10 @@ import pandera.polars as pa
 import polars as pl
 
 from disburse import uscc
-from disburse.ledgers import BOOL, DATE, INT, LEDGERS, MALFORMED, MONEY, NUMBER, RATE, ROW, STR, Col, Ledger, empty_raw
+from disburse.ledgers import (
+    AMBIGUOUS_ZH, BOOL, DATE, ENUM_ZH, INT, LEDGERS, MALFORMED, MONEY, NUMBER, RATE, ROW, STR, Col, Ledger, empty_raw,
+)
+from disburse.sheets import FAULT
 from disburse.money import MAX_SUM_FEN, MONEY_RE, RATE_RE, fmt_fen, parse_money, parse_rate, rate_to_ppm
 
 APPLICANT = "applicant_id"
@@ -46,6 +49,18 @@ BAD_MONEY = "bad_money: not an amount in yuan with at most 2 decimals"
 BAD_RATE = "bad_rate: expected a share from 0 to 1"
 MAX_QUANTITY = 1_000_000_000  # a count (trainees, firms, PFLOPS): unit × quantity stays far inside Int64
 assert next(iter(LEDGERS)) == "applicants"  # validate() relies on it
+
+# The forms a bureau types, each read to exactly one canonical value (README "Values as a bureau types them").
+TRUE_WORDS, FALSE_WORDS = ("true", "TRUE", "True", "是"), ("false", "FALSE", "False", "否")
+DATE_FORMS = (  # year first, the month and day of 1 or 2 digits, one separator throughout
+    r"^([0-9]{4})-([0-9]{1,2})-([0-9]{1,2})$", r"^([0-9]{4})/([0-9]{1,2})/([0-9]{1,2})$",
+    r"^([0-9]{4})年([0-9]{1,2})月([0-9]{1,2})日$",
+)
+AMBIGUOUS_DATE_RE = r"^[0-9]{1,2}[-/.][0-9]{1,2}[-/.][0-9]{2,4}$"  # 3/4/2021: day and month could be either
+SERIAL_DATE_RE = r"^[0-9]{5}(\.[0-9]+)?$"  # 44286: an Excel serial number, not a date
+YUAN_SIGN_RE = r"^[¥￥]\s*"
+THOUSANDS_RE = r"^-?[0-9]{1,3}(,[0-9]{3})+(\.[0-9]+)?$"  # 216,543.22: groups of three only
+TOTAL_WORDS_RE = r"^(合计|总计|小计|共计)"  # a total row: never an applicant, never summed
 
 Rule = tuple[str, Callable[[pl.Expr], pl.Expr]]  # (reason, value -> passes); nulls are not its business
 
@@ -98,12 +113,14 @@ class Validated:
 
 def validate(raw: dict[str, pl.DataFrame], regions: Collection[str], clause_ids: Collection[str],
              rate_ranges: Mapping[str, tuple[Decimal, Decimal]] | None = None,
-             matter_ledgers: Mapping[str, str] | None = None) -> Validated:
+             matter_ledgers: Mapping[str, str] | None = None, region_zh: Mapping[str, str] | None = None) -> Validated:
     """``rate_ranges``: clause id -> the approved rates its recognitions may carry (lingang.5.1 10%-30%).
+    ``region_zh``: region id -> its Chinese name (a ledger's region may be either).
     ``matter_ledgers``: for each clause that pays on a ledger row, that ledger; a recognition for
     such a clause must name a row id found in it (``unknown_matter``)."""
     known = {"region": list(regions), "clause_id": list(clause_ids), APPLICANT: None}
     regions = list(regions)
+    raw = {name: normalise(df, LEDGERS[name], region_zh) for name, df in raw.items()}
     check = partial(_check_ledger, raw=raw, known=known, rate_ranges=rate_ranges or {},
                     matter_ledgers=matter_ledgers or {}, regions=regions)
     first = check("applicants")  # applicants come first: the others refer to them
@@ -130,7 +147,9 @@ def _check_ledger(name: str, *, raw: dict[str, pl.DataFrame], known: dict, rate_
     if owner is not None:
         df = df.with_columns(owner.alias(OWNER))
     split, malformed = _malformed(read)
-    value_faults = _value_faults(df.filter(split), ledger, known)
+    cells = _cell_faults(read, ledger)
+    value_faults = _value_faults(df.filter(split), ledger, known, read)
+    value_faults = pl.concat([cells, value_faults])
     # every later check reads values as the contract types them, on rows whose every value passed
     typed = df.filter(split & ~pl.col(ROW).is_in(value_faults["row"].implode())).with_columns(
         parser(c, df.schema[c.name])(pl.col(c.name)).alias(c.name) for c in ledger.columns)
@@ -192,8 +211,69 @@ def _as_read(df: pl.DataFrame, faults: list[pl.DataFrame]) -> pl.DataFrame:
     return found.join(long, on=["row", "column"], how="left", maintain_order="left").select(FAULT_COLUMNS)
 
 
+def normalise(df: pl.DataFrame, ledger: Ledger, region_zh: Mapping[str, str] | None = None) -> pl.DataFrame:
+    """The forms a bureau types, in text columns, to the canonical text (every other value as it is):
+    是/否 and TRUE/FALSE to true/false; 2021/3/31, 2021-3-31 and 2021年3月31日 to 2021-03-31; ¥/￥ and
+    well-formed thousands separators dropped from amounts; an enumeration value's Chinese name (and a
+    region's) to its English one. A total row (合计, 总计, 小计, 共计 starting a cell) is marked malformed
+    (``total_row``). Column by column, never row by row."""
+    out = []
+    for c in ledger.columns:
+        if c.name not in df.columns or df.schema[c.name] != pl.String:
+            continue
+        v = pl.col(c.name)
+        if c.type == BOOL:
+            v = pl.when(v.is_in(TRUE_WORDS)).then(pl.lit("true")).when(v.is_in(FALSE_WORDS)).then(pl.lit("false")).otherwise(v)
+        elif c.type == DATE:
+            iso = None
+            for form in DATE_FORMS:
+                parts = v.str.extract_groups(form)
+                e = pl.when(v.str.contains(form)).then(pl.concat_str(
+                    parts.struct.field("1"), parts.struct.field("2").str.pad_start(2, "0"),
+                    parts.struct.field("3").str.pad_start(2, "0"), separator="-"))
+                iso = e if iso is None else pl.coalesce(iso, e)
+            v = pl.coalesce(iso, v)
+        elif c.type in (MONEY, NUMBER):
+            bare = v.str.replace(YUAN_SIGN_RE, "") if c.type == MONEY else v
+            v = pl.when(bare.str.contains(THOUSANDS_RE)).then(bare.str.replace_all(",", "", literal=True)).otherwise(bare)
+        elif c.enum:
+            v = v.replace({z: e for e, z in ENUM_ZH[c.enum].items()})
+        elif c.name == "region" and region_zh:
+            v = v.replace({z: r for r, z in region_zh.items()})
+        out.append(v.alias(c.name))
+    df = df.with_columns(out) if out else df
+    text = [c for c in ledger.column_names if c in df.columns and df.schema[c] == pl.String]
+    if not text or df.height == 0:
+        return df
+    total = pl.any_horizontal(pl.col(text).str.contains(TOTAL_WORDS_RE).fill_null(False))
+    key = [k for k in ("applicant_id", *ledger.key) if k in text]
+    money = [c.name for c in ledger.columns if c.type == MONEY and c.name in df.columns]
+    if key and money:  # a blank id with sums: the totals of a sheet under its rows
+        total = total | (pl.all_horizontal(pl.col(key).is_null()) & pl.any_horizontal(pl.col(money).is_not_null()))
+    why = pl.when(total).then(pl.lit("total_row: a total (合计) row, not a ledger row; it is never summed"))
+    if MALFORMED in df.columns:
+        return df.with_columns(pl.coalesce(pl.col(MALFORMED), why).alias(MALFORMED))
+    return df.with_columns(why.alias(MALFORMED)) if df.select(total.any()).item() else df
+
+
+def _cell_faults(read: pl.DataFrame, ledger: Ledger) -> pl.DataFrame:
+    """One fault per spreadsheet cell that could not be read exactly (``disburse.sheets``): its row, column,
+    the cell as shown, and why."""
+    cols = [c for c in ledger.column_names if FAULT + c in read.columns]
+    if not cols:
+        return pl.DataFrame(schema={c: REJECTED_SCHEMA[c] for c in FAULT_COLUMNS})
+    keep = read.filter(pl.col(MALFORMED).is_null()) if MALFORMED in read.columns else read
+    return pl.concat([
+        keep.filter(pl.col(FAULT + c).is_not_null()).select(
+            pl.col(ROW).alias("row"), pl.lit(c).alias("column"), pl.col(c).cast(pl.String).alias("value"),
+            pl.col(FAULT + c).alias("reason"))
+        for c in cols
+    ]).sort("row", maintain_order=True)
+
+
 def _malformed(read: pl.DataFrame) -> tuple[pl.Expr, pl.DataFrame]:
-    """Rows the reader could split into the header's fields, and one fault per row it could not."""
+    """Rows the reader could split into the header's fields, and one fault per row it could not
+    (or a total row)."""
     if MALFORMED not in read.columns:
         return pl.lit(True), pl.DataFrame(schema={c: REJECTED_SCHEMA[c] for c in FAULT_COLUMNS})
     bad = read.filter(pl.col(MALFORMED).is_not_null())
@@ -207,7 +287,12 @@ def _malformed(read: pl.DataFrame) -> tuple[pl.Expr, pl.DataFrame]:
 def _rules(ledger: Ledger, col: Col, known: dict, dtype: pl.DataType = pl.String) -> list[Rule]:
     rules = _text_rules(col) if dtype == pl.String else _typed_rules(col)
     if col.enum:
-        rules.append((f"not_allowed: expected one of {', '.join(col.enum)}", lambda v: v.is_in(col.enum)))
+        vague = AMBIGUOUS_ZH.get(col.name, {})
+        if vague:
+            rules.append((f"ambiguous_value: {' or '.join(vague)} names more than one of {', '.join(col.enum)}",
+                          lambda v: ~v.is_in(list(vague))))
+        rules.append((f"not_allowed: expected one of {', '.join(col.enum)} (or their Chinese names)",
+                      lambda v: v.is_in(col.enum) | v.is_in(list(vague))))
 
     number = (lambda v: v) if dtype != pl.String else (lambda v: v.cast(pl.Int64, strict=False))
     whole = (lambda v: pl.lit(True)) if dtype != pl.String else (lambda v: v.str.contains(INT_RE))
@@ -231,7 +316,11 @@ def _rules(ledger: Ledger, col: Col, known: dict, dtype: pl.DataType = pl.String
 
 def _text_rules(col: Col) -> list[Rule]:
     if col.type == MONEY:
-        return _unsigned(MONEY_RE, BAD_MONEY, "negative_amount: money cannot be negative")
+        vague = r"[0-9][,.][0-9]"  # separators other than well-formed thousands (1.234,56; 216,54.3)
+        return [("ambiguous_money: separators that could mean two things (write 1234.56 or 1,234.56)",
+                 lambda v: ~(v.str.contains(",") & v.str.contains(vague))),
+                *[(r, lambda v, p=p: p(v) | (v.str.contains(",") & v.str.contains(vague)))
+                  for r, p in _unsigned(MONEY_RE, BAD_MONEY, "negative_amount: money cannot be negative")]]
     if col.type == NUMBER:
         return _unsigned(NUMBER_RE, "bad_number: not a number", f"negative_number: {col.name} cannot be negative")
     if col.type == INT:
@@ -239,10 +328,15 @@ def _text_rules(col: Col) -> list[Rule]:
     if col.type == RATE:
         return [(BAD_RATE, lambda v: v.str.contains(RATE_RE))]
     if col.type == DATE:
-        return [("bad_date: not a real date YYYY-MM-DD",
-                 lambda v: v.str.contains(DATE_RE) & v.str.to_date("%Y-%m-%d", strict=False).is_not_null())]
+        odd = lambda v: v.str.contains(AMBIGUOUS_DATE_RE) | v.str.contains(SERIAL_DATE_RE)  # noqa: E731
+        return [("ambiguous_date: day and month could be either way round (write 2021-03-04 or 2021年3月4日)",
+                 lambda v: ~v.str.contains(AMBIGUOUS_DATE_RE)),
+                ("serial_date: a number (an Excel serial number?) where a date is expected; type the date",
+                 lambda v: ~v.str.contains(SERIAL_DATE_RE)),
+                ("bad_date: not a real date YYYY-MM-DD",
+                 lambda v: odd(v) | v.str.contains(DATE_RE) & v.str.to_date("%Y-%m-%d", strict=False).is_not_null())]
     if col.type == BOOL:
-        return [("bad_bool: expected true or false", lambda v: v.is_in(["true", "false"]))]
+        return [("bad_bool: expected true or false (是 or 否)", lambda v: v.is_in(["true", "false"]))]
     return []
 
 
@@ -307,7 +401,7 @@ def schema(ledger: Ledger, known: dict, dtypes: Mapping[str, pl.DataType] | None
     })
 
 
-def _value_faults(df: pl.DataFrame, ledger: Ledger, known: dict) -> pl.DataFrame:
+def _value_faults(df: pl.DataFrame, ledger: Ledger, known: dict, read: pl.DataFrame | None = None) -> pl.DataFrame:
     """One row per (row, rule) that fails, as pandera reports them for ``schema``, in one pass over DF.
 
     Every rule is a boolean column of one lazy select; only the rows failing one are kept and unpivoted,
@@ -316,8 +410,12 @@ def _value_faults(df: pl.DataFrame, ledger: Ledger, known: dict) -> pl.DataFrame
     if OWNER in df.columns:  # the applicant was looked up once for every ledger (_owners): the same membership
         rules = [(col, reason, (lambda v: pl.col(OWNER).is_not_null()) if reason == UNKNOWN_APPLICANT else passes)
                  for col, reason, passes in rules]
+    cell = {c: FAULT + c for c in ledger.column_names if read is not None and FAULT + c in read.columns}
+    if cell:  # a cell already at fault (disburse.sheets) is that fault alone
+        df = df.join(read.select(ROW, *cell.values()), on=ROW, how="left", maintain_order="left")
     failed = [
-        (pl.col(col).is_null() if passes is None else pl.col(col).is_not_null() & ~passes(pl.col(col))).alias(f"_f{i}")
+        ((pl.col(col).is_null() if passes is None else pl.col(col).is_not_null() & ~passes(pl.col(col)))
+         & (pl.col(cell[col]).is_null() if col in cell else pl.lit(True))).alias(f"_f{i}")
         for i, (col, _, passes) in enumerate(rules)
     ]
     flags = [f"_f{i}" for i in range(len(rules))]
