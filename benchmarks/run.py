@@ -53,11 +53,12 @@ print(json.dumps({"rc": done.returncode, "wall": wall, "peak_kib": peak, "stdout
 """
 
 _FLOOR = r"""
-import sys, time
+import json, sys, time
 from pathlib import Path
 import polars as pl
 t0 = time.perf_counter()
 money = set(sys.argv[2].split(","))
+english = json.loads(sys.argv[3])  # a workbook's Chinese headers -> the ledger's English names
 rows = 0
 def scan(path):
     if path.suffix == ".parquet":
@@ -65,6 +66,7 @@ def scan(path):
     if path.suffix == ".csv":
         return pl.scan_csv(path, infer_schema=False)
     df = pl.read_excel(path, engine="calamine")
+    df = df.rename({c: english[c] for c in df.columns if c in english})
     return df.with_columns(pl.col(c).cast(pl.String) for c, t in df.schema.items() if t.is_float()).lazy()
 for path in sorted(p for p in Path(sys.argv[1]).iterdir() if p.suffix in (".parquet", ".csv", ".xlsx")):
     lf = scan(path)
@@ -118,6 +120,14 @@ def money_columns() -> list[str]:
     return sorted({c.name for led in LEDGERS.values() for c in led.columns if c.type == "money"})
 
 
+def english_names() -> str:
+    """JSON: each column's Chinese name -> its English name (the names a workbook's header carries)."""
+    sys.path.insert(0, str(ROOT))
+    from disburse.ledgers import LEDGERS
+
+    return json.dumps({c.zh: c.name for led in LEDGERS.values() for c in led.columns}, ensure_ascii=False)
+
+
 def stage_seconds(stdout: str) -> dict[str, float]:
     found = re.search(r"Seconds: (.*)", stdout)
     return {k: float(v) for k, v in re.findall(r"(\w+) ([0-9.]+)", found.group(1))} if found else {}
@@ -149,7 +159,8 @@ def main() -> int:
     floors, fixeds, fulls, ratios, peaks, stages = [], [], [], [], [], []
     rows = 0
     for i in range(args.pairs):
-        done = subprocess.run([sys.executable, "-c", _FLOOR, str(full_set), money], capture_output=True, text=True,
+        done = subprocess.run([sys.executable, "-c", _FLOOR, str(full_set), money, english_names()],
+                              capture_output=True, text=True,
                               env=env, check=True)
         floor, rows = float(done.stdout.split()[0]), int(done.stdout.split()[1])
         runs = {}
