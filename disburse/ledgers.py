@@ -465,9 +465,11 @@ def _header(path, names: list[str], ledger: Ledger) -> list[str]:
         c = alias.get(n)
         if c is None:
             continue
+        if c in seen and seen[c] == n:
+            raise InputError(f"{path}: column {c} appears {names.count(n)} times in the header of ledger {ledger.name}")
         if c in seen:
-            both = f"header {seen[c]} and header {n}" if seen[c] != n else f"header {n} twice"
-            raise InputError(f"{path}: {both} both name column {c} of ledger {ledger.name} ({ledger.zh}); keep one")
+            raise InputError(f"{path}: header {seen[c]} and header {n} both name column {c} of ledger "
+                             f"{ledger.name} ({ledger.zh}); keep one")
         seen[c] = n
     return [alias.get(n, n) for n in names]
 
@@ -633,7 +635,7 @@ def read_raw(path: Path | Source, ledger: Ledger) -> RawLedger:
     missing = [c for c in ledger.columns if c.required and c.name not in df.columns]
     if missing:
         c = missing[0]
-        raise InputError(f"{where}: missing column {c.name} ({c.zh}) in ledger {ledger.name} ({ledger.zh})")
+        raise InputError(f"{where}: missing column {c.name} in ledger {ledger.name} (a header {c.name} or {c.zh})")
     for c in ledger.columns:
         if c.name not in df.columns:
             df = df.with_columns(pl.lit(None, pl.String).alias(c.name))
@@ -655,8 +657,8 @@ def check_ledgers_dir(ledgers_dir: Path) -> dict[str, Source]:
     sources = find_sources(ledgers_dir)
     for name, ledger in LEDGERS.items():
         if name not in sources and not ledger.optional_file:
-            raise InputError(f"{ledgers_dir}/{name}.csv: required ledger {name} ({ledger.zh}) not found "
-                             f"(a CSV, Parquet or spreadsheet file named {name} or {ledger.zh}, or a workbook's sheet so named)")
+            raise InputError(f"{ledgers_dir}/{name}.csv: required ledger {name} not found (a CSV, Parquet or "
+                             f"spreadsheet file named {name} or {ledger.zh}, or a workbook's sheet so named)")
     return sources
 
 
