@@ -215,23 +215,28 @@ TYPE_EN = {STR: "text", INT: "whole number", DATE: "date", BOOL: "yes/no", MONEY
            RATE: "share 0–1", NUMBER: "number"}
 # The forms each type is read from (a spreadsheet cell of the type is read as it is; see README).
 FORMS_ZH = {
-    STR: "文本；编号列请设为文本格式",
+    STR: "文本；编号列请设为文本格式（统一社会信用代码存成数值会丢失末几位，不予读取）",
     INT: "整数，如 2021",
-    DATE: "2021-03-31、2021/3/31、2021年3月31日，或日期单元格；3/4/2021 这类写法有歧义，不予读取",
-    BOOL: "是/否、true/false，或 TRUE/FALSE 单元格",
-    MONEY: "元，最多两位小数；可带千分位逗号（216,543.22）和前缀 ¥ 或 ￥；数值单元格须恰为两位以内小数；1.234,56 这类写法不予读取",
+    DATE: "2021-03-31、2021/3/31、2021-3-31、2021年3月31日，或日期单元格；3/4/2021 这类写法日月不分，不予读取；"
+          "数值（Excel 日期序号）和带时刻的日期也不予读取",
+    BOOL: "是/否、true/false、TRUE/FALSE（单元格或文字）",
+    MONEY: "元，最多两位小数；可带千分位逗号（216,543.22，每三位一组）和前缀 ¥ 或 ￥；数值单元格须恰为两位以内小数"
+           "（公式算出的 0.30000000000000004 不予读取，不会四舍五入）；1.234,56 这类写法不予读取",
     RATE: "0 到 1 之间的小数，最多六位小数（30% 填 0.3）",
-    NUMBER: "数值，如 620.5",
+    NUMBER: "数值，如 620.5；可带千分位逗号",
 }
 FORMS_EN = {
-    STR: "text; keep id columns formatted as text",
+    STR: "text; keep id columns formatted as text (a credit code stored as a number has lost its last digits and "
+         "is rejected)",
     INT: "a whole number (2021)",
-    DATE: "2021-03-31, 2021/3/31, 2021年3月31日 or a date cell; 3/4/2021 (day or month first?) is rejected",
-    BOOL: "是/否, true/false, or a TRUE/FALSE cell",
-    MONEY: "yuan with at most 2 decimals; thousands separators (216,543.22) and a leading ¥ or ￥ allowed; a numeric "
-           "cell must hold at most 2 decimals exactly; 1.234,56 is rejected",
+    DATE: "2021-03-31, 2021/3/31, 2021-3-31, 2021年3月31日 or a date cell; 3/4/2021 (day or month first?) is "
+          "rejected, and so are a number (an Excel serial date) and a date with a time of day",
+    BOOL: "是/否, true/false, TRUE/FALSE (a cell or text)",
+    MONEY: "yuan with at most 2 decimals; thousands separators in groups of three (216,543.22) and a leading ¥ or ￥ "
+           "allowed; a number cell must hold at most 2 decimals exactly (a formula's 0.30000000000000004 is "
+           "rejected, never rounded); 1.234,56 is rejected",
     RATE: "a share 0–1 with at most 6 decimals (0.3 for 30%)",
-    NUMBER: "a number (620.5)",
+    NUMBER: "a number (620.5); thousands separators allowed",
 }
 
 ID_COLUMNS = ("applicant_id", "row_id", "project_id", "matter_id", "investor_id", "event_id", "clause_id")
@@ -344,14 +349,16 @@ def markdown(cat: Catalogue) -> str:
         "## Values",
         "",
         "Each value is read to exactly one canonical value; anything that could mean two things is a rejected row "
-        "with its reason, never guessed.",
+        "with its reason, never guessed. A total row (a cell starting with 合计, 总计, 小计 or 共计, or blank ids "
+        "with an amount) is a rejected row, never summed; a blank row is skipped.",
         "",
         "| type | 类型 | accepted forms | 可填写的形式 |",
         "| --- | --- | --- | --- |",
         *(f"| {TYPE_EN[t]} | {TYPE_ZH[t]} | {_cell(FORMS_EN[t])} | {_cell(FORMS_ZH[t])} |"
           for t in (STR, INT, DATE, BOOL, MONEY, RATE, NUMBER)),
         "",
-        "An enumeration value is given by its English code or its Chinese name:",
+        "An enumeration value is given by its English code or its Chinese name (a word naming two values, as "
+        "小微 or 中小 for sizes, is rejected):",
         "",
         "| column | code | 中文名 |",
         "| --- | --- | --- |",
