@@ -95,7 +95,7 @@ def write_template(path: Path, cat: Catalogue, ledgers: list[str]) -> None:
     wrap = wb.add_format({"text_wrap": True, "valign": "top"})
     title = wb.add_format({"bold": True, "font_size": 14})
     formats = {STR: wb.add_format({"num_format": "@"}), DATE: wb.add_format({"num_format": "yyyy-mm-dd"}),
-               MONEY: wb.add_format({"num_format": "#,##0.00"}), RATE: wb.add_format({"num_format": "0.######"})}
+               MONEY: wb.add_format({"num_format": "#,##0.00"})}
     dropdowns = lists(cat)
     read = readers(cat)
 
