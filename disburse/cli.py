@@ -394,7 +394,10 @@ def template(
         names = chosen(ledgers.split(",") if ledgers else None)
     except ValueError as exc:
         fail(str(exc))
-    write_template(out_file, _catalogue(rules), names)
+    try:
+        write_template(out_file, _catalogue(rules), names)
+    except OSError as exc:
+        fail(f"--out {out_file}: cannot be written ({exc.strerror or exc})")
     out.print(f"{out_file}: 说明 and {len(names)} ledger sheets ({', '.join(names)})", markup=False, highlight=False,
               soft_wrap=True)
 
@@ -581,7 +584,10 @@ def ledgers_reference(
     if out_file is None:
         sys.stdout.write(text)
     else:
-        out_file.write_text(text, encoding="utf-8")
+        try:
+            out_file.write_text(text, encoding="utf-8")
+        except OSError as exc:
+            fail(f"--out {out_file}: cannot be written ({exc.strerror or exc})")
 
 
 def main() -> None:

@@ -84,8 +84,9 @@ def lists(cat: Catalogue) -> dict[tuple[str, str], list[str]]:
 
 
 def write_template(path: Path, cat: Catalogue, ledgers: list[str]) -> None:
-    """The workbook at PATH (written next to it, then moved into place)."""
+    """The workbook at PATH (written next to it, then moved into place; OSError when it cannot be)."""
     import xlsxwriter
+    import xlsxwriter.exceptions
 
     staging = path.with_name(path.name + ".part")
     wb = xlsxwriter.Workbook(str(staging))
@@ -132,8 +133,12 @@ def write_template(path: Path, cat: Catalogue, ledgers: list[str]) -> None:
                 })
         ws.freeze_panes(1, 0)
     guide.activate()
-    wb.close()
-    staging.replace(path)
+    try:
+        wb.close()
+        staging.replace(path)
+    except (OSError, xlsxwriter.exceptions.FileCreateError) as exc:
+        staging.unlink(missing_ok=True)
+        raise OSError(str(getattr(exc, "strerror", None) or exc)) from None
 
 
 def _guide(ws, ledgers: list[str], read: dict, dropdowns: dict, head, wrap, title) -> None:

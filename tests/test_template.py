@@ -139,6 +139,10 @@ def test_ledgers_option_keeps_the_applicants_and_bad_arguments_are_one_line(tmp_
         assert result.exit_code == 2 and words in result.output and not out.exists(), result.output
     assert _template(tmp_path / "t.csv").exit_code == 2
     assert _template(tmp_path / "nowhere" / "t.xlsx").exit_code == 2
+    (tmp_path / "dir.xlsx").mkdir()
+    result = _template(tmp_path / "dir.xlsx")
+    assert result.exit_code == 2 and "cannot be written" in result.output
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["dir.xlsx", "t.xlsx"]  # nothing left half-written
 
 
 # --------------------------------------------------------------------------
