@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from disburse.ledgers import BOOL, DATE, ENUM_ZH, INT, LEDGERS, MONEY, NUMBER, RATE, STR, Col, Ledger
-from disburse.rules import Catalogue, natural_key, region_names
+from disburse.rules import RATED_KINDS, Catalogue, natural_key, region_names
 
 
 @dataclass(frozen=True)
@@ -272,7 +272,9 @@ _ELIGIBILITY = {"sector": "sector", "size": "size", "above_scale": "above_scale"
 
 def readers(cat: Catalogue) -> dict[tuple[str, str], list[str]]:
     """(ledger, column) -> the clauses whose base reads it: the money column paid on, a second amount,
-    a filter (`where`, `between`), the payee, and the applicant's facts its eligibility conditions name."""
+    a filter (`where`, `between`), the payee, the applicant's facts its eligibility conditions name, and, for a
+    clause paying only what is recognised (经认定), the recognition's columns it reads (its level, approved amount
+    or rate, quantity)."""
     found: dict[tuple[str, str], list[str]] = {}
     for cid in sorted(cat.rules, key=natural_key):
         rule = cat.rules[cid]
@@ -286,6 +288,16 @@ def readers(cat: Catalogue) -> dict[tuple[str, str], list[str]]:
                                                         ("registered_in_region_on", base.since_in_region)) if given}
             if base.max_main_revenue is not None:
                 cols.add(("revenue", "main_revenue"))
+        if rule.recognition or rule.recognition_under or (base is not None and base.ledger == "recognitions"):
+            cols |= {("recognitions", c) for c in ("clause_id", "matter_id", "year", "recognized_on")}
+            if rule.levels or rule.level_caps or rule.level_cumulative_caps:
+                cols.add(("recognitions", "level"))
+            if rule.recognition or rule.kind == "approved":
+                cols.add(("recognitions", "approved_amount"))
+            if rule.recognition and rule.kind in RATED_KINDS:
+                cols.add(("recognitions", "approved_rate"))
+            if rule.kind in ("per_unit", "in_kind") or rule.min_quantity is not None:
+                cols.add(("recognitions", "quantity"))
         for key in cols:
             found.setdefault(key, []).append(cid)
     return found
