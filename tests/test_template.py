@@ -203,3 +203,15 @@ def test_the_demo_typed_into_the_template_pays_what_its_csv_files_pay(workbook: 
             assert csv_payments.equals(xlsx_payments), (year, region)
             paid += csv_payments.height
         assert paid > 0, year
+
+
+def test_ledgers_reference_prints_docs_ledgers_md_and_writes_it(tmp_path: Path) -> None:
+    docs = Path(__file__).parent.parent / "docs" / "ledgers.md"
+    printed = CliRunner().invoke(app, ["ledgers", "reference"])
+    assert printed.exit_code == 0 and printed.output == docs.read_text(encoding="utf-8")
+    assert CliRunner().invoke(app, ["ledgers", "reference", "--out", str(tmp_path / "l.md")]).exit_code == 0
+    assert (tmp_path / "l.md").read_text(encoding="utf-8") == docs.read_text(encoding="utf-8")
+    for ledger in LEDGERS.values():  # every ledger and column, by both names
+        assert f"### `{ledger.name}` {ledger.zh}" in printed.output
+        for col in ledger.columns:
+            assert f"| `{col.name}` | {col.zh} |" in printed.output, (ledger.name, col.name)
