@@ -1,4 +1,4 @@
-"""Command line: ``disburse run | verify | approve | diff | validate | explain | rules | serve``.
+"""Command line: ``disburse run | verify | approve | diff | validate | explain | rules | serve | template | ledgers``.
 
 A run that cannot proceed prints one line on stderr and exits 2; nothing is
 written and the state is unchanged.
@@ -363,7 +363,7 @@ def synth(
     out_dir: Annotated[Path, typer.Option("--out", help="Directory to write the ten ledgers to.")],
     years: Annotated[str, typer.Option("--years", help="Years of rows to keep, FIRST-LAST.")] = "2020-2026",
     seed: Annotated[int, typer.Option("--seed", help="Seed of the generated part: same seed, same bytes.")] = 13,
-    fmt: Annotated[str, typer.Option("--format", help="parquet (typed columns) or csv")] = "parquet",
+    fmt: Annotated[str, typer.Option("--format", help="parquet (typed columns), csv or xlsx (a workbook per ledger, Chinese headers)")] = "parquet",
     bad_rows: Annotated[bool, typer.Option("--bad-rows", help="Add the demo's deliberately faulty rows.")] = False,
 ) -> None:
     """Generate realistic ledgers: every tier, ladder step, cap and installment reached by some firms."""
@@ -371,8 +371,8 @@ def synth(
 
     from disburse import synth as generator
 
-    if fmt not in ("parquet", "csv"):
-        fail(f"--format {fmt}: expected parquet or csv")
+    if fmt not in ("parquet", "csv", "xlsx"):
+        fail(f"--format {fmt}: expected parquet, csv or xlsx")
     try:
         first, last = (int(y) for y in years.split("-", 1))
     except ValueError:
@@ -384,6 +384,35 @@ def synth(
     except ValueError as exc:
         fail(str(exc))
     generator.report(frames, located, out_dir, fmt, time.perf_counter() - started)
+
+
+@app.command()
+def template(
+    out_file: Annotated[Path, typer.Option("--out", help="The workbook to write (.xlsx).")],
+    ledgers: Annotated[Optional[str], typer.Option(
+        "--ledgers", help="Only these ledgers, comma-separated, English or Chinese names (applicants always).")] = None,
+    rules: RulesOpt = None,
+) -> None:
+    """Write the workbook a bureau fills in: a sheet per ledger, Chinese headers, formats, drop-downs, 说明."""
+    from disburse.ledgers import LEDGER_ZH
+    from disburse.template import chosen, write_template
+
+    if out_file.suffix.lower() != ".xlsx":
+        fail(f"--out {out_file}: the template is an .xlsx workbook")
+    if out_file.stem in LEDGER_ZH or out_file.stem in LEDGER_ZH.values():
+        fail(f"--out {out_file}: a file named after one ledger is read as that ledger alone; choose another name")
+    if not out_file.parent.is_dir():
+        fail(f"--out {out_file}: directory {out_file.parent} not found")
+    try:
+        names = chosen(ledgers.split(",") if ledgers else None)
+    except ValueError as exc:
+        fail(str(exc))
+    try:
+        write_template(out_file, _catalogue(rules), names)
+    except OSError as exc:
+        fail(f"--out {out_file}: cannot be written ({exc.strerror or exc})")
+    out.print(f"{out_file}: 说明 and {len(names)} ledger sheets ({', '.join(names)})", markup=False, highlight=False,
+              soft_wrap=True)
 
 
 @app.command()
@@ -550,6 +579,28 @@ def rules_coverage(rules: RulesOpt = None,
         _print_frame(per_clause, "Clauses")
     elif not missing.is_empty():
         _print_frame(missing, "Not yet encoded or tested")
+
+
+ledgers_app = typer.Typer(no_args_is_help=True, help="The ledgers: their reference.")
+app.add_typer(ledgers_app, name="ledgers")
+
+
+@ledgers_app.command("reference")
+def ledgers_reference(
+    out_file: Annotated[Optional[Path], typer.Option("--out", help="Write it here (default: print it).")] = None,
+    rules: RulesOpt = None,
+) -> None:
+    """Every ledger and column in Chinese and English, as Markdown (docs/ledgers.md)."""
+    from disburse.reference import markdown
+
+    text = markdown(_catalogue(rules))
+    if out_file is None:
+        sys.stdout.write(text)
+    else:
+        try:
+            out_file.write_text(text, encoding="utf-8")
+        except OSError as exc:
+            fail(f"--out {out_file}: cannot be written ({exc.strerror or exc})")
 
 
 def main() -> None:

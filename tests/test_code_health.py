@@ -238,9 +238,9 @@ def test_the_transforms_read_only_the_compiled_catalogue() -> None:
     assert compiled_catalogue_faults(ROOT / "transforms") == []
 
 
-def test_the_readme_says_what_every_category_means() -> None:
+def test_the_ledger_reference_says_what_every_category_means() -> None:
     """SPEC §3 leaves the projects' categories and the events' kinds to the project, documented: each is in
-    the README's table, and each row names, outside its parentheses, exactly the clauses whose base reads it
+    the ledger reference's table (docs/ledgers.md), and each row names, outside its parentheses, exactly the clauses whose base reads it
     (taken from rules/)."""
     from disburse.ledgers import EVENT_KINDS, PROJECT_CATEGORIES
 
@@ -253,8 +253,8 @@ def test_the_readme_says_what_every_category_means() -> None:
         column = {"projects": "category", "events": "kind"}.get(base.get("ledger"))
         for value in (base.get("where") or {}).get(column, []):
             readers[value].add(rule["clause_id"])
-    text = (ROOT / "README.md").read_text(encoding="utf-8")
-    section = text.split("### What the ledgers' categories mean", 1)[1].split("\n### ", 1)[0]
+    text = (ROOT / "docs" / "ledgers.md").read_text(encoding="utf-8")
+    section = text.split("## What the categories mean", 1)[1].split("\n## ", 1)[0]
     named: set[str] = set()
     for line in section.splitlines():
         if not line.startswith("| `") or "read by" in line:
@@ -303,3 +303,11 @@ def test_the_readme_names_every_clause_whose_approved_amount_is_the_matters_tota
     rules = _clause_rules()
     assert set(re.findall(CLAUSE_ID, matter)) == {r["clause_id"] for r in rules if r.get("approved_scope") == "matter"}
     assert set(re.findall(CLAUSE_ID, line)) == {r["clause_id"] for r in rules if r.get("approved_scope") == "line"}
+
+
+def test_the_ledger_reference_in_docs_is_the_one_generated() -> None:
+    """docs/ledgers.md is what `disburse ledgers reference` prints: regenerate it after a change to the ledgers,
+    their descriptions (disburse/reference.py) or the rules (`disburse ledgers reference --out docs/ledgers.md`)."""
+    from disburse.reference import markdown
+
+    assert (ROOT / "docs" / "ledgers.md").read_text(encoding="utf-8") == markdown(R.load_catalogue(ROOT / "rules"))
