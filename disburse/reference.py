@@ -148,6 +148,20 @@ _BY_LEDGER: dict[tuple[str, str], Meaning] = {
                                              "recognitions", "91310115MD0000007P"),
     ("prior_payments", "year"): Meaning("兑付所属年度", "the year the payment was for", "2020"),
     ("prior_payments", "amount"): Meaning("已兑付金额，元", "the amount paid, in yuan", "200,000.00"),
+    ("prior_payments", "installment"): Meaning(
+        "分期兑付的奖励：本行是第几期（与总期数、奖励总额同时填写或同时不填；不填时，按分期条款兑付的记录视为第 1 期）",
+        "for an award paid in installments: which installment this row paid (give it with installments and award, "
+        "or none of the three; without them a payment under a clause paying in installments is its first)", "1"),
+    ("prior_payments", "installments"): Meaning("分期兑付的总期数，须与条款规定的期数一致",
+                                                "how many installments the award is paid in: the clause's own count", "3"),
+    ("prior_payments", "award"): Meaning(
+        "分期兑付的奖励总额，元（不填时按第 1 期金额 ÷ 第 1 期比例推算，四舍五入到分）",
+        "the whole award, in yuan (without it: the first installment ÷ the first share, half up to the fen)",
+        "1,500,000.00"),
+    ("applicants", "year"): Meaning(
+        "可选：本行的企业情况（名称、规模、规上、行业、信用）自该年度起适用，至该企业下一行的年度为止；不填则适用于所有年度",
+        "optional: the year from which this row's facts (name, size, above_scale, sector, credit_ok) hold, until the "
+        "applicant's next row; empty: every year", "2023"),
 }
 
 LEDGER_MEANING = {

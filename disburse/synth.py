@@ -1243,7 +1243,9 @@ CHUNK = 200_000  # applicants per batch: keeps the arrays cache-sized, output is
 
 
 def _as_text(name: str, df: pl.DataFrame) -> pl.DataFrame:
-    return df.select([pl.col(c).cast(pl.String) for c in LEDGERS[name].column_names])
+    # an optional column the generator does not fill (applicants' year) is written empty
+    return df.select([pl.col(c).cast(pl.String) if c in df.columns else pl.lit(None, pl.String).alias(c)
+                      for c in LEDGERS[name].column_names])
 
 
 def generated(n: int, seed: int, chunk: int = CHUNK) -> dict[str, pl.DataFrame]:
