@@ -34,6 +34,7 @@ import polars as pl
 from disburse import paths
 from disburse.money import PPM, total_fen
 from disburse.tables import CLAWBACK_SCHEMA, HISTORY_SCHEMA
+from transforms.compute import paid_on
 
 SQL = paths.SQL
 SCHEMA_VERSION = 4
@@ -350,7 +351,7 @@ def record(con: duckdb.DuckDBPyConnection, *, year: int, region: str, run_id: st
     kept = lines.filter((pl.col("payable_fen") > 0) | (pl.col("award_fen") > 0)).select(
         pl.lit(year).alias("year"), pl.lit(region).alias("region"), "applicant_id", "clause_id", "matter_id",
         "installment", "installments", pl.col("award_fen").fill_null(0), "payable_fen",
-        pl.col("line_date").alias("dated_on"), "year_of_matter",
+        paid_on(pl.lit(year)).alias("dated_on"), "year_of_matter",
     )
     claws = clawbacks.select(pl.lit(year).alias("year"), pl.lit(region).alias("region"), "applicant_id",
                              "clause_id", "matter_id", "amount_fen", "reason")

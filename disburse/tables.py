@@ -35,7 +35,7 @@ FACTS_SCHEMA = {
 }
 AUDIT_COLUMNS = [
     "applicant_id", "applicant_name", "region", "year", "year_of_matter", "clause_id", "clause_title", "article", "matter_id",
-    "installment", "installments", "line_date", "source", "base_fen", "eff_rate_ppm", "formula_fen",
+    "installment", "installments", "line_date", "recognized_on", "source", "base_fen", "eff_rate_ppm", "formula_fen",
     "approved_fen", "approved_paid_fen", "approved_left_fen", "gross_fen",
     "paid_matter_fen", "after_level_up_fen", "item_cap_applied_fen", "after_item_fen", "alone_fen",
     "competing_paid_fen", "competing_clauses", "after_competing_fen", "superseded_by", "kept_fen", "annual_cap_fen", "after_annual_fen", "cumulative_cap_fen",
