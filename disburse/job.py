@@ -421,6 +421,7 @@ def build_manifest(inputs: Inputs, checked: Validated, results: list[RegionResul
         d = staged.region_dir(res.region)
         regions_doc[res.region] = {
             "run_id": run_id,
+            "name_zh": res.region_zh,
             "lines": res.lines.height,
             "payable_lines": res.disbursements.height,
             "total_payable": str(fen_to_decimal(total_fen(res.lines["payable_fen"]))),

@@ -121,7 +121,7 @@ def region_writers(result: RegionResult, rejected: pl.DataFrame, year: int, dire
 
     def workbook() -> dict[str, int]:
         return {"payments.xlsx": write_payments_xlsx(
-            directory / "payments.xlsx", year=year, region=result.region, run_id=run.run_id,
+            directory / "payments.xlsx", year=year, region=result.label, run_id=run.run_id,
             rules_fp=run.rules_fingerprint, params_fp=run.params_fingerprint, payments=result.payments,
             lines=result.disbursements, totals=clause_totals(result.lines).filter(pl.col("payable_fen") > 0),
             budgets=result.budgets)}
