@@ -151,6 +151,8 @@ def write_adjustments(adjusted: pl.DataFrame, directory: Path, *, year: int, reg
         signed_yuan_text("approved_fen").alias("approved"), signed_yuan_text("recomputed_fen").alias("recomputed"),
         signed_yuan_text("difference_fen").alias("difference"),
         pl.when(pl.col("difference_fen") > 0).then(pl.lit("pay")).otherwise(pl.lit("recover")).alias("action"),
+        # the action in words: the code column above stays for scripts
+        pl.when(pl.col("difference_fen") > 0).then(pl.lit("补付")).otherwise(pl.lit("追回")).alias("说明"),
         pl.lit(approved_run).alias("approved_run_id"), pl.lit(run_id).alias("run_id"),
     )
     write_csv(df, directory / "adjustments.csv")
