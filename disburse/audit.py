@@ -47,6 +47,8 @@ class RunInfo:
     rules_fingerprint: str = ""
     params_fingerprint: str = ""
     gaps_allowed: tuple[int, ...] = ()  # earlier years never run, paid anyway with --allow-gaps
+    date: str = ""                      # the day the run started, in China (UTC+8): 2024-01-15
+    public_notice: object = None        # params.PublicNotice: what 公示名单 shows (None: the defaults)
 
 
 _ENTITIES = {"&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;"}

@@ -1,4 +1,4 @@
-"""Command line: ``disburse run | verify | approve | diff | validate | explain | rules | serve``.
+"""Command line: ``disburse run | verify | approve | diff | validate | explain | notices | rules | serve``.
 
 A run that cannot proceed prints one line on stderr and exits 2; nothing is
 written and the state is unchanged.
@@ -364,6 +364,36 @@ def explain(
         why = "；".join(f"{code} {phrase(code) or ''}".rstrip() for code in codes)
         out.print(f"  应付：[bold]{fmt_fen(line['payable_fen'])}[/bold]" + (f"   原因：{why}" if why else ""))
     out.print(f"\n应付合计：[bold]{fmt_fen(total_fen(lines['payable_fen']))}[/bold]")
+
+
+@app.command()
+def notices(
+    year: Annotated[int, typer.Option("--year", help="The year paid.")],
+    region: Annotated[str, typer.Option("--region", help="The region whose firms get notices.")],
+    out_dir: Annotated[Path, typer.Option("--out", help="The output directory of the run.")],
+    to: Annotated[Optional[Path], typer.Option("--to", help="Where the notices go (default OUT/notices/YEAR/REGION/; "
+                                                            "replaced whole).")] = None,
+    state_file: Annotated[Optional[Path], typer.Option("--state", help="State file (default OUT/state.duckdb).")] = None,
+    rules: RulesOpt = None,
+) -> None:
+    """兑付通知书: one printable notice per firm paid in YEAR REGION, and an index, from the run's files."""
+    from disburse.notices import write_notices
+    from disburse.outputs import private_files
+
+    cat = _catalogue(rules)
+    try:
+        choose_regions(cat, region)
+        path = state_file or out_dir / "state.duckdb"
+        if not path.is_file():
+            fail(f"{path}: no state file; run the year first")
+        with private_files():
+            done = write_notices(out_dir, year, region, cat, state_file=path,
+                                 to=to or out_dir / "notices" / str(year) / region)
+    except JOB_ERRORS as exc:
+        fail(str(exc))
+    out.print(f"{done['region']} {year} 年度：兑付通知书 {done['notices']} 份，金额合计 {fmt_fen(done['total_fen'])} 元；"
+              f"以后年度分期 {done['later']} 期，含应追回的 {done['clawbacks']} 户。目录：{done['dir'] / 'index.html'}",
+              markup=False, highlight=False, soft_wrap=True)
 
 
 @app.command()

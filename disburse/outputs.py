@@ -22,6 +22,7 @@ import polars as pl
 
 from disburse.audit import RunInfo, clause_totals, previous_year, write_audit  # noqa: F401 (re-exported)
 from disburse.excel import write_payments_xlsx
+from disburse.public_notice import write_public_notice
 from disburse.money import fen_to_yuan_expr, rate_text, yuan_text
 from disburse import killpoint
 from disburse.tables import RegionResult
@@ -126,7 +127,10 @@ def region_writers(result: RegionResult, rejected: pl.DataFrame, year: int, dire
             lines=result.disbursements, totals=clause_totals(result.lines).filter(pl.col("payable_fen") > 0),
             budgets=result.budgets)}
 
-    return [tables, audit, workbook]
+    def public_notice() -> dict[str, int]:
+        return write_public_notice(result, year, directory, run)
+
+    return [tables, audit, workbook, public_notice]
 
 
 SYNCS = 4  # files flushed to disk at once while sealing
