@@ -278,13 +278,13 @@ def print_summary(manifest: dict, seconds: dict[str, float], year_dir: Path) -> 
     """The run's summary for a person: headings in Chinese with the codes beside, regions by their Chinese names."""
     t = Table(title=f"台账（各年度）— 运行编号 {manifest['run_id']}")
     for col in ("台账（ledger）", "行数（rows）", "接收（accepted）", "拒收（rejected）"):
-        t.add_column(col, justify="left" if col.startswith("台账") else "right")
+        t.add_column(col, justify="left" if col.startswith("台账") else "right", no_wrap=col.startswith("台账"))
     for name, d in manifest["inputs"].items():
         t.add_row(phrases.ledger_name(name), str(d["rows"]), str(d["accepted"]), str(d["rejected"]))
     out.print(t)
     r = Table(title=f"{manifest['year']} 年度")
-    for col in ("区域（region）", "明细行（lines）", "应付行（payable lines）", "应付合计（元）", "应追回（元）"):
-        r.add_column(col, justify="left" if col.startswith("区域") else "right")
+    for col in ("区域（region）", "明细行", "应付行", "应付合计（元）", "应追回（元）"):
+        r.add_column(col, justify="left" if col.startswith("区域") else "right", no_wrap=col.startswith("区域"))
     for region in manifest["regions_in_this_run"]:
         d = manifest["regions"][region]
         r.add_row(region_label(region, d.get("name_zh")), str(d["lines"]), str(d["payable_lines"]), d["total_payable"],
