@@ -47,6 +47,8 @@ class RunInfo:
     rules_fingerprint: str = ""
     params_fingerprint: str = ""
     gaps_allowed: tuple[int, ...] = ()  # earlier years never run, paid anyway with --allow-gaps
+    date: str = ""                      # the day the run started, in China (UTC+8): 2024-01-15
+    public_notice: object = None        # params.PublicNotice: what 公示名单 shows (None: the defaults)
 
 
 _ENTITIES = {"&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;"}
@@ -396,7 +398,7 @@ def render_audit(result: RegionResult, year: int, run: RunInfo, *, rejected: pl.
         "clawbacks": claws.height, "clawback_applicants": claws["applicant_id"].n_unique(),
     }
     return _env.get_template("audit.html.j2").render(
-        region=result.region, year=year, run=run, policy_title=result.policy_title,
+        region=result.label, year=year, run=run, policy_title=result.policy_title,
         keep_highest_text=result.keep_highest_text, fmt=fmt_fen, h=headline,
         totals=totals.to_dicts(), caps=cap_effects(lines).to_dicts(),
         pairs=pairs.to_dicts(), superseded_lines=listed.to_dicts(), list_limit=LIST_LIMIT,
@@ -414,7 +416,7 @@ def write_audit(result: RegionResult, year: int, directory: Path, run: RunInfo, 
                 previous: pl.DataFrame | None = None, detail_limit: int | None = None) -> dict[str, int]:
     """audit.html, and past detail_limit lines (default DETAIL_LIMIT) the paged detail under audit/; rows by file name."""
     detail_limit = DETAIL_LIMIT if detail_limit is None else detail_limit
-    title = f"{result.region} {year} 年度兑付审计"
+    title = f"{result.label} {year} 年度兑付审计"
     detail = applicant_blocks(result.lines, PART_LINES)
     counts: dict[str, int] = {}
     if result.lines.height <= detail_limit:

@@ -1,4 +1,4 @@
-"""Command line: ``disburse run | verify | approve | diff | validate | explain | rules | serve | template | ledgers``.
+"""Command line: ``disburse run | verify | approve | diff | validate | explain | notices | rules | serve | template | ledgers``.
 
 A run that cannot proceed prints one line on stderr and exits 2; nothing is
 written and the state is unchanged.
@@ -23,6 +23,7 @@ from disburse.job import JOB_ERRORS, check, choose_regions, ingest, ledger_count
 from disburse.ledgers import LEDGERS
 from disburse.money import fmt_fen, total_fen
 from disburse.phrases import phrase
+from disburse.tables import region_label
 
 offline.apply()
 
@@ -277,21 +278,30 @@ def diff(
 
 
 def print_summary(manifest: dict, seconds: dict[str, float], year_dir: Path) -> None:
-    t = Table(title=f"Ledgers (all years) — run {manifest['run_id']}")
-    for col in ("ledger", "rows", "accepted", "rejected"):
-        t.add_column(col, justify="left" if col == "ledger" else "right")
+    """The run's summary for a person: headings in Chinese with the codes beside, regions by their Chinese names."""
+    t = Table(title=f"台账（各年度）— 运行编号 {manifest['run_id']}")
+    for col in ("台账（ledger）", "行数（rows）", "接收（accepted）", "拒收（rejected）"):
+        t.add_column(col, justify="left" if col.startswith("台账") else "right", no_wrap=col.startswith("台账"))
     for name, d in manifest["inputs"].items():
-        t.add_row(name, str(d["rows"]), str(d["accepted"]), str(d["rejected"]))
+        t.add_row(phrases.ledger_name(name), str(d["rows"]), str(d["accepted"]), str(d["rejected"]))
     out.print(t)
-    r = Table(title=f"Year {manifest['year']}")
-    for col in ("region", "lines", "payable lines", "total payable (yuan)", "clawbacks (yuan)"):
-        r.add_column(col, justify="left" if col == "region" else "right")
+    r = Table(title=f"{manifest['year']} 年度")
+    for col in ("区域（region）", "明细行", "应付行", "应付合计（元）", "应追回（元）"):
+        r.add_column(col, justify="left" if col.startswith("区域") else "right", no_wrap=col.startswith("区域"))
     for region in manifest["regions_in_this_run"]:
         d = manifest["regions"][region]
-        r.add_row(region, str(d["lines"]), str(d["payable_lines"]), d["total_payable"], d["total_clawback"])
+        r.add_row(region_label(region, d.get("name_zh")), str(d["lines"]), str(d["payable_lines"]), d["total_payable"],
+                  d["total_clawback"])
     out.print(r)
-    out.print("Seconds: " + ", ".join(f"{k} {v:.2f}" for k, v in seconds.items()))
-    out.print(f"Files: {year_dir}/<region>/ and {year_dir}/manifest.json")
+    out.print("用时（秒）：" + "，".join(f"{k} {v:.2f}" for k, v in seconds.items()))
+    out.print(f"文件：{year_dir}/<region>/ 与 {year_dir}/manifest.json")
+
+
+def _region_labels(rules: Path | None) -> dict[str, str]:
+    """Region id -> 临港新片区（lingang）, from the catalogue's policy.yaml files."""
+    from disburse.rules import region_names
+
+    return {r: region_label(r, zh) for r, zh in region_names(_catalogue(rules)).items()}
 
 
 def zh_column(ledger: str, column: str) -> str:
@@ -310,7 +320,9 @@ def validate(ledgers: LedgersOpt, rules: RulesOpt = None, params: ParamsOpt = No
         fail(str(exc))
     checked = check(inputs)
     counts = ledger_counts(checked)
-    _print_frame(pl.DataFrame([{"ledger": name, **c} for name, c in counts.items()]), "Validation")
+    _print_frame(pl.DataFrame([{"台账（ledger）": phrases.ledger_name(name), "行数（rows）": c["rows"],
+                                "接收（accepted）": c["accepted"], "拒收（rejected）": c["rejected"]}
+                               for name, c in counts.items()]), "校验（validation）")
     for row in checked.rejected.head(50).iter_rows(named=True):
         where = " ".join(str(x) for x in (row["file"], row["sheet"] and f"工作表 {row['sheet']}") if x)
         column = f"{zh_column(row['ledger'], row['column'])}（{row['column']}）" if row["column"] else "整行"
@@ -355,6 +367,36 @@ def explain(
         why = "；".join(f"{code} {phrase(code) or ''}".rstrip() for code in codes)
         out.print(f"  应付：[bold]{fmt_fen(line['payable_fen'])}[/bold]" + (f"   原因：{why}" if why else ""))
     out.print(f"\n应付合计：[bold]{fmt_fen(total_fen(lines['payable_fen']))}[/bold]")
+
+
+@app.command()
+def notices(
+    year: Annotated[int, typer.Option("--year", help="The year paid.")],
+    region: Annotated[str, typer.Option("--region", help="The region whose firms get notices.")],
+    out_dir: Annotated[Path, typer.Option("--out", help="The output directory of the run.")],
+    to: Annotated[Optional[Path], typer.Option("--to", help="Where the notices go (default OUT/notices/YEAR/REGION/; "
+                                                            "replaced whole).")] = None,
+    state_file: Annotated[Optional[Path], typer.Option("--state", help="State file (default OUT/state.duckdb).")] = None,
+    rules: RulesOpt = None,
+) -> None:
+    """兑付通知书: one printable notice per firm paid in YEAR REGION, and an index, from the run's files."""
+    from disburse.notices import write_notices
+    from disburse.outputs import private_files
+
+    cat = _catalogue(rules)
+    try:
+        choose_regions(cat, region)
+        path = state_file or out_dir / "state.duckdb"
+        if not path.is_file():
+            fail(f"{path}: no state file; run the year first")
+        with private_files():
+            done = write_notices(out_dir, year, region, cat, state_file=path,
+                                 to=to or out_dir / "notices" / str(year) / region)
+    except JOB_ERRORS as exc:
+        fail(str(exc))
+    out.print(f"{done['region']} {year} 年度：兑付通知书 {done['notices']} 份，金额合计 {fmt_fen(done['total_fen'])} 元；"
+              f"以后年度分期 {done['later']} 期，含应追回的 {done['clawbacks']} 户。目录：{done['dir'] / 'index.html'}",
+              markup=False, highlight=False, soft_wrap=True)
 
 
 @app.command()
@@ -474,13 +516,14 @@ def simulate(
                                                    state_file=state_file, overlays=list(overlay or []), region=region)
     except JOB_ERRORS as exc:
         fail(str(exc))
-    t = Table(title=f"Simulated {year} (nothing recorded)")
-    t.add_column("region")
+    labels = _region_labels(rules)
+    t = Table(title=f"{year} 年度测算（未记录，nothing recorded）")
+    t.add_column("区域（region）")
     for s in scenarios:
         t.add_column(s.name, justify="right")
     regions = [r.region for r in results[scenarios[0].name]]
     for i, region_id in enumerate(regions):
-        t.add_row(region_id, *(fmt_fen(total_fen(results[s.name][i].lines["payable_fen"])) for s in scenarios))
+        t.add_row(labels.get(region_id, region_id), *(fmt_fen(total_fen(results[s.name][i].lines["payable_fen"])) for s in scenarios))
     out.print(t)
     for s in scenarios[1:]:
         out.print(f"{s.name}: " + "; ".join(s.changes), markup=False, highlight=False)
@@ -506,12 +549,13 @@ def eligible(
                              region=region)
     except JOB_ERRORS as exc:
         fail(str(exc))
-    t = Table(title=f"Firms to invite, {year} (免申即享)")
-    for col in ("region", "firms", "matters", "net difference (yuan)", "file"):
-        t.add_column(col, justify="left" if col in ("region", "file") else "right")
+    labels = _region_labels(rules)
+    t = Table(title=f"{year} 年度免申即享名单（可邀请申报的企业）")
+    for col in ("区域（region）", "企业数（firms）", "事项数（matters）", "净增金额（元）", "文件（file）"):
+        t.add_column(col, justify="left" if col.startswith(("区域", "文件")) else "right")
     for r, (path, df) in written.items():
         net = int(df["net_difference"].sum() or 0) if not df.is_empty() else 0
-        t.add_row(r, str(df["applicant_id"].n_unique()), str(df.height), fmt_fen(net), str(path))
+        t.add_row(labels.get(r, r), str(df["applicant_id"].n_unique()), str(df.height), fmt_fen(net), str(path))
     out.print(t)
 
 

@@ -194,7 +194,9 @@ def publish(inputs: Inputs, checked: Validated, results: list[RegionResult], con
     staged = outputs.stage(out_dir, year, run_id, regions)
     try:
         rejected = rejected_by_region(checked)
-        run = outputs.RunInfo(run_id, inputs.catalogue.fingerprint, inputs.params.fingerprint)
+        run = outputs.RunInfo(run_id, inputs.catalogue.fingerprint, inputs.params.fingerprint,
+                              date=(started + dt.timedelta(hours=8)).date().isoformat(),  # China's day (UTC+8)
+                              public_notice=inputs.params.public_notice)
         adjusted: dict[str, pl.DataFrame] = {}
         for res in results:
             if res.region in approved:  # signed off: its files and lines stay; the differences go to finance
@@ -421,6 +423,7 @@ def build_manifest(inputs: Inputs, checked: Validated, results: list[RegionResul
         d = staged.region_dir(res.region)
         regions_doc[res.region] = {
             "run_id": run_id,
+            "name_zh": res.region_zh,
             "lines": res.lines.height,
             "payable_lines": res.disbursements.height,
             "total_payable": str(fen_to_decimal(total_fen(res.lines["payable_fen"]))),

@@ -22,6 +22,7 @@ import polars as pl
 
 from disburse.audit import RunInfo, clause_totals, previous_year, write_audit  # noqa: F401 (re-exported)
 from disburse.excel import write_payments_xlsx
+from disburse.public_notice import write_public_notice
 from disburse.money import fen_to_yuan_expr, rate_text, yuan_text
 from disburse import killpoint
 from disburse.tables import RegionResult
@@ -121,12 +122,15 @@ def region_writers(result: RegionResult, rejected: pl.DataFrame, year: int, dire
 
     def workbook() -> dict[str, int]:
         return {"payments.xlsx": write_payments_xlsx(
-            directory / "payments.xlsx", year=year, region=result.region, run_id=run.run_id,
+            directory / "payments.xlsx", year=year, region=result.label, run_id=run.run_id,
             rules_fp=run.rules_fingerprint, params_fp=run.params_fingerprint, payments=result.payments,
             lines=result.disbursements, totals=clause_totals(result.lines).filter(pl.col("payable_fen") > 0),
             budgets=result.budgets)}
 
-    return [tables, audit, workbook]
+    def public_notice() -> dict[str, int]:
+        return write_public_notice(result, year, directory, run)
+
+    return [tables, audit, workbook, public_notice]
 
 
 SYNCS = 4  # files flushed to disk at once while sealing
@@ -151,6 +155,8 @@ def write_adjustments(adjusted: pl.DataFrame, directory: Path, *, year: int, reg
         signed_yuan_text("approved_fen").alias("approved"), signed_yuan_text("recomputed_fen").alias("recomputed"),
         signed_yuan_text("difference_fen").alias("difference"),
         pl.when(pl.col("difference_fen") > 0).then(pl.lit("pay")).otherwise(pl.lit("recover")).alias("action"),
+        # the action in words: the code column above stays for scripts
+        pl.when(pl.col("difference_fen") > 0).then(pl.lit("补付")).otherwise(pl.lit("追回")).alias("说明"),
         pl.lit(approved_run).alias("approved_run_id"), pl.lit(run_id).alias("run_id"),
     )
     write_csv(df, directory / "adjustments.csv")

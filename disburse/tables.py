@@ -44,6 +44,11 @@ AUDIT_COLUMNS = [
 ]
 
 
+def region_label(region: str, region_zh: str | None) -> str:
+    """临港新片区（lingang）; the id alone where the region has no Chinese name."""
+    return f"{region_zh}（{region}）" if region_zh and region_zh != region else region
+
+
 CLAUSE_TEXT_SCHEMA = {"clause_id": pl.String, "clause_title": pl.String, "article": pl.String, "text": pl.String}
 
 
@@ -58,6 +63,12 @@ class RegionResult:
     keep_highest_text: str | None = None
     # one row per fund ceiling of the year (FACTS_SCHEMA): ceiling, uncut total, ratio
     budgets: pl.DataFrame = field(default_factory=lambda: pl.DataFrame(schema=FACTS_SCHEMA))
+    region_zh: str = ""  # the region's Chinese name (policy.yaml region_zh)
+
+    @property
+    def label(self) -> str:
+        """The region as a person reads it: 临港新片区（lingang）."""
+        return region_label(self.region, self.region_zh)
 
     @property
     def disbursements(self) -> pl.DataFrame:

@@ -100,6 +100,7 @@ def test_an_approved_year_is_never_overwritten_and_a_rerun_proposes_adjustments(
     assert adj.select("applicant_id", "clause_id", "approved", "recomputed", "difference", "action").rows() == [
         (L1, "lingang.4", "280000.00", "330000.00", "50000.00", "pay")]
     assert adj["approved_run_id"][0] == first["run_id"] and adj["run_id"][0] == second["run_id"]
+    assert adj["说明"].to_list() == ["补付"]  # the action in words beside its code
     assert second["adjustments"]["lingang"]["difference"] == "50000.00"
     assert second["regions"]["lingang"]["run_id"] == first["run_id"]  # the manifest still names the approved run
     assert "lingang" not in second["regions_in_this_run"]  # its files were not replaced
@@ -113,8 +114,8 @@ def test_an_approved_year_is_never_overwritten_and_a_rerun_proposes_adjustments(
     bill(ledgers, "700000.00")  # lingang.4: 30,000 + 50% × 400,000 = 230,000.00; approved so far 330,000.00
     run_year(ledgers, out, 2021)
     adj = pl.read_csv(out / "2021" / "lingang" / "adjustments.csv", infer_schema=False)
-    assert adj.select("approved", "recomputed", "difference", "action").rows() == [
-        ("330000.00", "230000.00", "-100000.00", "recover")]
+    assert adj.select("approved", "recomputed", "difference", "action", "说明").rows() == [
+        ("330000.00", "230000.00", "-100000.00", "recover", "追回")]
     assert paid_before(out, 2022) == 33_000_000  # the pending recovery counts only once approved
     assert approve(out).exit_code == 0
     assert paid_before(out, 2022) == 23_000_000

@@ -82,6 +82,8 @@ def test_demo_audit_answers_why_this_amount_in_chinese(demo: Path) -> None:
     assert manifest["run_id"] in page and manifest["rules_fingerprint"] in page
     assert manifest["regions"]["lingang"]["total_payable"] in page.replace(",", "")
     assert "lingang.4</a></td><td>信息基础设施费用补贴" in page                       # clause id beside its title
+    assert "<h1>产业扶持资金兑付审计：临港新片区（lingang），2022 年度</h1>" in page  # the region by its Chinese name
+    assert "算力账单 第 " in page and "compute 第 " not in page                       # steps cite ledgers in Chinese
     assert "每年 30 万元以下的，给予 10% 的补贴" in page                               # the article quoted
     assert page.count("<svg") == 2 and "<script" not in page
     assert 'class="firm"' in page and "小计" in page                                  # per-applicant subtotals
@@ -209,7 +211,7 @@ def test_payments_xlsx_reconciles_with_the_csv_files_to_the_fen(demo: Path) -> N
     wb = openpyxl.load_workbook(region / "payments.xlsx", read_only=True)
     assert wb.sheetnames == ["封面", "付款", "明细", "条款汇总"]
     cover = {r[0]: r[1] for r in wb["封面"].iter_rows(values_only=True) if r[0]}
-    assert cover["年度"] == 2022 and cover["区域"] == "lingang" and cover["运行编号（run id）"] == manifest["run_id"]
+    assert cover["年度"] == 2022 and cover["区域"] == "临港新片区（lingang）" and cover["运行编号（run id）"] == manifest["run_id"]
     assert cover["规则指纹"] == manifest["rules_fingerprint"] and cover["参数指纹"] == manifest["params_fingerprint"]
 
     csv = pl.read_csv(region / "payments.csv", infer_schema=False)

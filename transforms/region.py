@@ -82,4 +82,5 @@ def compute_region(
     ).select(AUDIT_COLUMNS)
     claws = clawbacks(applicants, history, recovered, year, region,
                       compiled.clawback_on_relocation_years, compiled.clawback_text, compiled.fraud_text)
-    return RegionResult(region, lines, claws, compiled.texts, compiled.title, compiled.keep_highest, budgets=budgets)
+    return RegionResult(region, lines, claws, compiled.texts, compiled.title, compiled.keep_highest, budgets=budgets,
+                        region_zh=compiled.region_zh)
