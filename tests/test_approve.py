@@ -131,18 +131,18 @@ def test_approving_a_year_never_run_is_one_line(ledgers: Path, tmp_path: Path) -
     assert result.exit_code == 2 and "no run recorded" in result.output
 
 
-def test_a_schema_2_state_is_migrated_to_3_and_can_be_approved(ledgers: Path, tmp_path: Path) -> None:
+def test_a_schema_2_state_is_migrated_forward_and_can_be_approved(ledgers: Path, tmp_path: Path) -> None:
     out = tmp_path / "out"
     first, _ = run_year(ledgers, out, 2021)
     con = duckdb.connect(str(out / "state.duckdb"))
     con.execute("drop table approvals; drop table adjustments; update schema_version set version = 2")
     con.close()
-    with pytest.raises(state.StateError, match="older schema version 2; the next `disburse run` migrates it to 3"):
+    with pytest.raises(state.StateError, match="older schema version 2; the next `disburse run` migrates it to 4"):
         state.connect(out / "state.duckdb", read_only=True)
     result = approve(out)  # approving takes the state read-write, so it migrates it
     assert result.exit_code == 0, result.output
     con = duckdb.connect(str(out / "state.duckdb"), read_only=True)
-    assert con.execute("select version from schema_version").fetchall() == [(3,)]
+    assert con.execute("select version from schema_version").fetchall() == [(state.SCHEMA_VERSION,)]
     assert con.execute("select run_id from approvals").fetchall() == [(first["run_id"],)]
     con.close()
 
