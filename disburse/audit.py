@@ -426,3 +426,23 @@ def write_audit(result: RegionResult, year: int, directory: Path, run: RunInfo, 
     (directory / "audit.html").write_text(page, encoding="utf-8")
     return {"audit.html": result.lines.height, **counts}
 
+
+
+# --- approval: stamped on the summary once finance signs off ----------------------------------
+
+APPROVAL_MARKS = ("<!--approval-->", "<!--/approval-->")  # around the summary's approval row (audit.html.j2)
+
+
+def stamp_approval(source: Path, target: Path, cells: list[tuple[str, str]]) -> None:
+    """Copy SOURCE (a region's audit.html) to TARGET with its summary's approval row replaced by CELLS
+    (label, text), one row each; nothing else changes. A page without the row (written before it had
+    one) cannot be stamped: ValueError."""
+    page = source.read_text(encoding="utf-8")
+    start, end = APPROVAL_MARKS
+    if page.count(start) != 1 or page.count(end) != 1 or page.index(start) > page.index(end):
+        raise ValueError(f"{source}: no approval row in its summary")
+    rows = "".join(f'<tr class="approval"><td>{_esc(label)}</td><td colspan="3"><b>{_esc(text)}</b></td></tr>'
+                   for label, text in cells)
+    head, rest = page.split(start)
+    _, tail = rest.split(end)
+    target.write_text(f"{head}{start}{rows}{end}{tail}", encoding="utf-8")
