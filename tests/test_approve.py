@@ -340,3 +340,29 @@ def test_explain_finds_a_firm_by_part_of_its_name(ledgers: Path, tmp_path: Path)
     assert none.exit_code == 1 and "没有名称含“无此企业”的申报主体" in none.output
     assert len(none.output.strip().splitlines()) == 1
     assert explain().exit_code == 2 and explain("--name", "x", "--applicant", L1).exit_code == 2
+
+
+def test_an_approval_whose_stamped_files_failed_to_move_in_is_finished_by_the_next_run(
+        ledgers: Path, tmp_path: Path, monkeypatch) -> None:
+    from disburse import outputs
+
+    out = tmp_path / "out"
+    first, _ = run_year(ledgers, out, 2021)
+    real = outputs.Staged.swap_in
+
+    def broken(self):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(outputs.Staged, "swap_in", broken)
+    result = approve(out, "--by", "王会计")
+    assert result.exit_code == 2 and "the next run finishes it" in result.output
+    con = duckdb.connect(str(out / "state.duckdb"), read_only=True)
+    assert con.execute("select run_id from approvals").fetchall() == [(first["run_id"],)]  # committed
+    con.close()
+    assert cover(out / "2021" / "lingang" / "payments.xlsx")["审批状态"].startswith("未审批")
+    monkeypatch.setattr(outputs.Staged, "swap_in", real)
+    run_year(ledgers, out, 2021, region="changning")  # any run finishes what was left before it starts
+    assert cover(out / "2021" / "lingang" / "payments.xlsx")["审批人"] == "王会计"
+    assert not list((out / "2021").glob(".staging-*"))
+    result = CliRunner().invoke(app, ["verify", str(out / "2021")])
+    assert result.exit_code == 0, result.output
