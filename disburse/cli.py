@@ -224,42 +224,58 @@ def approve(
     by: Annotated[Optional[str], typer.Option("--by", help="Who signs off (default: the login name).")] = None,
     state_file: Annotated[Optional[Path], typer.Option("--state", help="State file (default OUT/state.duckdb).")] = None,
 ) -> None:
-    """Record finance's sign-off of the run in place for YEAR REGION (or, once approved, of its pending adjustments)."""
+    """Record finance's sign-off of the run in place for YEAR REGION (or, once approved, of its pending adjustments),
+    and stamp it on payments.xlsx and audit.html (adjustments.xlsx)."""
     import getpass
 
-    from disburse import state
-    from disburse.job import new_run_id
+    from disburse import signoff
+    from disburse.job import DEFAULT_RULES, new_run_id
+    from disburse.rules import load_catalogue, region_names
 
     path = state_file or out_dir / "state.duckdb"
-    if not path.is_file():
-        fail(f"{path}: no state file; run the year first")
-    who = by or getpass.getuser()
     try:
-        with state.held(path, f"approve-{new_run_id()}"):
-            con = state.connect(path)
-            try:
-                what = state.approve(con, path, year=year, region=region, by=who)
-            finally:
-                con.close()
+        cat = load_catalogue(DEFAULT_RULES)
     except JOB_ERRORS as exc:
         fail(str(exc))
-    out.print(what, markup=False, highlight=False, soft_wrap=True)
+    if region not in cat.regions and not path.is_file():
+        fail(f"--region {region}：未知区域（已知：{'、'.join(cat.regions)}）")
+    if not path.is_file():
+        fail(f"{path}：没有状态文件，请先运行该年度")
+    who = by or getpass.getuser()
+    try:
+        approval, notes = signoff.approve(out_dir, path, year=year, region=region, by=who, known=cat.regions,
+                                          hold=f"approve-{new_run_id()}")
+    except JOB_ERRORS as exc:
+        fail(str(exc))
+    name = region_names(cat).get(region)
+    out.print(signoff.message(approval, f"{name}（{region}）" if name else region, notes), markup=False,
+              highlight=False, soft_wrap=True)
 
 
 @app.command()
 def diff(
-    before: Annotated[Path, typer.Argument(help="Directory with the earlier disbursements.parquet, e.g. OUT/Y/REGION/runs/RUN_ID.")],
-    after: Annotated[Path, typer.Argument(help="Directory with the later one, e.g. OUT/Y/REGION.")],
+    before: Annotated[Path, typer.Argument(help="Directory with the earlier disbursements.parquet, e.g. OUT/Y/REGION/runs/RUN_ID; "
+                                           "alone, an approved region rerun since (OUT/Y/REGION): approved against recomputed.")],
+    after: Annotated[Optional[Path], typer.Argument(help="Directory with the later one, e.g. OUT/Y/REGION (with an "
+                                                    "adjustments.csv: its recomputation).")] = None,
     csv: Annotated[Optional[Path], typer.Option("--csv", help="Write every row here (CSV, yuan to the fen).")] = None,
     limit: Annotated[int, typer.Option("--limit", help="Rows shown in the terminal (largest differences first).")] = 50,
+    as_written: Annotated[bool, typer.Option("--as-written", help="Read AFTER's files as written, leaving out the "
+                                             "recomputation in its adjustments.csv.")] = False,
 ) -> None:
     """Per applicant and clause: payable before, after and the difference (after minus before)."""
-    from disburse.diff import DiffError, csv_frame, diff as compare
+    from disburse.diff import DiffError, adjustments, csv_frame, diff as compare
 
     try:
-        d = compare(before, after)
+        d = compare(before, after, recomputed=not as_written)
+        pending = adjustments(after if after is not None else before)
     except DiffError as exc:
         fail(str(exc))
+    if pending is not None and (after is None or not as_written):
+        rerun = pending["run_id"][0] if pending.height else "—"
+        side = "after" if after is not None else "before = 已审批的金额, after"
+        out.print(f"{after if after is not None else before}：已审批的文件未改动，重算（运行 {rerun}）见 adjustments.csv；"
+                  f"{side} = 重算的金额（{pending.height} 项调整）", markup=False, highlight=False, soft_wrap=True)
     changed = d.filter(pl.col("difference_fen") != 0)
     t = Table(title=f"{changed.height} of {d.height} (applicant, clause) pairs differ; difference = after - before")
     for col in ("applicant_id", "clause_id", "before (yuan)", "after (yuan)", "difference (yuan)"):
@@ -293,6 +309,8 @@ def print_summary(manifest: dict, seconds: dict[str, float], year_dir: Path) -> 
         r.add_row(region_label(region, d.get("name_zh")), str(d["lines"]), str(d["payable_lines"]), d["total_payable"],
                   d["total_clawback"])
     out.print(r)
+    for line in adjustment_lines(manifest):
+        out.print(line, markup=False, highlight=False, soft_wrap=True)
     out.print("用时（秒）：" + "，".join(f"{k} {v:.2f}" for k, v in seconds.items()))
     out.print(f"文件：{year_dir}/<region>/ 与 {year_dir}/manifest.json")
 
@@ -302,6 +320,30 @@ def _region_labels(rules: Path | None) -> dict[str, str]:
     from disburse.rules import region_names
 
     return {r: region_label(r, zh) for r, zh in region_names(_catalogue(rules)).items()}
+
+
+def _yuan_fen(text: str | None) -> int:
+    from decimal import Decimal
+
+    return int(Decimal(text or "0") * 100)
+
+
+def adjustment_lines(manifest: dict) -> list[str]:
+    """One line per approved region this run recomputed: its files stay as approved; the adjustments it
+    proposes, how many and how much to pay and to recover, and that they wait for approval."""
+    lines = []
+    for region, d in sorted(manifest.get("adjustments", {}).items()):
+        if d.get("run_id", manifest["run_id"]) != manifest["run_id"]:
+            continue  # proposed by an earlier run
+        head = f"{region}：{manifest['year']} 年度已审批（运行 {d['approved_run_id']}），文件未改动；"
+        if not d["rows"]:
+            lines.append(head + "本次重算与已审批的金额一致，没有调整")
+            continue
+        lines.append(head + f"本次重算有 {d['rows']} 项调整：补付 {d.get('pay_rows', 0)} 项 "
+                     f"{fmt_fen(_yuan_fen(d.get('pay')))} 元，追回 {d.get('recover_rows', 0)} 项 "
+                     f"{fmt_fen(_yuan_fen(d.get('recover')))} 元 — 待审批（{region}/adjustments.csv、adjustments.xlsx；"
+                     f"disburse approve --year {manifest['year']} --region {region}）")
+    return lines
 
 
 def zh_column(ledger: str, column: str) -> str:
@@ -347,13 +389,33 @@ def validate(ledgers: LedgersOpt, rules: RulesOpt = None, params: ParamsOpt = No
 @app.command()
 def explain(
     year: Annotated[int, typer.Option("--year")],
-    applicant: Annotated[str, typer.Option("--applicant", help="统一社会信用代码 of the applicant.")],
     out_dir: Annotated[Path, typer.Option("--out", help="The output directory of the run.")],
+    applicant: Annotated[Optional[str], typer.Option("--applicant", help="统一社会信用代码 of the applicant.")] = None,
+    name: Annotated[Optional[str], typer.Option("--name", help="Part of the applicant's name (企业名称): one match is "
+                                                "explained, several are listed with their ids.")] = None,
 ) -> None:
-    """One applicant's lines for a year, with every step, for a person to read."""
-    files = sorted((out_dir / str(year)).glob("*/audit_lines.parquet"))
+    """One applicant's lines for a year, with every step, for a person to read; for an approved year rerun
+    since, also what the recomputation comes to and why."""
+    year_dir = out_dir / str(year)
+    files = sorted(year_dir.glob("*/audit_lines.parquet"))
     if not files:
-        fail(f"{out_dir / str(year)}: no run found for {year}")
+        fail(f"{year_dir}: no run found for {year}")
+    if (applicant is None) == (name is None):
+        fail("give --applicant ID or --name TEXT (one of them)")
+    if name is not None:
+        firms = (pl.concat([pl.scan_parquet(f).select("applicant_id", "applicant_name", "region") for f in files])
+                 .filter(pl.col("applicant_name").str.contains(name, literal=True)).unique().sort("applicant_id").collect())
+        if firms.is_empty():
+            fail(f"--name {name}：{year} 年度没有名称含“{name}”的申报主体", code=1)
+        if firms["applicant_id"].n_unique() > 1:
+            t = Table(title=f"名称含“{name}”的申报主体：{firms.height} 户（用 --applicant 代码 查看其中一户）")
+            for col in ("统一社会信用代码", "名称", "区域"):
+                t.add_column(col)
+            for row in firms.iter_rows():
+                t.add_row(*row)
+            out.print(t)
+            return
+        applicant = firms["applicant_id"][0]
     lines = pl.concat([pl.read_parquet(f) for f in files]).filter(pl.col("applicant_id") == applicant)
     if lines.is_empty():
         fail(f"{applicant}: no lines in {year}")
@@ -367,6 +429,44 @@ def explain(
         why = "；".join(f"{code} {phrase(code) or ''}".rstrip() for code in codes)
         out.print(f"  应付：[bold]{fmt_fen(line['payable_fen'])}[/bold]" + (f"   原因：{why}" if why else ""))
     out.print(f"\n应付合计：[bold]{fmt_fen(total_fen(lines['payable_fen']))}[/bold]")
+    explain_adjustments(year_dir, applicant, sorted(set(lines["region"])))
+
+
+def explain_adjustments(year_dir: Path, applicant: str, regions: list[str]) -> None:
+    """For an approved region rerun since: per adjusted matter of APPLICANT, the approved amount, the
+    recomputed one, the difference, and the recomputed steps that say why."""
+    from disburse.diff import _fen
+    from disburse.outputs import read_manifest
+
+    manifest = read_manifest(year_dir / "manifest.json")
+    for region in regions:
+        path = year_dir / region / "adjustments.csv"
+        if not path.is_file():
+            continue
+        adj = pl.read_csv(path, infer_schema=False).filter(pl.col("applicant_id") == applicant)
+        entry = manifest.get("adjustments", {}).get(region, {})
+        approved_run = manifest.get("regions", {}).get(region, {}).get("run_id", "")
+        if adj.is_empty():
+            out.print(f"\n{region} {year_dir.name} 年度已审批（运行 {approved_run}）；之后的重算没有改变该户的金额。",
+                      markup=False, highlight=False)
+            continue
+        status = "已审批" if entry.get("status") == "approved" else "待审批"
+        adj = adj.with_columns(*(_fen(c).alias(f"{c}_fen") for c in ("approved", "recomputed", "difference")))
+        out.print(f"\n[bold]以上为已审批运行 {approved_run} 的明细。之后的重算（运行 {adj['run_id'][0]}）改变了 "
+                  f"{adj.height} 项金额（{status}）：[/bold]")
+        for row in adj.iter_rows(named=True):
+            action = "补付" if row["difference_fen"] > 0 else "追回"
+            out.print(f"\n[bold]{row['clause_id']}[/bold] {row.get('clause_title') or ''} — 事项 {row['matter_id']}")
+            out.print(f"  已审批 {fmt_fen(row['approved_fen'])} → 重算 {fmt_fen(row['recomputed_fen'])}，差额 "
+                      f"{'+' if row['difference_fen'] > 0 else ''}{fmt_fen(row['difference_fen'])}（{action}，{status}）",
+                      markup=False)
+            out.print("  重算的计算步骤（差额由此而来）：", markup=False)
+            for text in (row.get("recomputed_steps") or "").split("\n"):
+                for step in text.split(" → "):
+                    out.print(f"    → {step}", markup=False)
+        total = int(adj["difference_fen"].sum())
+        out.print(f"\n已审批 {fmt_fen(int(adj['approved_fen'].sum()))}，重算 {fmt_fen(int(adj['recomputed_fen'].sum()))}，"
+                  f"差额合计 {'+' if total > 0 else ''}{fmt_fen(total)}（{status}）", markup=False)
 
 
 @app.command()

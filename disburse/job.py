@@ -201,8 +201,11 @@ def publish(inputs: Inputs, checked: Validated, results: list[RegionResult], con
         for res in results:
             if res.region in approved:  # signed off: its files and lines stay; the differences go to finance
                 adjusted[res.region] = state.adjustments(con, year, res.region, res.lines)
+                live = out_dir / str(year) / res.region / "audit_lines.parquet"
                 outputs.write_adjustments(adjusted[res.region], staged.region_dir(res.region), year=year,
-                                          region=res.region, approved_run=approved[res.region], run_id=run_id)
+                                          region=res.region, approved_run=approved[res.region], run_id=run_id,
+                                          recomputed_lines=res.lines,
+                                          approved_lines=pl.read_parquet(live) if live.is_file() else None)
             elif res.region in replaced:
                 outputs.note_replaced(staged, res.region, replaced[res.region])
 
@@ -234,11 +237,15 @@ def publish(inputs: Inputs, checked: Validated, results: list[RegionResult], con
                 manifest = build_manifest(inputs, checked, [r for r in results if r.region not in approved],
                                           counts, staged, year=year, run_id=run_id, started=started,
                                           orphan_rows=orphans.height)
-                if adjusted:
-                    manifest["adjustments"] = {
+                # an approved region rerun before keeps its entry (adjustments.csv stays until its next rerun)
+                earlier = {r: d for r, d in outputs.read_manifest(staged.year_dir / "manifest.json")
+                           .get("adjustments", {}).items() if r in approved and r not in adjusted}
+                if adjusted or earlier:
+                    manifest["adjustments"] = dict(sorted({**earlier, **{
                         r: {"approved_run_id": approved[r], "file": f"{r}/adjustments.csv", "rows": df.height,
-                            "difference": str(fen_to_decimal(int(df["difference_fen"].sum() or 0)))}
-                        for r, df in sorted(adjusted.items())}
+                            "difference": str(fen_to_decimal(int(df["difference_fen"].sum() or 0))),
+                            **adjustment_totals(df), "run_id": run_id, "status": "pending"}
+                        for r, df in adjusted.items()}}.items()))
                 if gaps:
                     manifest["gaps_allowed"] = {r: years for r, years in sorted(gaps.items())}
                 if stale:
@@ -447,6 +454,14 @@ def build_manifest(inputs: Inputs, checked: Validated, results: list[RegionResul
         "regions": dict(sorted(regions_doc.items())),
         "total_payable": str(total),
     }
+
+
+def adjustment_totals(adjusted: pl.DataFrame) -> dict:
+    """An approved region's proposed adjustments for the manifest: how many to pay and to recover, and their
+    totals (yuan, the recovery positive)."""
+    d = adjusted["difference_fen"].cast(pl.Int128)
+    return {"pay_rows": int((d > 0).sum()), "pay": str(fen_to_decimal(int(d.filter(d > 0).sum() or 0))),
+            "recover_rows": int((d < 0).sum()), "recover": str(fen_to_decimal(-int(d.filter(d < 0).sum() or 0)))}
 
 
 def budget_facts(facts: pl.DataFrame) -> list[dict]:

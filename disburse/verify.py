@@ -106,15 +106,20 @@ def verify_year(year_dir: Path, state_path: Path) -> tuple[list[str], int]:
     for f in sorted(year_dir.rglob("*")):
         rel = str(f.relative_to(year_dir))
         parts = Path(rel).parts
-        kept = len(parts) > 2 and parts[1] == "runs" or parts[1:] == ("adjustments.csv",)  # earlier runs, adjustments
+        kept = len(parts) > 2 and parts[1] == "runs" or parts[1:] in (("adjustments.csv",), ("adjustments.xlsx",))
         if f.is_file() and rel != "manifest.json" and rel not in expected and not rel.startswith(".staging-") and not kept:
             problems.append(f"{rel}: not in the manifest")
 
     con = state.connect(state_path, read_only=True)
     try:
         records = state.run_records(con, year)
+        approvals = state.approved_regions(con, year)
         for region in sorted(manifest["regions"]):
             problems += _region(con, year_dir, year, region, manifest["regions"][region], records.get(region), changed)
+            said = (manifest["regions"][region].get("approval") or {}).get("run_id")
+            if said and approvals.get(region) != said:
+                problems.append(f"{region}: the manifest says run {said} was approved, the state records "
+                                f"{'run ' + approvals[region] if region in approvals else 'no approval'}")
     finally:
         con.close()
     return problems, len(expected) + 1
