@@ -72,7 +72,7 @@ def run(
     dask: Annotated[Optional[str], typer.Option("--dask", envvar="DISBURSE_DASK_ADDRESS", show_envvar=True,
                                                 help="Compute the regions on the Dask cluster of this scheduler, "
                                                      "e.g. tcp://scheduler:8786 (needs the dask extra and "
-                                                     "PREFECT_API_URL: README \"On a Dask cluster\").")] = None,
+                                                     "PREFECT_API_URL: docs/it.md \"On a Dask cluster\").")] = None,
 ) -> None:
     """Validate the ledgers, compute every clause, write finance's files and remember what was paid."""
     import atexit
@@ -166,7 +166,7 @@ def _dask_problem(address: str) -> str | None:
     api = PREFECT_API_URL.value()
     if not api:  # a worker process keeps reporting to the first API it was sent: a temporary one dies with its run
         return (f"--dask {address}: needs a Prefect server that outlives the run, reachable from the workers: "
-                f"start `prefect server start` and set PREFECT_API_URL (README \"On a Dask cluster\")")
+                f"start `prefect server start` and set PREFECT_API_URL (docs/it.md \"On a Dask cluster\")")
     if _loopback(api) and not _loopback(address):
         return (f"--dask {address}: PREFECT_API_URL {api} is this machine's loopback, which workers on other "
                 f"machines cannot reach: start the server on an address they reach")
@@ -659,7 +659,7 @@ def eligible(
     out.print(t)
 
 
-rules_app = typer.Typer(no_args_is_help=True, help="The rules catalogue: list the clauses, show coverage.")
+rules_app = typer.Typer(no_args_is_help=True, help="The rules catalogue: list the clauses, show coverage, write the explorer.")
 app.add_typer(rules_app, name="rules")
 SCENARIOS = Path(__file__).resolve().parent.parent / "tests" / "scenarios"
 
@@ -723,6 +723,30 @@ def rules_coverage(rules: RulesOpt = None,
         _print_frame(per_clause, "Clauses")
     elif not missing.is_empty():
         _print_frame(missing, "Not yet encoded or tested")
+
+
+@rules_app.command("site")
+def rules_site(
+    out_dir: Annotated[Path, typer.Option("--out", help="The directory the pages are written to (docs/rules).")],
+    rules: RulesOpt = None,
+    params: Annotated[Optional[Path], typer.Option("--params", help="Show this params file's administrator values.")] = None,
+) -> None:
+    """The rules explorer: a Markdown page per clause (article, parameters, conditions, recognition, competing
+    clauses, scenarios and their amounts, decisions) and an index per region with coverage, for the handbook."""
+    from disburse.params import load_params
+    from disburse.site import write_site
+
+    cat = _catalogue(rules)
+    if not SCENARIOS.is_dir():
+        fail(f"{SCENARIOS}: scenarios not found (the explorer is built from a checkout)")
+    try:
+        values = load_params(params, cat) if params is not None else None
+        written = write_site(cat, out_dir, SCENARIOS, SCENARIOS.parent.parent / "docs" / "decisions.md", values)
+    except JOB_ERRORS as exc:
+        fail(str(exc))
+    except OSError as exc:
+        fail(f"--out {out_dir}: cannot be written ({exc.strerror or exc})")
+    out.print(f"{len(written)} pages written to {out_dir}")
 
 
 ledgers_app = typer.Typer(no_args_is_help=True, help="The ledgers: their reference.")

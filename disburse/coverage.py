@@ -94,7 +94,7 @@ def coverage(cat: Catalogue, scenarios_dir: Path) -> tuple[pl.DataFrame, pl.Data
 
 
 def markdown(policies: pl.DataFrame) -> str:
-    """The per-policy table as Markdown (the README carries it)."""
+    """The per-policy table as Markdown (docs/policy.md carries it; docs/rules/index.md too)."""
     cols = ["region", "articles", "paying_clauses", "non_monetary", "encoded", "tested"]
     head = "| " + " | ".join(cols) + " |\n| " + " | ".join("---" for _ in cols) + " |\n"
     body = "".join("| " + " | ".join(str(r[c]) for c in cols) + " |\n" for r in policies.iter_rows(named=True))

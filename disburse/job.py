@@ -122,7 +122,7 @@ def _fault_text(path: Path | None, ledger: str, fault: dict) -> str:
 
 
 def refuse_lost_payments(inputs: Inputs, checked: Validated, history: pl.DataFrame) -> None:
-    """Stop the run on a row whose loss would pay money again or lose money owed back (README "Reliability"):
+    """Stop the run on a row whose loss would pay money again or lose money owed back (docs/reliability.md):
 
     - a ``prior_payments`` row that failed validation (``Ledger.stops_the_run``): left out, the payment it
       records would be paid a second time (a ladder's level-up, a cumulative cap, a one-off award);

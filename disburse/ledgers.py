@@ -38,7 +38,7 @@ STR, INT, DATE, BOOL, MONEY, RATE, NUMBER = "str", "int", "date", "bool", "money
 
 # Every enumeration value with its one Chinese name (what a bureau types, and
 # what a template's drop-down offers). A value is read by either name; see
-# README "The ledgers' Chinese names".
+# docs/inputs.md "Spreadsheets, Chinese headers and the bureau's forms".
 SIZES_ZH = {"large": "大型", "medium": "中型", "small": "小型", "micro": "微型"}
 SECTORS_ZH = {"ai": "人工智能", "blockchain": "区块链", "collab": "协同创新", "other": "其他"}
 COMPUTE_CATEGORIES_ZH = {
@@ -55,7 +55,7 @@ RECOGNITION_LEVELS_ZH = {
     "national_key_lab": "国家重点实验室",
 }
 # The team's project categories (SPEC §3 leaves them to us); each names the
-# kind of project a clause pays for. See README "Project categories".
+# kind of project a clause pays for. See docs/ledgers.md "What the categories mean".
 PROJECT_CATEGORIES_ZH = {
     "key_technology": "关键技术攻关",         # lingang.1, xuhui.5, hangzhou.2
     "open_source_platform": "开源平台",       # lingang.2a/2b
@@ -122,7 +122,7 @@ class Ledger:
     optional_file: bool = True
     extra: dict = field(default_factory=dict)
     # A row of it that fails validation stops the run instead of being rejected: the ledger records
-    # money already paid, and a row left out would be paid again (README "Reliability", "Inputs").
+    # money already paid, and a row left out would be paid again (docs/reliability.md, "Inputs").
     stops_the_run: bool = False
 
     @property

@@ -227,7 +227,7 @@ CATEGORY_NOTE = {
 TYPE_ZH = {STR: "文本", INT: "整数", DATE: "日期", BOOL: "是/否", MONEY: "金额（元）", RATE: "比例（0–1）", NUMBER: "数值"}
 TYPE_EN = {STR: "text", INT: "whole number", DATE: "date", BOOL: "yes/no", MONEY: "money (yuan)",
            RATE: "share 0–1", NUMBER: "number"}
-# The forms each type is read from (a spreadsheet cell of the type is read as it is; see README).
+# The forms each type is read from (a spreadsheet cell of the type is read as it is; see docs/decisions.md "Spreadsheet cells are read by their type").
 FORMS_ZH = {
     STR: "文本；编号列请设为文本格式（统一社会信用代码存成数值会丢失末几位，不予读取）",
     INT: "整数，如 2021",

@@ -293,10 +293,10 @@ def test_every_rule_that_can_carry_an_approved_amount_says_what_it_bounds() -> N
     assert not silent, f"approved_scope left to the default: {silent}"
 
 
-def test_the_readme_names_every_clause_whose_approved_amount_is_the_matters_total() -> None:
-    """The decision "An approved amount across years" lists exactly the rules with approved_scope: matter, then
-    (after "Elsewhere") exactly those with approved_scope: line."""
-    text = (ROOT / "README.md").read_text(encoding="utf-8")
+def test_the_decisions_name_every_clause_whose_approved_amount_is_the_matters_total() -> None:
+    """The decision "An approved amount across years" (docs/decisions.md) lists exactly the rules with
+    approved_scope: matter, then (after "Elsewhere") exactly those with approved_scope: line."""
+    text = (ROOT / "docs" / "decisions.md").read_text(encoding="utf-8")
     bullet = text.split("- **An approved amount across years**", 1)[1].split("\n- **", 1)[0]
     matter, elsewhere = bullet.split("Elsewhere", 1)
     line = elsewhere.split("A recognition's approved amount and rate are one decision", 1)[0]
@@ -311,3 +311,37 @@ def test_the_ledger_reference_in_docs_is_the_one_generated() -> None:
     from disburse.reference import markdown
 
     assert (ROOT / "docs" / "ledgers.md").read_text(encoding="utf-8") == markdown(R.load_catalogue(ROOT / "rules"))
+
+
+def test_the_rules_explorer_in_docs_is_the_one_generated(tmp_path: Path) -> None:
+    """docs/rules/ is what `disburse rules site --out docs/rules --params fixtures/demo/params.yaml` writes:
+    regenerate it after a change to the rules, the scenarios or docs/decisions.md."""
+    from disburse.params import load_params
+    from disburse.site import write_site
+
+    cat = R.load_catalogue(ROOT / "rules")
+    written = write_site(cat, tmp_path, ROOT / "tests" / "scenarios", ROOT / "docs" / "decisions.md",
+                         load_params(ROOT / "fixtures" / "demo" / "params.yaml", cat))
+    generated = {p.relative_to(tmp_path).as_posix(): p.read_text(encoding="utf-8") for p in written}
+    committed = {p.relative_to(ROOT / "docs" / "rules").as_posix(): p.read_text(encoding="utf-8")
+                 for p in sorted((ROOT / "docs" / "rules").rglob("*.md"))}
+    assert sorted(committed) == sorted(generated)
+    stale = [name for name in generated if committed[name] != generated[name]]
+    assert not stale, f"docs/rules is stale (run disburse rules site): {stale[:5]}"
+
+
+def test_every_clause_has_a_page_and_every_scenario_a_page_names_exists() -> None:
+    """The explorer has a page for each clause of the catalogue, each naming its clause's scenarios; a page that
+    names a scenario file that is gone fails."""
+    from disburse.site import named_scenarios
+
+    cat = R.load_catalogue(ROOT / "rules")
+    for cid, rule in cat.rules.items():
+        page = ROOT / "docs" / "rules" / rule.region / f"{cid}.md"
+        assert page.is_file(), f"{cid}: no page in docs/rules"
+        assert page.read_text(encoding="utf-8").startswith("<!-- Generated"), page
+    pages = sorted((ROOT / "docs" / "rules").rglob("*.md"))
+    assert len([p for p in pages if p.name != "index.md"]) == len(cat.rules) == 72
+    named = {s for p in pages for s in named_scenarios(p.read_text(encoding="utf-8"))}
+    assert named, "no page names a scenario"
+    assert not [s for s in named if not (ROOT / s).is_file()], "a page names a scenario that does not exist"

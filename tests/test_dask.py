@@ -11,7 +11,7 @@ those files, ``payments.xlsx`` by its cells; every other file byte for byte.
 The state's tables are compared whole, ordered, without run ids and times.
 
 The Dask runs report to a real `prefect server start` (``PREFECT_API_URL``, as
-`--dask` requires: README "On a Dask cluster"). The test also checks what a
+`--dask` requires: docs/it.md "On a Dask cluster"). The test also checks what a
 passing comparison alone would not show: the region tasks ran on the workers
 and reported to that server (both runs' task runs are recorded there), no
 worker started a Prefect server of its own, and the cluster listens on loopback
@@ -203,5 +203,5 @@ def test_dask_without_a_prefect_server_the_workers_reach_is_one_line_before_anyt
     assert done.returncode == 2
     assert done.stderr.strip().splitlines() == [
         "disburse: --dask tcp://127.0.0.1:8786: needs a Prefect server that outlives the run, reachable from the "
-        "workers: start `prefect server start` and set PREFECT_API_URL (README \"On a Dask cluster\")"]
+        "workers: start `prefect server start` and set PREFECT_API_URL (docs/it.md \"On a Dask cluster\")"]
     assert not (tmp_path / "out" / "2020").exists() and not (tmp_path / "prefect" / "prefect.db").exists()

@@ -1,4 +1,4 @@
-"""The yearly deployment as IT runs it (README "Running it every year"): a real `prefect server start`,
+"""The yearly deployment as IT runs it (docs/it.md "Running it every year"): a real `prefect server start`,
 `disburse serve`, a run triggered by hand with `prefect deployment run`, its artifacts read through the API.
 
 Every process the test starts runs in a session of its own and is killed with everything it started,

@@ -51,7 +51,7 @@ BAD_RATE = "bad_rate: expected a share from 0 to 1"
 MAX_QUANTITY = 1_000_000_000  # a count (trainees, firms, PFLOPS): unit × quantity stays far inside Int64
 assert next(iter(LEDGERS)) == "applicants"  # validate() relies on it
 
-# The forms a bureau types, each read to exactly one canonical value (README "Values as a bureau types them").
+# The forms a bureau types, each read to exactly one canonical value (docs/inputs.md, "Spreadsheets, Chinese headers and the bureau's forms").
 TRUE_WORDS, FALSE_WORDS = ("true", "TRUE", "True", "是"), ("false", "FALSE", "False", "否")
 DATE_FORMS = (  # year first, the month and day of 1 or 2 digits, one separator throughout
     r"^([0-9]{4})-([0-9]{1,2})-([0-9]{1,2})$", r"^([0-9]{4})/([0-9]{1,2})/([0-9]{1,2})$",
