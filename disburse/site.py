@@ -89,15 +89,12 @@ def competitors(cat: Catalogue, rule: Rule) -> list[str]:
                    and r.paid_for == rule.paid_for and competition_key(r) == key), key=natural_key)
 
 
-def _param_value(value) -> str:
+def _param_value(name: str, value) -> str:
+    """An administrator's value: a rate as a percentage, an amount in yuan; dated values with their dates."""
+    shown = pct if name == "rate" else yuan
     if isinstance(value, list):
-        return "；".join(f"自 {d.from_} 起 {_plain(d.value)}" for d in value)
-    return _plain(value)
-
-
-def _plain(v) -> str:
-    v = Decimal(v)
-    return pct(v) if v <= 1 and v != v.to_integral_value() else yuan(v)
+        return "；".join(f"自 {d.from_} 起 {shown(d.value)}" for d in value)
+    return shown(value)
 
 
 def parameters(rule: Rule, params: Params | None) -> list[tuple[str, str, str]]:
@@ -157,7 +154,7 @@ def parameters(rule: Rule, params: Params | None) -> list[tuple[str, str, str]]:
     given = params.clauses.get(rule.clause_id) if params is not None else None
     for name in rule.params:
         value = getattr(given, name, None) if given is not None else None
-        shown = _param_value(value) if value is not None else "由参数文件给出（未给出时，需要它的应付行会使运行停止）"
+        shown = f"参数文件：{_param_value(name, value)}" if value is not None else "由参数文件给出（未给出时，需要它的应付行会使运行停止）"
         add((f"管理部门参数 `{name}`", shown, PARAM_ZH[name]))
     if params is not None:
         for year, ceiling in sorted(params.budgets.get(rule.clause_id, {}).items()):

@@ -98,3 +98,29 @@ def test_the_handbook_builds_strictly(tmp_path: Path) -> None:
                           timeout=600)
     assert done.returncode == 0, done.stderr
     assert (tmp_path / "site" / "rules" / "lingang" / "lingang.8.1" / "index.html").is_file()
+
+
+def test_rules_site_writes_a_page_per_clause_and_an_index_per_region(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from disburse.cli import app
+    from disburse.rules import load_catalogue
+
+    out = tmp_path / "rules"
+    (out / "gone").mkdir(parents=True)
+    (out / "gone" / "old.md").write_text("a page of a clause no longer in the catalogue", encoding="utf-8")
+    done = CliRunner().invoke(app, ["rules", "site", "--out", str(out)])
+    assert done.exit_code == 0, done.output
+    cat = load_catalogue(ROOT / "rules")
+    assert sorted(p.relative_to(out).as_posix() for p in out.rglob("*.md")) == sorted(
+        ["index.md", *(f"{r}/index.md" for r in cat.regions), *(f"{r.region}/{c}.md" for c, r in cat.rules.items())])
+    page = (out / "lingang" / "lingang.8.1.md").read_text(encoding="utf-8")
+    assert cat.rules["lingang.8.1"].text in page and "`tests/scenarios/lingang/lingang.8.1.yaml`" in page
+    assert "应付 600,000.00" in page  # A1's first installment: 40% × 5% × 30,000,000
+    # without --params, an administrator parameter is said to come from the params file
+    assert "由参数文件给出" in (out / "changning" / "changning.6.1c.md").read_text(encoding="utf-8")
+
+    blocked = tmp_path / "file"
+    blocked.write_text("", encoding="utf-8")
+    refused = CliRunner().invoke(app, ["rules", "site", "--out", str(blocked / "rules")])
+    assert refused.exit_code == 2 and "cannot be written" in refused.output
