@@ -288,7 +288,7 @@ def diff(
     # The id is never cut (its column is at least as wide) and the name follows it, wrapped under it on a
     # narrow terminal; no side borders, so an 80-column terminal holds id, clause and three amounts.
     t = Table(title=f"{changed.height} of {d.height} (applicant, clause) pairs differ; yuan; difference = after - before",
-              box=box.SIMPLE_HEAD, pad_edge=False)
+              box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, collapse_padding=True)
     t.add_column("applicant", min_width=max([len(a) for a in shown["applicant_id"]], default=0), overflow="fold")
     t.add_column("clause", no_wrap=True)
     for col in ("before", "after", "difference"):
@@ -322,6 +322,10 @@ def print_summary(manifest: dict, seconds: dict[str, float], year_dir: Path) -> 
         r.add_row(region, f"{d['lines']:,}", f"{d['payable_lines']:,}", fmt_fen(yuan_to_fen(d["total_payable"])),
                   fmt_fen(yuan_to_fen(d["total_clawback"])))
     out.print(r)
+    for region, old in manifest.get("replaced_runs", {}).items():  # a rerun: where the replaced run's files are
+        kept = year_dir / region / "runs" / old
+        out.print(f"{region}：已替换运行 {old}，" + (f"原文件保存在 {kept}" if kept.is_dir() else "原文件已不在"),
+                  markup=False, highlight=False, soft_wrap=True)
     out.print("Seconds: " + ", ".join(f"{k} {v:.2f}" for k, v in seconds.items()))
     out.print(f"Files: {year_dir}/<region>/ and {year_dir}/manifest.json")
 
@@ -473,8 +477,10 @@ def simulate(
     from disburse.simulate import simulate as run_simulation
 
     try:
-        files, scenarios, results = run_simulation(ledgers, out_dir, year, rules_dir=rules, params_file=params,
-                                                   state_file=state_file, overlays=list(overlay or []), region=region)
+        files, scenarios, results = run_simulation(
+            ledgers, out_dir, year, rules_dir=rules, params_file=params, state_file=state_file,
+            overlays=list(overlay or []), region=region,
+            warn=lambda line: err.print(f"disburse: {line}", markup=False, highlight=False))
     except JOB_ERRORS as exc:
         fail(str(exc))
     t = Table(title=f"Simulated {year} (nothing recorded)")

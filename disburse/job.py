@@ -237,6 +237,8 @@ def publish(inputs: Inputs, checked: Validated, results: list[RegionResult], con
                         r: {"approved_run_id": approved[r], "file": f"{r}/adjustments.csv", "rows": df.height,
                             "difference": str(fen_to_decimal(int(df["difference_fen"].sum() or 0)))}
                         for r, df in sorted(adjusted.items())}
+                if replaced:  # the earlier run of the year each region replaces, its files kept in REGION/runs/RUN_ID
+                    manifest["replaced_runs"] = dict(sorted(replaced.items()))
                 if gaps:
                     manifest["gaps_allowed"] = {r: years for r, years in sorted(gaps.items())}
                 if stale:

@@ -98,6 +98,8 @@ def summary_markdown(manifest: dict, seconds: dict[str, float], *, flow_run_id: 
         f"- started {manifest['started_at']}, finished {manifest['finished_at']}",
         f"- rules fingerprint `{manifest['rules_fingerprint']}`, params fingerprint `{manifest['params_fingerprint']}`",
         f"- files: `{out / str(year)}`",
+        *(f"- {region}: replaced run `{old}`, its files kept in `{out / str(year) / region / 'runs' / old}`"
+          for region, old in manifest.get("replaced_runs", {}).items()),
         "",
         "## Ledgers (all years)",
         "",
