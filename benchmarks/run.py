@@ -1,14 +1,15 @@
 """How long a whole yearly run takes against reading the ledgers once (prints; not a test).
 
-    python benchmarks/run.py --applicants 1000000 [--year 2022] [--pairs 3] [--work DIR]
+    python benchmarks/run.py --applicants 1000000 [--year 2022] [--pairs 3] [--work DIR] [--format parquet|csv|xlsx]
 
-Generates (once, cached under --work, with ``disburse synth``) a typed Parquet ledger set of N
-applicants and
-a set holding only one of them, then, alternating, measures three things, each
-in a fresh process:
+Generates (once, cached under --work, with ``disburse synth``) a ledger set of N
+applicants in the format asked (typed Parquet by default; CSV text; a workbook
+per ledger) and a set holding only one of them, in the same format, then,
+alternating, measures three things, each in a fresh process:
 
-- floor: read every ledger file from Parquet and sum every money column by
-  applicant with polars: the least any job that reads these ledgers must do;
+- floor: read every ledger file (Parquet, CSV as text, or a workbook's sheet
+  with polars' calamine engine) and sum every money column by applicant with
+  polars: the least any job that reads these ledgers must do;
 - fixed: the same ``disburse run`` on the one-applicant set: start-up, Prefect,
   catalogue, writing the files; what does not grow with the ledgers;
 - full: ``disburse run --year Y`` for all regions on the N-applicant set.
@@ -52,20 +53,29 @@ print(json.dumps({"rc": done.returncode, "wall": wall, "peak_kib": peak, "stdout
 """
 
 _FLOOR = r"""
-import sys, time
+import json, sys, time
 from pathlib import Path
 import polars as pl
 t0 = time.perf_counter()
 money = set(sys.argv[2].split(","))
+english = json.loads(sys.argv[3])  # a workbook's Chinese headers -> the ledger's English names
 rows = 0
-for path in sorted(Path(sys.argv[1]).glob("*.parquet")):
-    lf = pl.scan_parquet(path)
+def scan(path):
+    if path.suffix == ".parquet":
+        return pl.scan_parquet(path)
+    if path.suffix == ".csv":
+        return pl.scan_csv(path, infer_schema=False)
+    df = pl.read_excel(path, engine="calamine")
+    df = df.rename({c: english[c] for c in df.columns if c in english})
+    return df.with_columns(pl.col(c).cast(pl.String) for c, t in df.schema.items() if t.is_float()).lazy()
+for path in sorted(p for p in Path(sys.argv[1]).iterdir() if p.suffix in (".parquet", ".csv", ".xlsx")):
+    lf = scan(path)
     cols = [c for c in lf.collect_schema().names() if c in money]
     key = "applicant_id"
     exprs = [(pl.col(c).cast(pl.Decimal(38, 2)) if lf.collect_schema()[c] != pl.String
               else pl.col(c).replace("", None).cast(pl.Decimal(38, 2))).sum() for c in cols]
     df = lf.group_by(key).agg(exprs or [pl.len()]).collect()
-    rows += pl.scan_parquet(path).select(pl.len()).collect().item()
+    rows += lf.select(pl.len()).collect().item()
 print(time.perf_counter() - t0, rows)
 """
 
@@ -75,25 +85,32 @@ def measure(cmd: list[str], env: dict[str, str]) -> dict:
     return json.loads(done.stdout)
 
 
-def generate(n: int, out: Path) -> None:
-    if (out / "applicants.parquet").exists():
+def generate(n: int, out: Path, fmt: str = "parquet") -> None:
+    if (out / f"applicants.{fmt}").exists():
         return
     print(f"generating {n:,} applicants into {out} ...", flush=True)
-    subprocess.run([str(DISBURSE), "synth", "--out", str(out), "--applicants", str(n), "--format", "parquet"],
+    subprocess.run([str(DISBURSE), "synth", "--out", str(out), "--applicants", str(n), "--format", fmt],
                     check=True, stdout=subprocess.DEVNULL)
 
 
-def one_applicant(full: Path, out: Path) -> None:
+def one_applicant(full: Path, out: Path, fmt: str = "parquet") -> None:
+    """The rows of one generated applicant of the typed Parquet set FULL, written to OUT in FMT."""
     import polars as pl
 
-    if (out / "applicants.parquet").exists():
+    if (out / f"applicants.{fmt}").exists():
         return
     out.mkdir(parents=True, exist_ok=True)
     applicants = pl.read_parquet(full / "applicants.parquet")
     first = applicants["applicant_id"][-1]  # a generated applicant, not a hand-placed one
-    for path in full.glob("*.parquet"):
-        df = pl.read_parquet(path)
-        df.filter(pl.col("applicant_id") == first).write_parquet(out / path.name)
+    frames = {path.stem: pl.read_parquet(path).filter(pl.col("applicant_id") == first) for path in full.glob("*.parquet")}
+    if fmt == "parquet":
+        for name, df in frames.items():
+            df.write_parquet(out / f"{name}.parquet")
+        return
+    sys.path.insert(0, str(ROOT))
+    from disburse.synth import write
+
+    write({name: df.select(pl.all().cast(pl.String)) for name, df in frames.items()}, out, fmt)
 
 
 def money_columns() -> list[str]:
@@ -101,6 +118,14 @@ def money_columns() -> list[str]:
     from disburse.ledgers import LEDGERS
 
     return sorted({c.name for led in LEDGERS.values() for c in led.columns if c.type == "money"})
+
+
+def english_names() -> str:
+    """JSON: each column's Chinese name -> its English name (the names a workbook's header carries)."""
+    sys.path.insert(0, str(ROOT))
+    from disburse.ledgers import LEDGERS
+
+    return json.dumps({c.zh: c.name for led in LEDGERS.values() for c in led.columns}, ensure_ascii=False)
 
 
 def stage_seconds(stdout: str) -> dict[str, float]:
@@ -114,12 +139,17 @@ def main() -> int:
     ap.add_argument("--year", type=int, default=2022)
     ap.add_argument("--pairs", type=int, default=3)
     ap.add_argument("--work", type=Path, default=Path(tempfile.gettempdir()) / "disburse-bench")
+    ap.add_argument("--format", choices=("parquet", "csv", "xlsx"), default="parquet",
+                    help="the ledgers' format (default: typed Parquet)")
     args = ap.parse_args()
 
-    full_set = args.work / f"city-{args.applicants}"
-    small_set = args.work / f"one-of-{args.applicants}"
-    generate(args.applicants, full_set)
-    one_applicant(full_set, small_set)
+    typed_set = args.work / f"city-{args.applicants}"  # the typed Parquet set: the one applicant is taken from it
+    generate(args.applicants, typed_set)
+    fmt = args.format
+    full_set = typed_set if fmt == "parquet" else args.work / f"city-{args.applicants}-{fmt}"
+    small_set = args.work / (f"one-of-{args.applicants}" if fmt == "parquet" else f"one-of-{args.applicants}-{fmt}")
+    generate(args.applicants, full_set, fmt)
+    one_applicant(typed_set, small_set, fmt)
     env = {**os.environ, "PREFECT_HOME": os.environ.get("PREFECT_HOME", str(args.work / "prefect-home"))}
     # Prefect's first start in a new home creates its database: do it once, outside the measurements.
     subprocess.run([str(DISBURSE), "run", "--year", str(args.year), "--ledgers", str(small_set), "--params", str(PARAMS),
@@ -129,7 +159,8 @@ def main() -> int:
     floors, fixeds, fulls, ratios, peaks, stages = [], [], [], [], [], []
     rows = 0
     for i in range(args.pairs):
-        done = subprocess.run([sys.executable, "-c", _FLOOR, str(full_set), money], capture_output=True, text=True,
+        done = subprocess.run([sys.executable, "-c", _FLOOR, str(full_set), money, english_names()],
+                              capture_output=True, text=True,
                               env=env, check=True)
         floor, rows = float(done.stdout.split()[0]), int(done.stdout.split()[1])
         runs = {}
@@ -151,7 +182,8 @@ def main() -> int:
               f"ratio {ratios[-1]:.2f}", flush=True)
 
     med = statistics.median
-    print(f"applicants: {args.applicants:,}; ledger rows: {rows:,}; year {args.year}, all regions, Parquet")
+    label = {"parquet": "Parquet", "csv": "CSV", "xlsx": "xlsx workbooks"}[fmt]
+    print(f"applicants: {args.applicants:,}; ledger rows: {rows:,}; year {args.year}, all regions, {label}")
     print("seconds per stage (median): " + ", ".join(
         f"{k} {med(s.get(k, 0.0) for s in stages):.2f}" for k in stages[0]))
     print(f"rows per second (full run): {rows / med(fulls):,.0f}")

@@ -1,6 +1,6 @@
 """Time each stage of a run against the time to read the ledgers once (prints; not a test).
 
-    disburse synth --out /tmp/city --applicants 1000000 --format parquet
+    disburse synth --out /tmp/city --applicants 1000000 --format parquet     # or csv, or xlsx (up to 100,000 or so)
     python benchmarks/stages.py --ledgers /tmp/city --year 2022 --params fixtures/demo/params.yaml
 
 Runs the stages of a yearly run (``disburse.job.sequence``, the sequence the flow
@@ -33,7 +33,12 @@ def main() -> None:
     for name in LEDGERS:  # reading once: the floor the stages are measured against
         path = find_file(args.ledgers, name)
         if path is not None:
-            pl.read_parquet(path) if path.suffix == ".parquet" else pl.read_csv(path, infer_schema=False)
+            if path.suffix == ".parquet":
+                pl.read_parquet(path)
+            elif path.suffix == ".csv":
+                pl.read_csv(path, infer_schema=False)
+            else:  # a workbook: its sheets, with polars' calamine engine
+                pl.read_excel(path, sheet_id=0, engine="calamine")
     read = time.perf_counter() - started
     clock = job.StageClock()
     with tempfile.TemporaryDirectory() as tmp:

@@ -47,6 +47,8 @@ class RunInfo:
     rules_fingerprint: str = ""
     params_fingerprint: str = ""
     gaps_allowed: tuple[int, ...] = ()  # earlier years never run, paid anyway with --allow-gaps
+    date: str = ""                      # the day the run started, in China (UTC+8): 2024-01-15
+    public_notice: object = None        # params.PublicNotice: what 公示名单 shows (None: the defaults)
 
 
 _ENTITIES = {"&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;"}
@@ -368,7 +370,32 @@ def write_detail_pages(detail: Detail, texts: pl.DataFrame, directory: Path, *, 
             body=body, quotes=Markup("")))
         counts[f"audit/{name}"] = n_appl
         listing.append({"file": f"audit/{name}", "first": first, "last": last, "applicants": n_appl})
+    counts[SEARCH] = write_search_page(index.select("applicant_id", "applicant_name", "page"), sub / Path(SEARCH).name,
+                                       title=title)
     return counts, listing
+
+
+SEARCH = "audit/search.html"  # the paged audit's one page with a script: find a firm by name or id
+SEARCH_SHOWN = 200            # matches listed at once
+
+
+def _js(col: str) -> pl.Expr:
+    """Text as the inside of a JavaScript string literal, safe inside a <script> element (no "<" at all)."""
+    e = pl.col(col).cast(pl.String).fill_null("").str.replace_all(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]", "")
+    return e.str.replace_many(["\\", '"', "<", "\n", "\r", "\u2028", "\u2029"],
+                              ["\\\\", '\\"', "\\u003c", "\\n", "\\r", "\\u2028", "\\u2029"])
+
+
+def write_search_page(firms: pl.DataFrame, path: Path, *, title: str) -> int:
+    """audit/search.html: a box that finds an applicant by part of its name or id, offline: the index
+    (id, name, detail page; FIRMS: applicant_id, applicant_name, page) is inline, and so is the small
+    script that searches it. Returns the applicants indexed."""
+    data = firms.select(pl.format('["{}","{}",{}]', _js("applicant_id"), _js("applicant_name"), pl.col("page"))
+                        .str.join(",\n").cast(pl.Binary)).item() if firms.height else b""
+    template = _env.get_template("audit_search.html.j2")
+    _write_page(path, data, lambda body: template.render(title=title, body=body, applicants=firms.height,
+                                                         shown=SEARCH_SHOWN, first_index=index_name(1)))
+    return firms.height
 
 
 # --- the region page ----------------------------------------------------------------------
@@ -396,7 +423,7 @@ def render_audit(result: RegionResult, year: int, run: RunInfo, *, rejected: pl.
         "clawbacks": claws.height, "clawback_applicants": claws["applicant_id"].n_unique(),
     }
     return _env.get_template("audit.html.j2").render(
-        region=result.region, year=year, run=run, policy_title=result.policy_title,
+        region=result.label, year=year, run=run, policy_title=result.policy_title,
         keep_highest_text=result.keep_highest_text, fmt=fmt_fen, h=headline,
         totals=totals.to_dicts(), caps=cap_effects(lines).to_dicts(),
         pairs=pairs.to_dicts(), superseded_lines=listed.to_dicts(), list_limit=LIST_LIMIT,
@@ -414,7 +441,7 @@ def write_audit(result: RegionResult, year: int, directory: Path, run: RunInfo, 
                 previous: pl.DataFrame | None = None, detail_limit: int | None = None) -> dict[str, int]:
     """audit.html, and past detail_limit lines (default DETAIL_LIMIT) the paged detail under audit/; rows by file name."""
     detail_limit = DETAIL_LIMIT if detail_limit is None else detail_limit
-    title = f"{result.region} {year} 年度兑付审计"
+    title = f"{result.label} {year} 年度兑付审计"
     detail = applicant_blocks(result.lines, PART_LINES)
     counts: dict[str, int] = {}
     if result.lines.height <= detail_limit:
@@ -426,3 +453,23 @@ def write_audit(result: RegionResult, year: int, directory: Path, run: RunInfo, 
     (directory / "audit.html").write_text(page, encoding="utf-8")
     return {"audit.html": result.lines.height, **counts}
 
+
+
+# --- approval: stamped on the summary once finance signs off ----------------------------------
+
+APPROVAL_MARKS = ("<!--approval-->", "<!--/approval-->")  # around the summary's approval row (audit.html.j2)
+
+
+def stamp_approval(source: Path, target: Path, cells: list[tuple[str, str]]) -> None:
+    """Copy SOURCE (a region's audit.html) to TARGET with its summary's approval row replaced by CELLS
+    (label, text), one row each; nothing else changes. A page without the row (written before it had
+    one) cannot be stamped: ValueError."""
+    page = source.read_text(encoding="utf-8")
+    start, end = APPROVAL_MARKS
+    if page.count(start) != 1 or page.count(end) != 1 or page.index(start) > page.index(end):
+        raise ValueError(f"{source}: no approval row in its summary")
+    rows = "".join(f'<tr class="approval"><td>{_esc(label)}</td><td colspan="3"><b>{_esc(text)}</b></td></tr>'
+                   for label, text in cells)
+    head, rest = page.split(start)
+    _, tail = rest.split(end)
+    target.write_text(f"{head}{start}{rows}{end}{tail}", encoding="utf-8")

@@ -1,4 +1,4 @@
-"""Command line: ``disburse run | verify | approve | diff | validate | explain | rules | serve``.
+"""Command line: ``disburse run | verify | approve | diff | validate | explain | notices | rules | serve | template | ledgers``.
 
 A run that cannot proceed prints one line on stderr and exits 2; nothing is
 written and the state is unchanged.
@@ -23,12 +23,13 @@ from disburse.job import JOB_ERRORS, check, choose_regions, ingest, ledger_count
 from disburse.ledgers import LEDGERS
 from disburse.money import fmt_fen, total_fen, yuan_to_fen
 from disburse.phrases import phrase
+from disburse.tables import region_label
 
 offline.apply()
 
 def _flags_take_no_value() -> None:
     """typer (0.29) shows a value type beside every flag in --help (`--allow-gaps <bool>`, `--help <bool>`),
-    as if the flag took a value; a flag takes none, so its type column stays empty (tests/test_cli_help.py)."""
+    as if the flag took a value; a flag takes none, so its type column stays empty (tests/test_terminal.py)."""
     from typer.core import TyperOption
 
     shown = TyperOption.display_type_rich
@@ -223,7 +224,8 @@ def verify(
     state_file: Annotated[Optional[Path], typer.Option("--state", help="State file (default OUT/state.duckdb).")] = None,
 ) -> None:
     """Check every file of a year against its manifest and the state's record: names every file or line changed since."""
-    from disburse.verify import verify_year
+    from disburse.outputs import read_manifest
+    from disburse.verify import input_notes, verify_year
 
     try:
         problems, checked = verify_year(year_dir, state_file or year_dir.parent / "state.duckdb")
@@ -231,6 +233,8 @@ def verify(
         fail(str(exc))
     for problem in problems:
         out.print(problem, markup=False, highlight=False, soft_wrap=True)
+    for note in input_notes(read_manifest(year_dir / "manifest.json")):  # the ledgers read: a note, not a fault
+        out.print(f"注意：{note}", markup=False, highlight=False, soft_wrap=True)
     if problems:
         fail(f"{year_dir}: {len(problems)} problem(s): changed since the run that wrote them", code=1)
     out.print(f"{year_dir}: {checked} files and every line match the manifest and the state", markup=False,
@@ -245,46 +249,63 @@ def approve(
     by: Annotated[Optional[str], typer.Option("--by", help="Who signs off (default: the login name).")] = None,
     state_file: Annotated[Optional[Path], typer.Option("--state", help="State file (default OUT/state.duckdb).")] = None,
 ) -> None:
-    """Record finance's sign-off of the run in place for YEAR REGION (or, once approved, of its pending adjustments)."""
+    """Record finance's sign-off of the run in place for YEAR REGION (or, once approved, of its pending adjustments),
+    and stamp it on payments.xlsx and audit.html (adjustments.xlsx)."""
     import getpass
 
-    from disburse import state
-    from disburse.job import new_run_id
+    from disburse import signoff
+    from disburse.job import DEFAULT_RULES, new_run_id
+    from disburse.rules import load_catalogue, region_names
 
     path = state_file or out_dir / "state.duckdb"
-    if not path.is_file():
-        fail(f"{path}: no state file; run the year first")
-    who = by or getpass.getuser()
     try:
-        with state.held(path, f"approve-{new_run_id()}"):
-            con = state.connect(path)
-            try:
-                what = state.approve(con, path, year=year, region=region, by=who)
-            finally:
-                con.close()
+        cat = load_catalogue(DEFAULT_RULES)
     except JOB_ERRORS as exc:
         fail(str(exc))
-    out.print(what, markup=False, highlight=False, soft_wrap=True)
+    if region not in cat.regions and not path.is_file():
+        fail(f"--region {region}：未知区域（已知：{'、'.join(cat.regions)}）")
+    if not path.is_file():
+        fail(f"{path}：没有状态文件，请先运行该年度")
+    who = by or getpass.getuser()
+    try:
+        approval, notes = signoff.approve(out_dir, path, year=year, region=region, by=who, known=cat.regions,
+                                          hold=f"approve-{new_run_id()}")
+    except JOB_ERRORS as exc:
+        fail(str(exc))
+    name = region_names(cat).get(region)
+    out.print(signoff.message(approval, f"{name}（{region}）" if name else region, notes), markup=False,
+              highlight=False, soft_wrap=True)
 
 
 @app.command()
 def diff(
-    before: Annotated[Path, typer.Argument(help="Directory with the earlier disbursements.parquet, e.g. OUT/Y/REGION/runs/RUN_ID.")],
-    after: Annotated[Path, typer.Argument(help="Directory with the later one, e.g. OUT/Y/REGION.")],
+    before: Annotated[Path, typer.Argument(help="Directory with the earlier disbursements.parquet, e.g. OUT/Y/REGION/runs/RUN_ID; "
+                                           "alone, an approved region rerun since (OUT/Y/REGION): approved against recomputed.")],
+    after: Annotated[Optional[Path], typer.Argument(help="Directory with the later one, e.g. OUT/Y/REGION (with an "
+                                                    "adjustments.csv: its recomputation).")] = None,
     csv: Annotated[Optional[Path], typer.Option("--csv", help="Write every row here (CSV, yuan to the fen).")] = None,
     limit: Annotated[int, typer.Option("--limit", help="Rows shown in the terminal (largest differences first).")] = 50,
+    as_written: Annotated[bool, typer.Option("--as-written", help="Read AFTER's files as written, leaving out the "
+                                             "recomputation in its adjustments.csv.")] = False,
 ) -> None:
     """Per applicant and clause: payable before, after and the difference (after minus before)."""
     from rich import box
 
-    from disburse.diff import DiffError, csv_frame, diff as compare, names
+    from disburse.diff import DiffError, adjustments, csv_frame, diff as compare, names
 
     try:
-        d = compare(before, after)
+        d = compare(before, after, recomputed=not as_written)
+        pending = adjustments(after if after is not None else before)
     except DiffError as exc:
         fail(str(exc))
+    if pending is not None and (after is None or not as_written):
+        rerun = pending["run_id"][0] if pending.height else "—"
+        side = "after" if after is not None else "before = 已审批的金额, after"
+        out.print(f"{after if after is not None else before}：已审批的文件未改动，重算（运行 {rerun}）见 adjustments.csv；"
+                  f"{side} = 重算的金额（{pending.height} 项调整）", markup=False, highlight=False, soft_wrap=True)
     changed = d.filter(pl.col("difference_fen") != 0)
-    shown = changed.head(limit).join(names(before, after), on="applicant_id", how="left", maintain_order="left")
+    shown = changed.head(limit).join(names(*(p for p in (before, after) if p is not None)), on="applicant_id",
+                                     how="left", maintain_order="left")
     # The id is never cut (its column is at least as wide) and the name follows it, wrapped under it on a
     # narrow terminal; no side borders, so an 80-column terminal holds id, clause and three amounts.
     t = Table(title=f"{changed.height} of {d.height} (applicant, clause) pairs differ; yuan; difference = after - before",
@@ -308,26 +329,60 @@ def diff(
 
 
 def print_summary(manifest: dict, seconds: dict[str, float], year_dir: Path) -> None:
-    t = Table(title=f"Ledgers (all years) — run {manifest['run_id']}")
-    for col in ("ledger", "rows", "accepted", "rejected"):
-        t.add_column(col, justify="left" if col == "ledger" else "right")
+    """The run's summary for a person: headings in Chinese with the codes beside, regions by their Chinese names."""
+    t = Table(title=f"台账（各年度）— 运行编号 {manifest['run_id']}")
+    for col in ("台账（ledger）", "行数（rows）", "接收（accepted）", "拒收（rejected）"):
+        t.add_column(col, justify="left" if col.startswith("台账") else "right", no_wrap=col.startswith("台账"))
     for name, d in manifest["inputs"].items():
-        t.add_row(name, f"{d['rows']:,}", f"{d['accepted']:,}", f"{d['rejected']:,}")
+        t.add_row(phrases.ledger_name(name), f"{d['rows']:,}", f"{d['accepted']:,}", f"{d['rejected']:,}")
     out.print(t)
-    r = Table(title=f"Year {manifest['year']}")
-    for col in ("region", "lines", "payable lines", "total payable (yuan)", "clawbacks (yuan)"):
-        r.add_column(col, justify="left" if col == "region" else "right")
+    r = Table(title=f"{manifest['year']} 年度")
+    for col in ("区域（region）", "明细行", "应付行", "应付合计（元）", "应追回（元）"):
+        r.add_column(col, justify="left" if col.startswith("区域") else "right", no_wrap=col.startswith("区域"))
     for region in manifest["regions_in_this_run"]:
         d = manifest["regions"][region]
-        r.add_row(region, f"{d['lines']:,}", f"{d['payable_lines']:,}", fmt_fen(yuan_to_fen(d["total_payable"])),
-                  fmt_fen(yuan_to_fen(d["total_clawback"])))
+        r.add_row(region_label(region, d.get("name_zh")), f"{d['lines']:,}", f"{d['payable_lines']:,}",
+                  fmt_fen(yuan_to_fen(d["total_payable"])), fmt_fen(yuan_to_fen(d["total_clawback"])))
     out.print(r)
+    for line in adjustment_lines(manifest):
+        out.print(line, markup=False, highlight=False, soft_wrap=True)
     for region, old in manifest.get("replaced_runs", {}).items():  # a rerun: where the replaced run's files are
         kept = year_dir / region / "runs" / old
         out.print(f"{region}：已替换运行 {old}，" + (f"原文件保存在 {kept}" if kept.is_dir() else "原文件已不在"),
                   markup=False, highlight=False, soft_wrap=True)
-    out.print("Seconds: " + ", ".join(f"{k} {v:.2f}" for k, v in seconds.items()))
-    out.print(f"Files: {year_dir}/<region>/ and {year_dir}/manifest.json")
+    out.print("用时（秒）：" + "，".join(f"{k} {v:.2f}" for k, v in seconds.items()))
+    out.print(f"文件：{year_dir}/<region>/ 与 {year_dir}/manifest.json")
+
+
+def _region_labels(rules: Path | None) -> dict[str, str]:
+    """Region id -> 临港新片区（lingang）, from the catalogue's policy.yaml files."""
+    from disburse.rules import region_names
+
+    return {r: region_label(r, zh) for r, zh in region_names(_catalogue(rules)).items()}
+
+
+def _yuan_fen(text: str | None) -> int:
+    from decimal import Decimal
+
+    return int(Decimal(text or "0") * 100)
+
+
+def adjustment_lines(manifest: dict) -> list[str]:
+    """One line per approved region this run recomputed: its files stay as approved; the adjustments it
+    proposes, how many and how much to pay and to recover, and that they wait for approval."""
+    lines = []
+    for region, d in sorted(manifest.get("adjustments", {}).items()):
+        if d.get("run_id", manifest["run_id"]) != manifest["run_id"]:
+            continue  # proposed by an earlier run
+        head = f"{region}：{manifest['year']} 年度已审批（运行 {d['approved_run_id']}），文件未改动；"
+        if not d["rows"]:
+            lines.append(head + "本次重算与已审批的金额一致，没有调整")
+            continue
+        lines.append(head + f"本次重算有 {d['rows']} 项调整：补付 {d.get('pay_rows', 0)} 项 "
+                     f"{fmt_fen(_yuan_fen(d.get('pay')))} 元，追回 {d.get('recover_rows', 0)} 项 "
+                     f"{fmt_fen(_yuan_fen(d.get('recover')))} 元 — 待审批（{region}/adjustments.csv、adjustments.xlsx；"
+                     f"disburse approve --year {manifest['year']} --region {region}）")
+    return lines
 
 
 def zh_column(ledger: str, column: str) -> str:
@@ -346,7 +401,9 @@ def validate(ledgers: LedgersOpt, rules: RulesOpt = None, params: ParamsOpt = No
         fail(str(exc))
     checked = check(inputs)
     counts = ledger_counts(checked)
-    _print_frame(pl.DataFrame([{"ledger": name, **c} for name, c in counts.items()]), "Validation")
+    _print_frame(pl.DataFrame([{"台账（ledger）": phrases.ledger_name(name), "行数（rows）": c["rows"],
+                                "接收（accepted）": c["accepted"], "拒收（rejected）": c["rejected"]}
+                               for name, c in counts.items()]), "校验（validation）")
     for row in checked.rejected.head(50).iter_rows(named=True):
         where = " ".join(str(x) for x in (row["file"], row["sheet"] and f"工作表 {row['sheet']}") if x)
         column = f"{zh_column(row['ledger'], row['column'])}（{row['column']}）" if row["column"] else "整行"
@@ -371,13 +428,33 @@ def validate(ledgers: LedgersOpt, rules: RulesOpt = None, params: ParamsOpt = No
 @app.command()
 def explain(
     year: Annotated[int, year_option("The year of the run.")],
-    applicant: Annotated[str, typer.Option("--applicant", help="统一社会信用代码 of the applicant.")],
     out_dir: Annotated[Path, typer.Option("--out", help="The output directory of the run.")],
+    applicant: Annotated[Optional[str], typer.Option("--applicant", help="统一社会信用代码 of the applicant.")] = None,
+    name: Annotated[Optional[str], typer.Option("--name", help="Part of the applicant's name (企业名称): one match is "
+                                                "explained, several are listed with their ids.")] = None,
 ) -> None:
-    """One applicant's lines for a year, with every step, for a person to read."""
-    files = sorted((out_dir / str(year)).glob("*/audit_lines.parquet"))
+    """One applicant's lines for a year, with every step, for a person to read; for an approved year rerun
+    since, also what the recomputation comes to and why."""
+    year_dir = out_dir / str(year)
+    files = sorted(year_dir.glob("*/audit_lines.parquet"))
     if not files:
-        fail(f"{out_dir / str(year)}: no run found for {year}")
+        fail(f"{year_dir}: no run found for {year}")
+    if (applicant is None) == (name is None):
+        fail("give --applicant ID or --name TEXT (one of them)")
+    if name is not None:
+        firms = (pl.concat([pl.scan_parquet(f).select("applicant_id", "applicant_name", "region") for f in files])
+                 .filter(pl.col("applicant_name").str.contains(name, literal=True)).unique().sort("applicant_id").collect())
+        if firms.is_empty():
+            fail(f"--name {name}：{year} 年度没有名称含“{name}”的申报主体", code=1)
+        if firms["applicant_id"].n_unique() > 1:
+            t = Table(title=f"名称含“{name}”的申报主体：{firms.height} 户（用 --applicant 代码 查看其中一户）")
+            for col in ("统一社会信用代码", "名称", "区域"):
+                t.add_column(col)
+            for row in firms.iter_rows():
+                t.add_row(*row)
+            out.print(t)
+            return
+        applicant = firms["applicant_id"][0]
     lines = pl.concat([pl.read_parquet(f) for f in files]).filter(pl.col("applicant_id") == applicant)
     if lines.is_empty():
         fail(f"{applicant}: no lines in {year}")
@@ -391,6 +468,74 @@ def explain(
         why = "；".join(f"{code} {phrase(code) or ''}".rstrip() for code in codes)
         out.print(f"  应付：[bold]{fmt_fen(line['payable_fen'])}[/bold]" + (f"   原因：{why}" if why else ""))
     out.print(f"\n应付合计：[bold]{fmt_fen(total_fen(lines['payable_fen']))}[/bold]")
+    explain_adjustments(year_dir, applicant, sorted(set(lines["region"])))
+
+
+def explain_adjustments(year_dir: Path, applicant: str, regions: list[str]) -> None:
+    """For an approved region rerun since: per adjusted matter of APPLICANT, the approved amount, the
+    recomputed one, the difference, and the recomputed steps that say why."""
+    from disburse.diff import _fen
+    from disburse.outputs import read_manifest
+
+    manifest = read_manifest(year_dir / "manifest.json")
+    for region in regions:
+        path = year_dir / region / "adjustments.csv"
+        if not path.is_file():
+            continue
+        adj = pl.read_csv(path, infer_schema=False).filter(pl.col("applicant_id") == applicant)
+        entry = manifest.get("adjustments", {}).get(region, {})
+        approved_run = manifest.get("regions", {}).get(region, {}).get("run_id", "")
+        if adj.is_empty():
+            out.print(f"\n{region} {year_dir.name} 年度已审批（运行 {approved_run}）；之后的重算没有改变该户的金额。",
+                      markup=False, highlight=False)
+            continue
+        status = "已审批" if entry.get("status") == "approved" else "待审批"
+        adj = adj.with_columns(*(_fen(c).alias(f"{c}_fen") for c in ("approved", "recomputed", "difference")))
+        out.print(f"\n[bold]以上为已审批运行 {approved_run} 的明细。之后的重算（运行 {adj['run_id'][0]}）改变了 "
+                  f"{adj.height} 项金额（{status}）：[/bold]")
+        for row in adj.iter_rows(named=True):
+            action = "补付" if row["difference_fen"] > 0 else "追回"
+            out.print(f"\n[bold]{row['clause_id']}[/bold] {row.get('clause_title') or ''} — 事项 {row['matter_id']}")
+            out.print(f"  已审批 {fmt_fen(row['approved_fen'])} → 重算 {fmt_fen(row['recomputed_fen'])}，差额 "
+                      f"{'+' if row['difference_fen'] > 0 else ''}{fmt_fen(row['difference_fen'])}（{action}，{status}）",
+                      markup=False)
+            out.print("  重算的计算步骤（差额由此而来）：", markup=False)
+            for text in (row.get("recomputed_steps") or "").split("\n"):
+                for step in text.split(" → "):
+                    out.print(f"    → {step}", markup=False)
+        total = int(adj["difference_fen"].sum())
+        out.print(f"\n已审批 {fmt_fen(int(adj['approved_fen'].sum()))}，重算 {fmt_fen(int(adj['recomputed_fen'].sum()))}，"
+                  f"差额合计 {'+' if total > 0 else ''}{fmt_fen(total)}（{status}）", markup=False)
+
+
+@app.command()
+def notices(
+    year: Annotated[int, year_option("The year paid.")],
+    region: Annotated[str, typer.Option("--region", help="The region whose firms get notices.")],
+    out_dir: Annotated[Path, typer.Option("--out", help="The output directory of the run.")],
+    to: Annotated[Optional[Path], typer.Option("--to", help="Where the notices go (default OUT/notices/YEAR/REGION/; "
+                                                            "replaced whole).")] = None,
+    state_file: Annotated[Optional[Path], typer.Option("--state", help="State file (default OUT/state.duckdb).")] = None,
+    rules: RulesOpt = None,
+) -> None:
+    """兑付通知书: one printable notice per firm paid in YEAR REGION, and an index, from the run's files."""
+    from disburse.notices import write_notices
+    from disburse.outputs import private_files
+
+    cat = _catalogue(rules)
+    try:
+        choose_regions(cat, region)
+        path = state_file or out_dir / "state.duckdb"
+        if not path.is_file():
+            fail(f"{path}: no state file; run the year first")
+        with private_files():
+            done = write_notices(out_dir, year, region, cat, state_file=path,
+                                 to=to or out_dir / "notices" / str(year) / region)
+    except JOB_ERRORS as exc:
+        fail(str(exc))
+    out.print(f"{done['region']} {year} 年度：兑付通知书 {done['notices']} 份，金额合计 {fmt_fen(done['total_fen'])} 元；"
+              f"以后年度分期 {done['later']} 期，含应追回的 {done['clawbacks']} 户。目录：{done['dir'] / 'index.html'}",
+              markup=False, highlight=False, soft_wrap=True)
 
 
 @app.command()
@@ -399,7 +544,7 @@ def synth(
     out_dir: Annotated[Path, typer.Option("--out", help="Directory to write the ten ledgers to.")],
     years: Annotated[str, typer.Option("--years", help="Years of rows to keep, FIRST-LAST.")] = "2020-2026",
     seed: Annotated[int, typer.Option("--seed", help="Seed of the generated part: same seed, same bytes.")] = 13,
-    fmt: Annotated[str, typer.Option("--format", help="parquet (typed columns) or csv")] = "parquet",
+    fmt: Annotated[str, typer.Option("--format", help="parquet (typed columns), csv or xlsx (a workbook per ledger, Chinese headers)")] = "parquet",
     bad_rows: Annotated[bool, typer.Option("--bad-rows", help="Add the demo's deliberately faulty rows.")] = False,
 ) -> None:
     """Generate realistic ledgers: every tier, ladder step, cap and installment reached by some firms."""
@@ -407,8 +552,8 @@ def synth(
 
     from disburse import synth as generator
 
-    if fmt not in ("parquet", "csv"):
-        fail(f"--format {fmt}: expected parquet or csv")
+    if fmt not in ("parquet", "csv", "xlsx"):
+        fail(f"--format {fmt}: expected parquet, csv or xlsx")
     try:
         first, last = (int(y) for y in years.split("-", 1))
     except ValueError:
@@ -420,6 +565,35 @@ def synth(
     except ValueError as exc:
         fail(str(exc))
     generator.report(frames, located, out_dir, fmt, time.perf_counter() - started)
+
+
+@app.command()
+def template(
+    out_file: Annotated[Path, typer.Option("--out", help="The workbook to write (.xlsx).")],
+    ledgers: Annotated[Optional[str], typer.Option(
+        "--ledgers", help="Only these ledgers, comma-separated, English or Chinese names (applicants always).")] = None,
+    rules: RulesOpt = None,
+) -> None:
+    """Write the workbook a bureau fills in: a sheet per ledger, Chinese headers, formats, drop-downs, 说明."""
+    from disburse.ledgers import LEDGER_ZH
+    from disburse.template import chosen, write_template
+
+    if out_file.suffix.lower() != ".xlsx":
+        fail(f"--out {out_file}: the template is an .xlsx workbook")
+    if out_file.stem in LEDGER_ZH or out_file.stem in LEDGER_ZH.values():
+        fail(f"--out {out_file}: a file named after one ledger is read as that ledger alone; choose another name")
+    if not out_file.parent.is_dir():
+        fail(f"--out {out_file}: directory {out_file.parent} not found")
+    try:
+        names = chosen(ledgers.split(",") if ledgers else None)
+    except ValueError as exc:
+        fail(str(exc))
+    try:
+        write_template(out_file, _catalogue(rules), names)
+    except OSError as exc:
+        fail(f"--out {out_file}: cannot be written ({exc.strerror or exc})")
+    out.print(f"{out_file}: 说明 and {len(names)} ledger sheets ({', '.join(names)})", markup=False, highlight=False,
+              soft_wrap=True)
 
 
 @app.command()
@@ -483,13 +657,14 @@ def simulate(
             warn=lambda line: err.print(f"disburse: {line}", markup=False, highlight=False))
     except JOB_ERRORS as exc:
         fail(str(exc))
-    t = Table(title=f"Simulated {year} (nothing recorded)")
-    t.add_column("region")
+    labels = _region_labels(rules)
+    t = Table(title=f"{year} 年度测算（未记录，nothing recorded）")
+    t.add_column("区域（region）")
     for s in scenarios:
         t.add_column(s.name, justify="right")
     regions = [r.region for r in results[scenarios[0].name]]
     for i, region_id in enumerate(regions):
-        t.add_row(region_id, *(fmt_fen(total_fen(results[s.name][i].lines["payable_fen"])) for s in scenarios))
+        t.add_row(labels.get(region_id, region_id), *(fmt_fen(total_fen(results[s.name][i].lines["payable_fen"])) for s in scenarios))
     out.print(t)
     for s in scenarios[1:]:
         out.print(f"{s.name}: " + "; ".join(s.changes), markup=False, highlight=False)
@@ -515,12 +690,13 @@ def eligible(
                              region=region)
     except JOB_ERRORS as exc:
         fail(str(exc))
-    t = Table(title=f"Firms to invite, {year} (免申即享)")
-    for col in ("region", "firms", "matters", "net difference (yuan)", "file"):
-        t.add_column(col, justify="left" if col in ("region", "file") else "right")
+    labels = _region_labels(rules)
+    t = Table(title=f"{year} 年度免申即享名单（可邀请申报的企业）")
+    for col in ("区域（region）", "企业数（firms）", "事项数（matters）", "净增金额（元）", "文件（file）"):
+        t.add_column(col, justify="left" if col.startswith(("区域", "文件")) else "right")
     for r, (path, df) in written.items():
         net = int(df["net_difference"].sum() or 0) if not df.is_empty() else 0
-        t.add_row(r, str(df["applicant_id"].n_unique()), str(df.height), fmt_fen(net), str(path))
+        t.add_row(labels.get(r, r), str(df["applicant_id"].n_unique()), str(df.height), fmt_fen(net), str(path))
     out.print(t)
 
 
@@ -620,6 +796,28 @@ def rules_coverage(rules: RulesOpt = None,
         _print_frame(per_clause, "Clauses")
     elif not missing.is_empty():
         _print_frame(missing, "Not yet encoded or tested")
+
+
+ledgers_app = typer.Typer(no_args_is_help=True, help="The ledgers: their reference.")
+app.add_typer(ledgers_app, name="ledgers")
+
+
+@ledgers_app.command("reference")
+def ledgers_reference(
+    out_file: Annotated[Optional[Path], typer.Option("--out", help="Write it here (default: print it).")] = None,
+    rules: RulesOpt = None,
+) -> None:
+    """Every ledger and column in Chinese and English, as Markdown (docs/ledgers.md)."""
+    from disburse.reference import markdown
+
+    text = markdown(_catalogue(rules))
+    if out_file is None:
+        sys.stdout.write(text)
+    else:
+        try:
+            out_file.write_text(text, encoding="utf-8")
+        except OSError as exc:
+            fail(f"--out {out_file}: cannot be written ({exc.strerror or exc})")
 
 
 def main() -> None:

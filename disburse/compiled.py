@@ -122,6 +122,7 @@ class Clause:
 class Region:
     name: str
     title: str
+    region_zh: str                         # its Chinese name (policy.yaml region_zh; the id where it gives none)
     window: tuple[dt.date, dt.date] | None  # None: its start is a missing administrator parameter
     clauses: tuple[Clause, ...]
     tables: dict[str, pl.DataFrame]        # compile_tables' tables, "clauses" only the region's
@@ -243,7 +244,7 @@ def compile_catalogue(cat: Catalogue, params: Params) -> Compiled:
         clauses = [_clause(r, params) for r in rules]
         budgets = {y: b for y in years if (b := params.budgets_for(name, y))}
         regions[name] = Region(
-            name=name, title=pol.title, window=windows[name], clauses=tuple(clauses),
+            name=name, title=pol.title, region_zh=pol.region_zh or name, window=windows[name], clauses=tuple(clauses),
             tables={**tables, "clauses": tables["clauses"].filter(pl.col("region") == name)},
             params=_params_table(clauses, params, {r.clause_id: tuple(r.params) for r in rules}),
             texts=pl.DataFrame([(r.clause_id, r.title, r.article, r.text) for r in rules],

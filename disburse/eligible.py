@@ -19,7 +19,9 @@ pay, are the list: ``amount_if_recognised`` is the line's payable, and
 what it is paid now (a matter already paid under a competing clause shows the
 difference only; a line that would add nothing is left out).
 
-Grain of the list: one row per applicant, clause and matter.
+Grain of the list: one row per applicant, clause and matter. ``basis`` is a code for scripts
+(``conditions_met``: its conditions met, no recognition; ``recognised_under:<clause>``: the matter is
+recognised at a level this clause pays, under that other clause); ``说明`` says the same in words.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from pathlib import Path
 import polars as pl
 
 from disburse import job, state
+from disburse.ledgers import RECOGNITION_LEVELS_ZH
 from disburse.money import rate_to_ppm
 from transforms.validate import Validated
 
@@ -38,8 +41,12 @@ NOT_RECOGNISED = "ineligible:not_recognised"
 KEY = ["applicant_id", "clause_id", "matter_id"]
 LIST_COLUMNS = [
     "applicant_id", "applicant_name", "region", "year", "clause_id", "clause_title", "article", "matter_id", "basis",
-    "level", "approved_rate", "recognized_on", "amount_if_recognised", "net_difference", "competing_clauses", "steps",
+    "说明", "level", "approved_rate", "recognized_on", "amount_if_recognised", "net_difference", "competing_clauses", "steps",
 ]
+
+
+def _level_zh(col: str) -> pl.Expr:
+    return pl.col(col).replace_strict(RECOGNITION_LEVELS_ZH, default=pl.col(col), return_dtype=pl.String)
 
 
 def _ceilings(inputs: job.Inputs, region: str) -> pl.DataFrame:
@@ -64,9 +71,9 @@ def _ceilings(inputs: job.Inputs, region: str) -> pl.DataFrame:
 def synthetic_recognitions(baseline: pl.DataFrame, recognitions: pl.DataFrame, inputs: job.Inputs,
                            region: str, year: int) -> pl.DataFrame:
     """The recognitions the year's candidate matters lack, as ledger rows (the accepted schema, ``_row`` null),
-    with ``basis``: why the matter is a candidate, in words."""
+    with ``basis`` (a code) and ``说明`` (in words): why the matter is a candidate."""
     window = inputs.compiled.regions[region].window
-    empty = recognitions.clear().with_columns(pl.lit(None, pl.String).alias("basis"))
+    empty = recognitions.clear().with_columns(pl.lit(None, pl.String).alias("basis"), pl.lit(None, pl.String).alias("说明"))
     if window is None:
         return empty
     # dated inside the policy window and the year, as a recognition granted now would be
@@ -80,8 +87,9 @@ def synthetic_recognitions(baseline: pl.DataFrame, recognitions: pl.DataFrame, i
         .join(ceilings, on="clause_id")
         .select(*KEY, pl.col("top_level").alias("level"), clip(pl.col("line_date")).alias("recognized_on"), "approved_rate",
                 pl.col("line_date").alias("_on"),
-                pl.coalesce(pl.format("{} (its conditions met; no recognition)", pl.col("source")),
-                            pl.lit("its conditions met; no recognition")).alias("basis"))
+                pl.lit("conditions_met").alias("basis"),
+                pl.coalesce(pl.format("{}：条款条件均已满足，尚无认定", pl.col("source")),
+                            pl.lit("条款条件均已满足，尚无认定")).alias("说明"))
     )
     # a level reached elsewhere: the same matter recognised at a level this clause pays, under another clause
     levels = inputs.compiled.tables["levels"].join(ceilings.select("clause_id"), on="clause_id").select("clause_id", "level")
@@ -98,8 +106,9 @@ def synthetic_recognitions(baseline: pl.DataFrame, recognitions: pl.DataFrame, i
         .group_by(KEY).last()
         .select(*KEY, "level", clip(pl.col("recognized_on")).alias("recognized_on"),
                 pl.lit(None, pl.Int64).alias("approved_rate"), clip(pl.col("recognized_on")).alias("_on"),
-                pl.format("recognised {} under {} on {}", pl.col("level"), pl.col("_elsewhere"),
-                          pl.col("recognized_on").dt.to_string("%Y-%m-%d")).alias("basis"))
+                pl.format("recognised_under:{}", pl.col("_elsewhere")).alias("basis"),
+                pl.format("同一事项已于 {} 在 {} 下认定为{}（{}）", pl.col("recognized_on").dt.to_string("%Y-%m-%d"),
+                          pl.col("_elsewhere"), _level_zh("level"), pl.col("level")).alias("说明"))
     )
     # a line dated before a dated parameter of its clause has its first value would need a value there is none of
     compiled = inputs.compiled.regions[region]
@@ -112,7 +121,8 @@ def synthetic_recognitions(baseline: pl.DataFrame, recognitions: pl.DataFrame, i
     return wanted.select(
         pl.lit(None, pl.Int64).alias("_row"), *KEY, pl.lit(year, pl.Int64).alias("year"), "level", "recognized_on",
         pl.lit(None, pl.Int64).alias("approved_amount"), "approved_rate", pl.lit(None, pl.Int64).alias("quantity"), "basis",
-    ).select([pl.col(c).cast(t) for c, t in recognitions.schema.items()] + ["basis"])
+        "说明",
+    ).select([pl.col(c).cast(t) for c, t in recognitions.schema.items()] + ["basis", "说明"])
 
 
 def push_list(inputs: job.Inputs, checked: Validated, paid: job.PaidBefore, year: int, region: str) -> pl.DataFrame:
@@ -123,7 +133,7 @@ def push_list(inputs: job.Inputs, checked: Validated, paid: job.PaidBefore, year
     if synthetic.is_empty():
         return pl.DataFrame(schema={c: pl.String for c in LIST_COLUMNS})
     granted = dataclasses.replace(checked, accepted={**checked.accepted,
-                                                     "recognitions": pl.concat([recognitions, synthetic.drop("basis")])},
+                                                     "recognitions": pl.concat([recognitions, synthetic.drop("basis", "说明")])},
                                   by_region={})  # the split was of the rows without them: compute filters afresh
     lines = job.compute(inputs, granted, paid, year, region).lines
     # what the lines the recognised one would supersede pay now: the firm gains only the difference
@@ -135,7 +145,7 @@ def push_list(inputs: job.Inputs, checked: Validated, paid: job.PaidBefore, year
     )
     return (
         lines.filter(pl.col("installment") == 1)
-        .join(synthetic.select(*KEY, "level", "approved_rate", "recognized_on", "basis").rename({"level": "_assumed_level"}),
+        .join(synthetic.select(*KEY, "level", "approved_rate", "recognized_on", "basis", "说明").rename({"level": "_assumed_level"}),
               on=KEY, how="inner")
         .filter(pl.col("payable_fen") > 0)
         .join(superseded, on=KEY, how="left")

@@ -194,13 +194,18 @@ def publish(inputs: Inputs, checked: Validated, results: list[RegionResult], con
     staged = outputs.stage(out_dir, year, run_id, regions)
     try:
         rejected = rejected_by_region(checked)
-        run = outputs.RunInfo(run_id, inputs.catalogue.fingerprint, inputs.params.fingerprint)
+        run = outputs.RunInfo(run_id, inputs.catalogue.fingerprint, inputs.params.fingerprint,
+                              date=(started + dt.timedelta(hours=8)).date().isoformat(),  # China's day (UTC+8)
+                              public_notice=inputs.params.public_notice)
         adjusted: dict[str, pl.DataFrame] = {}
         for res in results:
             if res.region in approved:  # signed off: its files and lines stay; the differences go to finance
                 adjusted[res.region] = state.adjustments(con, year, res.region, res.lines)
+                live = out_dir / str(year) / res.region / "audit_lines.parquet"
                 outputs.write_adjustments(adjusted[res.region], staged.region_dir(res.region), year=year,
-                                          region=res.region, approved_run=approved[res.region], run_id=run_id)
+                                          region=res.region, approved_run=approved[res.region], run_id=run_id,
+                                          recomputed_lines=res.lines,
+                                          approved_lines=pl.read_parquet(live) if live.is_file() else None)
             elif res.region in replaced:
                 outputs.note_replaced(staged, res.region, replaced[res.region])
 
@@ -232,11 +237,15 @@ def publish(inputs: Inputs, checked: Validated, results: list[RegionResult], con
                 manifest = build_manifest(inputs, checked, [r for r in results if r.region not in approved],
                                           counts, staged, year=year, run_id=run_id, started=started,
                                           orphan_rows=orphans.height)
-                if adjusted:
-                    manifest["adjustments"] = {
+                # an approved region rerun before keeps its entry (adjustments.csv stays until its next rerun)
+                earlier = {r: d for r, d in outputs.read_manifest(staged.year_dir / "manifest.json")
+                           .get("adjustments", {}).items() if r in approved and r not in adjusted}
+                if adjusted or earlier:
+                    manifest["adjustments"] = dict(sorted({**earlier, **{
                         r: {"approved_run_id": approved[r], "file": f"{r}/adjustments.csv", "rows": df.height,
-                            "difference": str(fen_to_decimal(int(df["difference_fen"].sum() or 0)))}
-                        for r, df in sorted(adjusted.items())}
+                            "difference": str(fen_to_decimal(int(df["difference_fen"].sum() or 0))),
+                            **adjustment_totals(df), "run_id": run_id, "status": "pending"}
+                        for r, df in adjusted.items()}}.items()))
                 if replaced:  # the earlier run of the year each region replaces, its files kept in REGION/runs/RUN_ID
                     manifest["replaced_runs"] = dict(sorted(replaced.items()))
                 if gaps:
@@ -431,6 +440,7 @@ def build_manifest(inputs: Inputs, checked: Validated, results: list[RegionResul
         d = staged.region_dir(res.region)
         regions_doc[res.region] = {
             "run_id": run_id,
+            "name_zh": res.region_zh,
             "lines": res.lines.height,
             "payable_lines": res.disbursements.height,
             "total_payable": str(fen_to_decimal(total_fen(res.lines["payable_fen"]))),
@@ -454,6 +464,14 @@ def build_manifest(inputs: Inputs, checked: Validated, results: list[RegionResul
         "regions": dict(sorted(regions_doc.items())),
         "total_payable": str(total),
     }
+
+
+def adjustment_totals(adjusted: pl.DataFrame) -> dict:
+    """An approved region's proposed adjustments for the manifest: how many to pay and to recover, and their
+    totals (yuan, the recovery positive)."""
+    d = adjusted["difference_fen"].cast(pl.Int128)
+    return {"pay_rows": int((d > 0).sum()), "pay": str(fen_to_decimal(int(d.filter(d > 0).sum() or 0))),
+            "recover_rows": int((d < 0).sum()), "recover": str(fen_to_decimal(-int(d.filter(d < 0).sum() or 0)))}
 
 
 def budget_facts(facts: pl.DataFrame) -> list[dict]:

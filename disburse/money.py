@@ -139,3 +139,62 @@ def fmt_ppm_expr(ppm: pl.Expr) -> pl.Expr:
     whole = (ppm // 10_000).cast(pl.String)
     frac = (ppm % 10_000).cast(pl.String).str.zfill(4).str.strip_chars_end("0")
     return pl.when(frac == "").then(pl.format("{}%", whole)).otherwise(pl.format("{}.{}%", whole, frac))
+
+
+# --- amounts in Chinese capitals (大写金额) ------------------------------------------------
+_DIGITS = "零壹贰叁肆伍陆柒捌玖"
+_PLACES = ("仟", "佰", "拾", "")
+
+
+def _capitals_below_10000(n: int) -> str:
+    """1..9999 in capitals, a zero inside (or several) read as one 零, none at the end: 壹仟零伍, 壹拾."""
+    out, zero = [], False
+    for digit, place in zip(f"{n:04d}", _PLACES):
+        d = int(digit)
+        if d == 0:
+            zero = bool(out)
+            continue
+        if zero:
+            out.append("零")
+        out.append(_DIGITS[d] + place)
+        zero = False
+    return "".join(out)
+
+
+def _capitals_whole(n: int) -> str:
+    """A whole number of yuan > 0 in capitals, by sections of 亿 and 万; a gap before a section's
+    highest place is one 零 (壹拾万零壹, 壹亿零壹万, 壹万零壹亿)."""
+    for size, unit in ((10**8, "亿"), (10**4, "万")):
+        if n >= size:
+            high, low = divmod(n, size)
+            text = _capitals_whole(high) + unit
+            if low:
+                text += ("零" if low < size // 10 else "") + _capitals_whole(low)
+            return text
+    return _capitals_below_10000(n)
+
+
+def yuan_in_capitals(fen: int) -> str:
+    """An amount in fen as a bureau writes it in capitals on a notice (大写金额), without 人民币 before it.
+
+    The rules of 正确填写票据和结算凭证的基本规定: digits 零壹贰叁肆伍陆柒捌玖 with 拾佰仟万亿, a ten at
+    the start written 壹拾; zeros inside the yuan read as one 零; 整 after 元 where there are no 角 and 分;
+    where 角 is 0 and 分 is not, 零 after 元 (壹元零伍分); where the yuan ends in 0 and 角 is not 0, 零 after
+    元 too, the standard's first form (¥1,680.32: 壹仟陆佰捌拾元零叁角贰分; ¥107,000.53: 壹拾万柒仟元零伍角叁分);
+    below one yuan no 元 (伍分). 12345678 → 壹拾贰万叁仟肆佰伍拾陆元柒角捌分,
+    1000 → 壹拾元整, 0 → 零元整.
+    """
+    if not isinstance(fen, int) or isinstance(fen, bool) or fen < 0:
+        raise ValueError(f"yuan_in_capitals: expected whole fen >= 0, got {fen!r}")
+    whole, cents = divmod(fen, 100)
+    jiao, fen_digit = divmod(cents, 10)
+    text = _capitals_whole(whole) + "元" if whole else ""
+    if not cents:
+        return (text or "零元") + "整"
+    if whole and (not jiao or whole % 10 == 0):
+        text += "零"  # 壹元零伍分; and the standard's first form where the yuan ends in 0: 壹仟陆佰捌拾元零叁角贰分
+    if jiao:
+        text += _DIGITS[jiao] + "角"
+    if fen_digit:
+        text += _DIGITS[fen_digit] + "分"
+    return text

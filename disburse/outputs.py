@@ -22,6 +22,7 @@ import polars as pl
 
 from disburse.audit import RunInfo, clause_totals, previous_year, write_audit  # noqa: F401 (re-exported)
 from disburse.excel import write_payments_xlsx
+from disburse.public_notice import write_public_notice
 from disburse.money import fen_to_yuan_expr, rate_text, yuan_text
 from disburse import killpoint
 from disburse.tables import RegionResult
@@ -121,12 +122,15 @@ def region_writers(result: RegionResult, rejected: pl.DataFrame, year: int, dire
 
     def workbook() -> dict[str, int]:
         return {"payments.xlsx": write_payments_xlsx(
-            directory / "payments.xlsx", year=year, region=result.region, run_id=run.run_id,
+            directory / "payments.xlsx", year=year, region=result.label, run_id=run.run_id,
             rules_fp=run.rules_fingerprint, params_fp=run.params_fingerprint, payments=result.payments,
             lines=result.disbursements, totals=clause_totals(result.lines).filter(pl.col("payable_fen") > 0),
             budgets=result.budgets)}
 
-    return [tables, audit, workbook]
+    def public_notice() -> dict[str, int]:
+        return write_public_notice(result, year, directory, run)
+
+    return [tables, audit, workbook, public_notice]
 
 
 SYNCS = 4  # files flushed to disk at once while sealing
@@ -139,21 +143,66 @@ def note_replaced(staged: "Staged", region: str, run_id: str) -> None:
     (staged.staging / f"{REPLACED}{region}").write_text(run_id + "\n", encoding="ascii")
 
 
+NO_RECOMPUTED_LINE = "本次重算没有这一事项的明细行（台账中已无该行，或该行未通过校验）"
+NO_APPROVED_LINE = "已审批的运行没有这一事项的明细行"
+ADJUSTMENT_KEYS = ["applicant_id", "clause_id", "matter_id"]
+
+
+def steps_by_matter(lines: pl.DataFrame | None) -> pl.DataFrame:
+    """Per (applicant, clause, matter) of LINES (audit lines): the name, the clause title and every line's
+    steps in words, one line of text each (a matter of several lines: each headed by its year and
+    installment)."""
+    schema = {k: pl.String for k in [*ADJUSTMENT_KEYS, "applicant_name", "clause_title", "steps"]}
+    if lines is None or lines.is_empty():
+        return pl.DataFrame(schema=schema)
+    several = pl.len().over(ADJUSTMENT_KEYS) > 1
+    text = pl.when(several).then(pl.format("［{} 年 第 {}/{} 期］{}", "year_of_matter", "installment", "installments",
+                                           "steps")).otherwise(pl.col("steps"))
+    return (lines.sort(*ADJUSTMENT_KEYS, "year_of_matter", "installment").with_columns(text.alias("_text"))
+            .group_by(ADJUSTMENT_KEYS, maintain_order=True)
+            .agg(pl.col("applicant_name").first(), pl.col("clause_title").first(), pl.col("_text").str.join("\n").alias("steps"))
+            .select([pl.col(c).cast(t) for c, t in schema.items()]))
+
+
+def adjustment_frame(adjusted: pl.DataFrame, recomputed_lines: pl.DataFrame | None,
+                     approved_lines: pl.DataFrame | None) -> pl.DataFrame:
+    """ADJUSTED (state.adjustments) with each matter's name, clause title and both computations' steps."""
+    now = steps_by_matter(recomputed_lines).rename({"steps": "recomputed_steps"})
+    then = steps_by_matter(approved_lines).rename({"steps": "approved_steps", "applicant_name": "_name",
+                                                   "clause_title": "_title"})
+    return adjusted.join(now, on=ADJUSTMENT_KEYS, how="left", maintain_order="left").join(
+        then, on=ADJUSTMENT_KEYS, how="left", maintain_order="left").with_columns(
+        pl.coalesce("applicant_name", "_name").alias("applicant_name"),
+        pl.coalesce("clause_title", "_title").alias("clause_title"),
+        pl.col("recomputed_steps").fill_null(NO_RECOMPUTED_LINE), pl.col("approved_steps").fill_null(NO_APPROVED_LINE),
+    ).drop("_name", "_title")
+
+
 def write_adjustments(adjusted: pl.DataFrame, directory: Path, *, year: int, region: str, approved_run: str,
-                      run_id: str) -> int:
-    """An approved region's adjustments.csv, alone in DIRECTORY (staged to merge into the live directory)."""
+                      run_id: str, recomputed_lines: pl.DataFrame | None = None,
+                      approved_lines: pl.DataFrame | None = None) -> int:
+    """An approved region's adjustments.csv and adjustments.xlsx, alone in DIRECTORY (staged to merge into the
+    live directory). RECOMPUTED_LINES: the rerun's lines; APPROVED_LINES: the approved run's (its
+    audit_lines.parquet), for the names and both computations' steps."""
     directory.mkdir(parents=True)
     from disburse.diff import signed_yuan_text
+    from disburse.excel import write_adjustments_xlsx
 
+    adjusted = adjustment_frame(adjusted, recomputed_lines, approved_lines)
     df = adjusted.select(
         pl.lit(year, pl.Int64).alias("year"), pl.lit(region).alias("region"),
         "applicant_id", "clause_id", "matter_id",
         signed_yuan_text("approved_fen").alias("approved"), signed_yuan_text("recomputed_fen").alias("recomputed"),
         signed_yuan_text("difference_fen").alias("difference"),
         pl.when(pl.col("difference_fen") > 0).then(pl.lit("pay")).otherwise(pl.lit("recover")).alias("action"),
+        # the action in words: the code column above stays for scripts
+        pl.when(pl.col("difference_fen") > 0).then(pl.lit("补付")).otherwise(pl.lit("追回")).alias("说明"),
         pl.lit(approved_run).alias("approved_run_id"), pl.lit(run_id).alias("run_id"),
+        "applicant_name", "clause_title", "recomputed_steps", "approved_steps",
     )
     write_csv(df, directory / "adjustments.csv")
+    write_adjustments_xlsx(directory / "adjustments.xlsx", year=year, region=region, approved_run=approved_run,
+                           run_id=run_id, adjustments=adjusted)
     (directory / MERGE).write_bytes(b"")
     return df.height
 

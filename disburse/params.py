@@ -5,6 +5,7 @@
     clauses:  {changning.6.1c: {rate: [{from: 2021-01-01, value: 0.3}, {from: 2023-07-01, value: 0.25}]}}
     budgets:  {changning: {2025: 30000000}, changning.8.2: {2025: 5000000}}   # fund ceilings (yuan)
     carry_budget_shortfall: false
+    public_notice: {amounts: per_firm, mask_credit_code: false}   # what 公示名单 shows
 
 A budget names a region or a clause and, per year, the most it may pay
 (``transforms.budget``: every line of this year is cut by one ratio when the
@@ -25,7 +26,7 @@ import datetime as dt
 import hashlib
 from decimal import Decimal
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 import yaml
 from pydantic import AfterValidator, BaseModel, ConfigDict, Discriminator, Field, Tag, ValidationError
@@ -114,12 +115,23 @@ class ClauseParams(_Strict):
     suspended: bool = False
 
 
+class PublicNotice(_Strict):
+    """What 公示名单 (the public-notice list) shows. ``amounts``: per_firm (each firm's total once, on its
+    first row; the default: a notice publishes what a firm receives, not how it is split), per_line (the
+    amount of each firm and clause) or none (no amounts; the list's total stays). ``mask_credit_code``:
+    the middle of the 统一社会信用代码 shown as * (913101********0017); off by default, a firm's code
+    being public registration data that tells firms of the same name apart."""
+    amounts: Literal["per_firm", "per_line", "none"] = "per_firm"
+    mask_credit_code: bool = False
+
+
 class Params(_Strict):
     policies: dict[str, PolicyParams] = Field(default_factory=dict)
     clauses: dict[str, ClauseParams] = Field(default_factory=dict)
     # fund ceilings (资金池 / 预算额度), yuan, by region or clause id and year
     budgets: dict[str, dict[int, Annotated[Decimal, Field(ge=0, decimal_places=2)]]] = Field(default_factory=dict)
     carry_budget_shortfall: bool = False
+    public_notice: PublicNotice = Field(default_factory=PublicNotice)
     fingerprint: str = "none"
 
     def suspended(self, clause_id: str) -> bool:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import polars as pl
 
-from disburse.ledgers import LEDGER_ZH
+from disburse.ledgers import LEDGER_ZH, column_zh
 
 # Why a line pays less, or nothing (SPEC §5.12). Keys are the codes of transforms.compute and transforms.explain.
 REASONS: dict[str, str] = {
@@ -100,15 +100,17 @@ REJECTIONS: dict[str, str] = {
 # Ledger names as a person says them: each ledger's one Chinese name (disburse.ledgers.LEDGER_ZH).
 LEDGERS: dict[str, str] = LEDGER_ZH
 
-# Ledger columns a step names (ladders, first reach).
-FIELDS: dict[str, str] = {
-    "main_revenue": "主营业务收入", "overseas_revenue": "海外主营业务收入", "amount": "金额", "rd_expense": "研发投入",
-    "rent_paid": "租金", "total_investment": "总投资", "rd_cost": "研发费用", "operating_cost": "运营费用",
-}
+def field_name(ledger: str, column: str) -> str:
+    """A ledger column as a step names it (ladders, first reach): its one Chinese name (``column_zh``)."""
+    try:
+        return column_zh(ledger, column)
+    except KeyError:
+        return column
 
 
-def field_name(column: str) -> str:
-    return FIELDS.get(column, column)
+def rows_name(ledger: str) -> str:
+    """A ledger as a step cites its rows: 算力账单 (the source ``算力账单 第 39 行``)."""
+    return LEDGER_ZH.get(ledger, ledger)
 
 
 def _split(code: str) -> tuple[str, str | None]:

@@ -34,12 +34,17 @@ reads that the TRUE/FALSE load does not.
 from __future__ import annotations
 
 import hashlib
+import logging
 import re
 import zipfile
 from pathlib import Path
 
 import fastexcel
 import polars as pl
+
+# fastexcel logs "Could not determine dtype for column N" for an empty column; every column is read as text
+# or by its cells here, so it says nothing a person needs, and a run writes nothing on stderr unless it fails
+logging.getLogger("fastexcel").setLevel(logging.ERROR)
 
 SPREADSHEET_SUFFIXES = (".xlsx", ".xlsm", ".xls", ".ods")
 FAULT = "_fault:"  # prefix of a column's cell faults

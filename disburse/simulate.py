@@ -112,13 +112,13 @@ def apply_overlay(path: Path, base: job.Inputs, rules_dir: Path, workdir: Path) 
                 param_doc["clauses"].setdefault(cid, {})[key] = value
             else:
                 rule_changes.setdefault(cid, {})[key] = value
-            changes.append(f"{cid}: switched off" if key == "suspended" and value is True else f"{cid}.{key} = {_value_text(value)}")
+            changes.append(f"{cid}：停用（switched off）" if key == "suspended" and value is True else f"{cid}.{key} = {_value_text(value)}")
     for scope, years in overlay.budgets.items():
         param_doc.setdefault("budgets", {}).setdefault(scope, {}).update(years)
-        changes += [f"budget {scope} {y}: {fmt_fen(yuan_to_fen(v))}" for y, v in sorted(years.items())]
+        changes += [f"资金额度 {scope} {y} 年：{fmt_fen(yuan_to_fen(v))} 元" for y, v in sorted(years.items())]
     if overlay.carry_budget_shortfall is not None:
         param_doc["carry_budget_shortfall"] = overlay.carry_budget_shortfall
-        changes.append(f"carry_budget_shortfall = {str(overlay.carry_budget_shortfall).lower()}")
+        changes.append(f"核减差额结转下年（carry_budget_shortfall）= {'是' if overlay.carry_budget_shortfall else '否'}")
     if rule_changes:
         cat = _changed_catalogue(path, rules_dir, cat, rule_changes, workdir)
     digest = hashlib.sha256(params.fingerprint.encode() + path.read_bytes()).hexdigest()
@@ -316,9 +316,19 @@ def write_impact(out_dir: Path, year: int, applicants: pl.DataFrame, scenarios: 
     budgets = pl.concat([r.budgets.with_columns(pl.lit(name).alias("scenario"), pl.lit(r.region).alias("region"))
                          for name, res in results.items() for r in res if not r.budgets.is_empty()], how="diagonal_relaxed") \
         if any(not r.budgets.is_empty() for res in results.values() for r in res) else pl.DataFrame()
+    from disburse.ledgers import SECTORS_ZH, SIZES_ZH
+
+    labels = {r.region: r.label for res in results.values() for r in res}
+    enum_zh = {"size": SIZES_ZH, "sector": SECTORS_ZH}
+
+    def key_name(group: str, key: str | None) -> str:
+        """A group's key as a person reads it: 人工智能（ai）; a clause id as it is."""
+        zh = enum_zh.get(group, {}).get(key or "")
+        return f"{zh}（{key}）" if zh else (key or "")
+
     html = env.get_template("impact.html.j2").render(
         year=year, scenarios=scenarios, names=names,
-        fmt=fmt_fen,
+        fmt=fmt_fen, region_name=lambda r: labels.get(r, r), key_name=key_name,
         groups=[(g, table.filter(pl.col("group") == g).to_dicts()) for g in ("all", "region", "clause", "size", "sector")],
         largest={s: df.to_dicts() for s, df in largest.items()},
         budgets=budgets.to_dicts(),

@@ -34,6 +34,7 @@ import polars as pl
 from disburse import paths
 from disburse.money import PPM, total_fen
 from disburse.tables import CLAWBACK_SCHEMA, HISTORY_SCHEMA
+from transforms.compute import paid_on
 
 SQL = paths.SQL
 SCHEMA_VERSION = 4
@@ -355,7 +356,7 @@ def record(con: duckdb.DuckDBPyConnection, *, year: int, region: str, run_id: st
     kept = lines.filter((pl.col("payable_fen") > 0) | (pl.col("award_fen") > 0)).select(
         pl.lit(year).alias("year"), pl.lit(region).alias("region"), "applicant_id", "clause_id", "matter_id",
         "installment", "installments", pl.col("award_fen").fill_null(0), "payable_fen",
-        pl.col("line_date").alias("dated_on"), "year_of_matter",
+        paid_on(pl.lit(year)).alias("dated_on"), "year_of_matter",
     )
     claws = clawbacks.select(pl.lit(year).alias("year"), pl.lit(region).alias("region"), "applicant_id",
                              "clause_id", "matter_id", "amount_fen", "reason")
@@ -462,32 +463,65 @@ def record_adjustments(con: duckdb.DuckDBPyConnection, *, year: int, region: str
     con.unregister("new_adjustments")
 
 
-def approve(con: duckdb.DuckDBPyConnection, path: Path, *, year: int, region: str, by: str) -> str:
-    """Sign off YEAR REGION: the run in place, or else its pending adjustments. Returns what was approved, in words."""
+@dataclass
+class Approval:
+    """What ``approve`` signed off: the run in place (KIND "run": its lines and total) or its pending
+    adjustments (KIND "adjustments": how many, and the totals to pay and to recover, in fen)."""
+    kind: str
+    year: int
+    region: str
+    run_id: str  # the approved run; for adjustments, the rerun that proposed them
+    by: str
+    at: dt.datetime  # UTC, naive (as the state stores it)
+    count: int = 0
+    pay_count: int = 0
+    pay_fen: int = 0
+    recover_count: int = 0
+    recover_fen: int = 0  # positive: the amount to recover
+    approved_run_id: str = ""
+
+
+def approve(con: duckdb.DuckDBPyConnection, path: Path, *, year: int, region: str, by: str,
+            before_commit=None) -> Approval:
+    """Sign off YEAR REGION: the run in place, or else its pending adjustments. BEFORE_COMMIT(approval), if
+    given, runs inside the transaction once the approval is recorded (it stages the files that say so);
+    if it raises, nothing is recorded."""
     now = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
     con.begin()
     try:
         approved = con.execute("select run_id from approvals where year = ? and region = ?", [year, region]).fetchall()
         if not approved:
-            run = con.execute("select run_id, status from runs where year = ? and region = ?", [year, region]).fetchall()
+            run = con.execute("select run_id, status, lines, total_payable_fen from runs where year = ? and region = ?",
+                              [year, region]).fetchall()
             if not run:
-                raise StateError(f"--year {year} --region {region}: no run recorded in {path}; run it first")
-            run_id, status = run[0]
+                raise StateError(f"--year {year} --region {region}：{path} 中没有 {year} 年度 {region} 的运行记录，"
+                                 f"请先运行该年度")
+            run_id, status, lines, total = run[0]
             if status != "done":
-                raise StateError(f"--year {year} --region {region}: run {run_id} was interrupted while publishing; "
-                                 f"the next run finishes it, approve after that")
+                raise StateError(f"--year {year} --region {region}：运行 {run_id} 在发布文件时中断，"
+                                 f"下一次运行会完成它，之后再审批")
             con.execute("insert into approvals values (?, ?, ?, ?, ?)", [year, region, run_id, by, now])
-            what = f"run {run_id} of {year} {region} approved by {by}"
+            what = Approval("run", year, region, run_id, by, now, count=int(lines or 0), pay_fen=int(total or 0),
+                            approved_run_id=run_id)
         else:
-            pending_rows = con.execute("select run_id, count(*) from adjustments where year = ? and region = ? "
-                                       "and approved_at is null group by run_id", [year, region]).fetchall()
+            pending_rows = con.execute(
+                "select run_id, count(*), count(*) filter (where difference_fen > 0),"
+                " coalesce(sum(difference_fen) filter (where difference_fen > 0), 0)::hugeint,"
+                " count(*) filter (where difference_fen < 0),"
+                " coalesce(-sum(difference_fen) filter (where difference_fen < 0), 0)::hugeint"
+                " from adjustments where year = ? and region = ? and approved_at is null group by run_id",
+                [year, region]).fetchall()
             if not pending_rows:
-                raise StateError(f"--year {year} --region {region}: run {approved[0][0]} is already approved and "
-                                 f"no adjustments wait for approval")
+                raise StateError(f"--year {year} --region {region}：运行 {approved[0][0]} 已经审批，"
+                                 f"没有待审批的调整")
+            rerun, n, n_pay, pay, n_recover, recover = pending_rows[0]
             con.execute("update adjustments set approved_by = ?, approved_at = ? where year = ? and region = ? "
                         "and approved_at is null", [by, now, year, region])
-            what = (f"{pending_rows[0][1]} adjustment(s) of {year} {region} from run {pending_rows[0][0]} "
-                    f"approved by {by}")
+            what = Approval("adjustments", year, region, rerun, by, now, count=int(n), pay_count=int(n_pay),
+                            pay_fen=int(pay), recover_count=int(n_recover), recover_fen=int(recover),
+                            approved_run_id=approved[0][0])
+        if before_commit is not None:
+            before_commit(what)
         con.commit()
     except BaseException:
         con.rollback()

@@ -35,13 +35,18 @@ FACTS_SCHEMA = {
 }
 AUDIT_COLUMNS = [
     "applicant_id", "applicant_name", "region", "year", "year_of_matter", "clause_id", "clause_title", "article", "matter_id",
-    "installment", "installments", "line_date", "source", "base_fen", "eff_rate_ppm", "formula_fen",
+    "installment", "installments", "line_date", "recognized_on", "source", "base_fen", "eff_rate_ppm", "formula_fen",
     "approved_fen", "approved_paid_fen", "approved_left_fen", "gross_fen",
     "paid_matter_fen", "after_level_up_fen", "item_cap_applied_fen", "after_item_fen", "alone_fen",
     "competing_paid_fen", "competing_clauses", "after_competing_fen", "superseded_by", "kept_fen", "annual_cap_fen", "after_annual_fen", "cumulative_cap_fen",
     "cum_paid_before_fen", "after_cumulative_fen", "award_fen", "payable_fen", "in_kind_quantity", "in_kind_unit",
     "blocked", "reasons", "steps", "before_budget_fen", "budget_ratio",
 ]
+
+
+def region_label(region: str, region_zh: str | None) -> str:
+    """临港新片区（lingang）; the id alone where the region has no Chinese name."""
+    return f"{region_zh}（{region}）" if region_zh and region_zh != region else region
 
 
 CLAUSE_TEXT_SCHEMA = {"clause_id": pl.String, "clause_title": pl.String, "article": pl.String, "text": pl.String}
@@ -58,6 +63,12 @@ class RegionResult:
     keep_highest_text: str | None = None
     # one row per fund ceiling of the year (FACTS_SCHEMA): ceiling, uncut total, ratio
     budgets: pl.DataFrame = field(default_factory=lambda: pl.DataFrame(schema=FACTS_SCHEMA))
+    region_zh: str = ""  # the region's Chinese name (policy.yaml region_zh)
+
+    @property
+    def label(self) -> str:
+        """The region as a person reads it: 临港新片区（lingang）."""
+        return region_label(self.region, self.region_zh)
 
     @property
     def disbursements(self) -> pl.DataFrame:

@@ -46,6 +46,38 @@ def _csv(path: Path) -> pl.DataFrame:
     return df.with_row_index("_line", offset=2)
 
 
+def input_notes(manifest: dict) -> list[str]:
+    """The ledgers the run read, against the manifest: a file or sheet changed since (or gone) is named.
+
+    Not a problem of the outputs (a bureau keeps all years in one set and adds rows): a note that the
+    year's payments were computed from the ledger as it was; rerun the year to pay from it as it is now.
+    A workbook that changed is read again to tell whether the run's sheet itself changed."""
+    from disburse.ledgers import LEDGERS, InputError, Source, read_raw
+
+    notes = []
+    for name, doc in sorted(manifest.get("inputs", {}).items()):
+        if not isinstance(doc, dict) or not doc.get("file"):
+            continue
+        path = Path(doc["file"])
+        sheet = doc.get("sheet")
+        where = f"{path}（工作表 {sheet}）" if sheet else str(path)
+        if not path.is_file():
+            notes.append(f"台账 {name}：{where} 已不在原处（本年度按运行时读取的内容计算）")
+            continue
+        if outputs.sha256(path) == doc.get("sha256"):
+            continue
+        if sheet and name in LEDGERS:
+            try:
+                same = read_raw(Source(path, sheet), LEDGERS[name]).sheet_sha256 == doc.get("sheet_sha256")
+            except InputError:
+                same = False
+            if same:
+                continue  # another sheet of the workbook changed; this ledger reads as it did
+        notes.append(f"台账 {name}：{where} 在本次运行之后有改动（本年度的付款按运行时的内容计算；"
+                     f"要按现在的内容支付，请重新运行该年度）")
+    return notes
+
+
 def verify_year(year_dir: Path, state_path: Path) -> tuple[list[str], int]:
     """Every problem found, one line each (empty: all as written), and the number of files checked."""
     manifest_path = year_dir / "manifest.json"
@@ -74,15 +106,20 @@ def verify_year(year_dir: Path, state_path: Path) -> tuple[list[str], int]:
     for f in sorted(year_dir.rglob("*")):
         rel = str(f.relative_to(year_dir))
         parts = Path(rel).parts
-        kept = len(parts) > 2 and parts[1] == "runs" or parts[1:] == ("adjustments.csv",)  # earlier runs, adjustments
+        kept = len(parts) > 2 and parts[1] == "runs" or parts[1:] in (("adjustments.csv",), ("adjustments.xlsx",))
         if f.is_file() and rel != "manifest.json" and rel not in expected and not rel.startswith(".staging-") and not kept:
             problems.append(f"{rel}: not in the manifest")
 
     con = state.connect(state_path, read_only=True)
     try:
         records = state.run_records(con, year)
+        approvals = state.approved_regions(con, year)
         for region in sorted(manifest["regions"]):
             problems += _region(con, year_dir, year, region, manifest["regions"][region], records.get(region), changed)
+            said = (manifest["regions"][region].get("approval") or {}).get("run_id")
+            if said and approvals.get(region) != said:
+                problems.append(f"{region}: the manifest says run {said} was approved, the state records "
+                                f"{'run ' + approvals[region] if region in approvals else 'no approval'}")
     finally:
         con.close()
     return problems, len(expected) + 1

@@ -82,6 +82,8 @@ def test_demo_audit_answers_why_this_amount_in_chinese(demo: Path) -> None:
     assert manifest["run_id"] in page and manifest["rules_fingerprint"] in page
     assert manifest["regions"]["lingang"]["total_payable"] in page.replace(",", "")
     assert "lingang.4</a></td><td>信息基础设施费用补贴" in page                       # clause id beside its title
+    assert "<h1>产业扶持资金兑付审计：临港新片区（lingang），2022 年度</h1>" in page  # the region by its Chinese name
+    assert "算力账单 第 " in page and "compute 第 " not in page                       # steps cite ledgers in Chinese
     assert "每年 30 万元以下的，给予 10% 的补贴" in page                               # the article quoted
     assert page.count("<svg") == 2 and "<script" not in page
     assert 'class="firm"' in page and "小计" in page                                  # per-applicant subtotals
@@ -140,8 +142,16 @@ def test_past_the_threshold_the_detail_moves_to_small_paged_files(tmp_path: Path
     listed = "".join(p.read_text(encoding="utf-8") for p in indexes)
     for applicant, name in seen.items():
         assert f'href="{name}#a-{applicant}"' in listed
+    # one search page: the index inline, one inline script, nothing from elsewhere
+    search = (region / "audit" / "search.html").read_text(encoding="utf-8")
+    assert 'href="audit/search.html"' in page and all('href="search.html"' in p.read_text(encoding="utf-8") for p in pages)
+    assert search.count("<script") == 1 and "<script>" in search and "src=" not in search and "http" not in search
+    firms = lines.select("applicant_id", "applicant_name").unique()
+    for applicant, name in firms.iter_rows():
+        assert f'["{applicant}","{name}",{int(seen[applicant].split("-")[1].split(".")[0])}]' in search
     outputs = manifest["regions"]["lingang"]["outputs"]
-    for p in [*pages, *indexes, region / "audit.html", region / "payments.xlsx"]:
+    assert outputs["lingang/audit/search.html"]["rows"] == firms.height
+    for p in [*pages, *indexes, region / "audit.html", region / "payments.xlsx", region / "audit" / "search.html"]:
         entry = outputs[f"lingang/{p.relative_to(region)}"]
         assert len(entry["sha256"]) == 64 and entry["rows"] >= 1
 
@@ -151,7 +161,8 @@ def test_an_applicant_with_more_lines_than_a_page_is_split_across_pages() -> Non
     lines = pl.DataFrame({
         "applicant_id": ["B"] * n + ["A", "C"], "applicant_name": ["乙"] * n + ["甲", "丙"],
         "clause_id": ["x.1"] * (n + 2), "clause_title": ["t"] * (n + 2), "article": ["一"] * (n + 2),
-        "matter_id": [f"m{i}" for i in range(n + 2)], "installment": [1] * (n + 2), "installments": [1] * (n + 2),
+        "matter_id": [f"m{i}" for i in range(n + 2)], "year_of_matter": [2021] * (n + 2), "installment": [1] * (n + 2),
+        "installments": [1] * (n + 2),
         "payable_fen": [100] * (n + 2), "steps": ["s"] * (n + 2), "reasons": [""] * (n + 2),
     })
     detail = audit.applicant_blocks(lines, part_lines=3)
@@ -196,6 +207,43 @@ def test_demo_audit_opens_in_chromium_without_console_errors(demo: Path, tmp_pat
     print(f"audit.html opened in {seconds:.1f} s (browser start included); screenshot {shot}")
 
 
+def search_in_chromium(page: Path, queries: list[str]) -> list[str]:
+    """PAGE (audit/search.html) opened in Chromium with a probe that types each query into the box; the
+    probe's console lines: query, rows listed, the count shown, milliseconds the search took."""
+    probe = "".join(
+        f"""{{ const a = performance.now(); box.value = {json.dumps(q)}; box.dispatchEvent(new Event("input"));
+        console.log("probe|" + {json.dumps(q)} + "|" + hits.rows.length + "|" + count.textContent + "|"
+                    + (performance.now() - a).toFixed(1)); }}\n""" for q in queries)
+    harness = page.with_name("_probe.html")
+    harness.write_text(page.read_text(encoding="utf-8").replace("</body>", f"<script>{probe}</script></body>"),
+                       encoding="utf-8")
+    try:
+        done = subprocess.run([CHROMIUM, "--headless", "--disable-gpu", "--no-sandbox", "--no-first-run",
+                               "--enable-logging=stderr", "--v=0", "--dump-dom", harness.as_uri()],
+                              capture_output=True, text=True, timeout=300)
+    finally:
+        harness.unlink()
+    errors = [line for line in done.stderr.splitlines() if "Uncaught" in line]
+    assert not errors, errors
+    return [line.split("probe|", 1)[1].split('", source')[0] for line in done.stderr.splitlines() if "probe|" in line]
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed (.ci/run installs it with apt-get)")
+def test_the_search_page_finds_a_firm_by_name_or_id_offline(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setattr(audit, "DETAIL_LIMIT", 10)
+    out = tmp_path / "out"
+    run_year(DEMO, out, 2021, params_file=DEMO / "params.yaml", allow_gaps=True)
+    region = out / "2021" / "lingang"
+    firms = pl.read_parquet(region / "audit_lines.parquet").select("applicant_id", "applicant_name").unique()
+    applicant, name = firms.sort("applicant_id").row(0)
+    part = name[2:5]  # a piece from inside the name
+    expected = firms.filter(pl.col("applicant_name").str.contains(part, literal=True)).height
+    found = search_in_chromium(region / "audit" / "search.html", [part, applicant[-6:].lower(), "无此企业名称"])
+    assert found[0].split("|")[:3] == [part, str(expected), f"匹配 {expected} 户"]
+    assert found[1].split("|")[1] == str(firms.filter(pl.col("applicant_id").str.contains(applicant[-6:])).height)
+    assert found[2].split("|")[1:3] == ["0", "没有匹配的申报主体"]
+
+
 # --- payments.xlsx --------------------------------------------------------------------------------
 
 def _yuan(v) -> Decimal:
@@ -209,11 +257,11 @@ def test_payments_xlsx_reconciles_with_the_csv_files_to_the_fen(demo: Path) -> N
     wb = openpyxl.load_workbook(region / "payments.xlsx", read_only=True)
     assert wb.sheetnames == ["封面", "付款", "明细", "条款汇总"]
     cover = {r[0]: r[1] for r in wb["封面"].iter_rows(values_only=True) if r[0]}
-    assert cover["年度"] == 2022 and cover["区域"] == "lingang" and cover["运行编号（run id）"] == manifest["run_id"]
+    assert cover["年度"] == 2022 and cover["区域"] == "临港新片区（lingang）" and cover["运行编号（run id）"] == manifest["run_id"]
     assert cover["规则指纹"] == manifest["rules_fingerprint"] and cover["参数指纹"] == manifest["params_fingerprint"]
 
     csv = pl.read_csv(region / "payments.csv", infer_schema=False)
-    rows = list(wb["付款"].iter_rows(min_row=2, values_only=True))
+    rows = list(wb["付款"].iter_rows(min_row=2, max_row=csv.height + 1, values_only=True))
     assert [r[0] for r in rows] == csv["applicant_id"].to_list() and all(isinstance(r[0], str) for r in rows)
     assert all(isinstance(r[2], (int, float)) for r in rows)
     assert [_yuan(r[2]) for r in rows] == [Decimal(v) for v in csv["total_payable"]]
@@ -228,6 +276,28 @@ def test_payments_xlsx_reconciles_with_the_csv_files_to_the_fen(demo: Path) -> N
     by_clause = {r[0]: _yuan(r[4]) for r in wb["条款汇总"].iter_rows(min_row=2, values_only=True)}
     assert sum(by_clause.values()) == sum(Decimal(v) for v in csv["total_payable"])
     assert wb["付款"]["C2"].number_format == "#,##0.00"
+    # the total row, a blank row below the data, reconciles with payments.csv and the manifest
+    *data, blank, total = list(wb["付款"].iter_rows(min_row=2, values_only=True))
+    assert len(data) == csv.height
+    assert blank == (None, None, None) and total[0] == f"合计（{csv.height} 户）"
+    assert _yuan(total[2]) == sum(Decimal(v) for v in csv["total_payable"]) == Decimal(manifest["regions"]["lingang"]["total_payable"])
+    assert [r[0] for r in data] == csv["applicant_id"].to_list()
+
+
+def test_payments_xlsx_has_filters_frozen_headers_and_a_block_to_sign(demo: Path) -> None:
+    openpyxl = pytest.importorskip("openpyxl")
+    wb = openpyxl.load_workbook(demo / "2022" / "lingang" / "payments.xlsx")
+    for name in ("付款", "明细", "条款汇总"):
+        ws = wb[name]
+        data_rows = sum(1 for r in ws.iter_rows(min_row=2, values_only=True) if r[0] and not str(r[0]).startswith("合计"))
+        assert ws.freeze_panes == "A2" and ws.auto_filter.ref == f"A1:{openpyxl.utils.get_column_letter(ws.max_column)}{data_rows + 1}"
+    cover = list(wb["封面"].iter_rows(values_only=True))
+    at = next(i for i, r in enumerate(cover) if r[0] == "签批")
+    assert cover[at][:4] == ("签批", "签名", None, "日期")
+    assert [r[:4] for r in cover[at + 1:at + 4]] == [(role, None, "日期", None) for role in ("经办", "复核", "审批")]
+    labels = {r[0]: r[1] for r in cover if r[0]}
+    assert labels["审批状态"].startswith("未审批") and labels["审批人"] is None and labels["审批时间（北京时间）"] is None
+    assert wb["封面"].cell(at + 2, 2).border.bottom.style == "thin"  # a line to sign on
 
 
 def test_an_id_of_eighteen_digits_stays_text_in_excel(tmp_path: Path) -> None:
@@ -245,7 +315,7 @@ def test_an_id_of_eighteen_digits_stays_text_in_excel(tmp_path: Path) -> None:
     write_payments_xlsx(path, year=2022, region="lingang", run_id="r", rules_fp="a", params_fp="b",
                         payments=payments, lines=lines, totals=totals)
     wb = openpyxl.load_workbook(path)
-    assert [c.value for c in wb["付款"]["A"][1:]] == ["913101150000000017", "0913101150000000"]
+    assert [c.value for c in wb["付款"]["A"][1:3]] == ["913101150000000017", "0913101150000000"]
     assert wb["付款"]["B2"].value == "甲 & <乙>" and wb["付款"]["C2"].value == 1234567890.12
     assert wb["明细"]["E2"].value == "000123" and wb["明细"]["G2"].value is None and wb["明细"]["K2"].value == "年度上限"
     assert wb["付款"]["B3"].value is None  # an empty name is an empty cell

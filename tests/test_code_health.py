@@ -238,9 +238,9 @@ def test_the_transforms_read_only_the_compiled_catalogue() -> None:
     assert compiled_catalogue_faults(ROOT / "transforms") == []
 
 
-def test_the_readme_says_what_every_category_means() -> None:
+def test_the_ledger_reference_says_what_every_category_means() -> None:
     """SPEC §3 leaves the projects' categories and the events' kinds to the project, documented: each is in
-    the README's table, and each row names, outside its parentheses, exactly the clauses whose base reads it
+    the ledger reference's table (docs/ledgers.md), and each row names, outside its parentheses, exactly the clauses whose base reads it
     (taken from rules/)."""
     from disburse.ledgers import EVENT_KINDS, PROJECT_CATEGORIES
 
@@ -253,8 +253,8 @@ def test_the_readme_says_what_every_category_means() -> None:
         column = {"projects": "category", "events": "kind"}.get(base.get("ledger"))
         for value in (base.get("where") or {}).get(column, []):
             readers[value].add(rule["clause_id"])
-    text = (ROOT / "README.md").read_text(encoding="utf-8")
-    section = text.split("### What the ledgers' categories mean", 1)[1].split("\n### ", 1)[0]
+    text = (ROOT / "docs" / "ledgers.md").read_text(encoding="utf-8")
+    section = text.split("## What the categories mean", 1)[1].split("\n## ", 1)[0]
     named: set[str] = set()
     for line in section.splitlines():
         if not line.startswith("| `") or "read by" in line:
@@ -268,14 +268,46 @@ def test_the_readme_says_what_every_category_means() -> None:
     assert named == set(readers)
 
 
-def test_the_readme_names_every_clause_whose_approved_amount_is_the_matters_total() -> None:
-    """The decision "An approved amount across years" lists exactly the rules with approved_scope: matter."""
-    text = (ROOT / "README.md").read_text(encoding="utf-8")
-    bullet = text.split("- **An approved amount across years**", 1)[1].split("\n- **", 1)[0]
-    listed = set(re.findall(r"[a-z]+\.\d+(?:\.\d+)?[a-z]?", bullet.split("Elsewhere", 1)[0]))
-    scoped = set()
+CLAUSE_ID = r"[a-z]+\.\d+(?:\.\d+)?[a-z]?"
+
+
+def _clause_rules() -> list[dict]:
+    rules = []
     for path in sorted((ROOT / "rules").glob("*/*.yaml")):
         rule = yaml.safe_load(path.read_text(encoding="utf-8"))
-        if isinstance(rule, dict) and rule.get("approved_scope") == "matter":
-            scoped.add(rule["clause_id"])
-    assert listed == scoped
+        if isinstance(rule, dict) and "clause_id" in rule:
+            rules.append(rule)
+    return rules
+
+
+def _approved_scope_readable(rule: dict) -> bool:
+    """The loader reads approved_scope on this rule: its kind reads it, beside recognition: true, on a ledger base."""
+    base = rule.get("base") or {}
+    return ("approved_scope" in R.KINDS[rule["kind"]].reads and rule.get("recognition") is True
+            and bool(base) and base.get("ledger") != "recognitions")
+
+
+def test_every_rule_that_can_carry_an_approved_amount_says_what_it_bounds() -> None:
+    """A rule whose approved amount could bound its lines gives approved_scope itself (never left to the default)."""
+    silent = [r["clause_id"] for r in _clause_rules() if _approved_scope_readable(r) and "approved_scope" not in r]
+    assert not silent, f"approved_scope left to the default: {silent}"
+
+
+def test_the_readme_names_every_clause_whose_approved_amount_is_the_matters_total() -> None:
+    """The decision "An approved amount across years" lists exactly the rules with approved_scope: matter, then
+    (after "Elsewhere") exactly those with approved_scope: line."""
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    bullet = text.split("- **An approved amount across years**", 1)[1].split("\n- **", 1)[0]
+    matter, elsewhere = bullet.split("Elsewhere", 1)
+    line = elsewhere.split("A recognition's approved amount and rate are one decision", 1)[0]
+    rules = _clause_rules()
+    assert set(re.findall(CLAUSE_ID, matter)) == {r["clause_id"] for r in rules if r.get("approved_scope") == "matter"}
+    assert set(re.findall(CLAUSE_ID, line)) == {r["clause_id"] for r in rules if r.get("approved_scope") == "line"}
+
+
+def test_the_ledger_reference_in_docs_is_the_one_generated() -> None:
+    """docs/ledgers.md is what `disburse ledgers reference` prints: regenerate it after a change to the ledgers,
+    their descriptions (disburse/reference.py) or the rules (`disburse ledgers reference --out docs/ledgers.md`)."""
+    from disburse.reference import markdown
+
+    assert (ROOT / "docs" / "ledgers.md").read_text(encoding="utf-8") == markdown(R.load_catalogue(ROOT / "rules"))

@@ -37,7 +37,7 @@ from tests.test_kills import RUN_ID, _cells
 ROOT = Path(__file__).parent.parent
 DEMO = ROOT / "fixtures" / "demo"
 BIN = Path(sys.executable).parent
-EMBED_THE_RUN = ("payments.csv", "audit.html", "payments.xlsx")
+EMBED_THE_RUN = ("payments.csv", "audit.html", "payments.xlsx", "公示名单.html", "公示名单.xlsx")
 # Generous on a loaded machine (no timing is asserted): connecting to the scheduler, and a worker busy computing.
 SLOW = {"DASK_DISTRIBUTED__COMM__TIMEOUTS__CONNECT": "300s", "DASK_DISTRIBUTED__COMM__TIMEOUTS__TCP": "300s"}
 
@@ -64,7 +64,7 @@ def finance_files(year_dir: Path) -> dict:
         if not p.is_file():
             continue
         rel = str(p.relative_to(year_dir))
-        if p.name == "payments.xlsx":
+        if p.suffix == ".xlsx":
             files[rel] = _cells(p)
         elif p.name in EMBED_THE_RUN:
             files[rel] = RUN_ID.sub(b"RUN", p.read_bytes())

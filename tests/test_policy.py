@@ -66,7 +66,10 @@ def test_simulate_writes_impact_one_column_per_scenario_and_records_nothing(ledg
     firms = pl.read_csv(tmp_path / "what-if" / "impact_firms.csv", infer_schema=False)
     assert firms.filter(pl.col("region") == "lingang")["budget"].cast(pl.Decimal(18, 2)).sum() == 2000000
     html = (tmp_path / "what-if" / "impact.html").read_text(encoding="utf-8")
-    assert "cap 1.5M" in html and "Fund ceilings" in html and "0.638977" in html
+    assert "cap 1.5M" in html and "<h2>资金额度</h2>" in html and "0.638977" in html
+    # in Chinese throughout: headings, regions by their names, sectors and sizes by their Chinese names
+    assert "<h2>按所属领域</h2>" in html and "临港新片区（lingang）" in html and "人工智能（ai）" in html
+    assert "增加的企业" in html and "firms gaining" not in html and "Policy impact" not in html
 
 
 def test_simulate_says_when_earlier_years_were_never_run_and_when_the_year_has_no_rows(ledgers: Path,

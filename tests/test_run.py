@@ -547,7 +547,7 @@ def test_a_rejected_applicant_row_stops_the_run_only_if_the_applicant_was_paid_b
     if paid_before:
         with pytest.raises(InputError) as err:
             run_year(ledgers, out, 2022)
-        assert str(err.value).startswith(f"{ledgers / 'applicants.csv'} 第 2 行 size：取值不在允许范围内（not_allowed）。"
+        assert str(err.value).startswith(f"{ledgers / 'applicants.csv'} 第 2 行 size：取值不在允许范围内（可填英文代码或中文名称）（not_allowed）。"
                                          "该申报主体以往已获支付"), err.value
         assert "\n" not in str(err.value) and tree_digest(out) == files
     else:

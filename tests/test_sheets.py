@@ -299,3 +299,44 @@ def test_validate_lists_a_workbooks_faults_in_chinese(tmp_path: Path) -> None:
     rej = pl.read_csv(tmp_path / "rej.csv", infer_schema=False)
     assert rej.select("file", "sheet", "row", "reason", "说明").rows()[0][:3] == ("台账.xlsx", "算力账单", "3")
     assert rej["说明"].str.contains("[\u4e00-\u9fff]").all()
+
+
+def test_verify_names_a_ledger_sheet_changed_since_the_run_and_only_that_sheet(tmp_path: Path) -> None:
+    """The manifest holds each ledger file's sha256 and, for a sheet, the sheet's; `disburse verify` names a
+    ledger changed since the run (a note: the outputs still match what the run read), and a workbook whose
+    other sheets changed does not make its unchanged sheets look changed."""
+    openpyxl = pytest.importorskip("openpyxl")
+    ledgers, out = tmp_path / "ledgers", tmp_path / "out"
+    shutil.copytree(DEMO_XLSX, ledgers)
+    run_year(ledgers, out, 2020, params_file=DEMO / "params.yaml")
+    runner = CliRunner()
+    quiet = runner.invoke(app, ["verify", str(out / "2020")])
+    assert quiet.exit_code == 0 and "注意" not in quiet.output, quiet.output
+    book_path = next(ledgers.glob("*.xlsx"))
+    book = openpyxl.load_workbook(book_path)
+    sheet = book["房租"]
+    sheet.cell(row=2, column=sheet.max_column).value = "改动"  # one cell of one sheet
+    book.save(book_path)
+    noted = runner.invoke(app, ["verify", str(out / "2020")])
+    assert noted.exit_code == 0, noted.output  # the outputs are as the run wrote them
+    notes = [line for line in noted.output.splitlines() if line.startswith("注意")]
+    assert len(notes) == 1 and "台账 rent" in notes[0] and "房租" in notes[0], noted.output
+
+
+def test_a_sheet_with_empty_columns_reads_with_nothing_on_stderr(tmp_path: Path) -> None:
+    """The spreadsheet reader logs a warning for every empty column; a run or a check says nothing on stderr
+    unless it fails."""
+    import subprocess
+    import sys
+
+    book = xlsxwriter.Workbook(tmp_path / "台账.xlsx")
+    sheet = book.add_worksheet("申报主体")
+    header = ["统一社会信用代码", "企业名称", "region", "established_on", "registered_in_region_on", "size",
+              "above_scale", "sector", "credit_ok", "relocated_out_on", "fraud_found_on"]
+    sheet.write_row(0, 0, header)
+    sheet.write_row(1, 0, [IDS[0], "甲", "lingang", "2019-01-01", "2019-01-01", "small", "是", "ai", "是"])
+    book.close()
+    done = subprocess.run([sys.executable, "-c", "from disburse.entry import main; main()", "validate",
+                           "--ledgers", str(tmp_path)], capture_output=True, text=True, cwd=ROOT)
+    assert done.returncode == 0, done.stderr
+    assert done.stderr == ""

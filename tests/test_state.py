@@ -115,7 +115,7 @@ def test_rerunning_an_earlier_year_warns_that_later_years_may_be_stale(ledgers: 
     (lambda p: p.write_text("applicant_id,amount\n"), "not a DuckDB file, so not a state file"),
     (lambda p: p.write_bytes(b""), "not a DuckDB file, so not a state file"),
     (lambda p: p.write_bytes(p.with_name("good.duckdb").read_bytes()[:50_000]), "state file is truncated or damaged"),
-    (lambda p: _with_version(p, 4), "state schema version 4 is newer than this disburse knows (3)"),
+    (lambda p: _with_version(p, 5), "state schema version 5 is newer than this disburse knows (4)"),
     (lambda p: _other_tables(p), "not a disburse state file"),
 ], ids=["csv", "empty", "truncated", "newer schema", "other database"])
 def test_a_state_file_that_cannot_be_used_is_named_in_one_line(ledgers: Path, tmp_path: Path, make, message) -> None:
@@ -171,14 +171,37 @@ def _v1_state(path: Path, ledgers: Path, tmp_path: Path, dated: bool = False) ->
 def test_an_older_schema_is_migrated_forward_and_its_history_counts(ledgers: Path, tmp_path: Path, dated) -> None:
     out = tmp_path / "out"
     lines = _v1_state(out / "state.duckdb", ledgers, tmp_path, dated)
-    with pytest.raises(StateError, match="older schema version 1; the next `disburse run` migrates it to 3"):
+    with pytest.raises(StateError, match="older schema version 1; the next `disburse run` migrates it to 4"):
         state.connect(out / "state.duckdb", read_only=True)
     manifest, _ = run_year(ledgers, out, 2022, region="lingang")  # no gap: the migrated state holds 2021
     assert manifest["regions"]["lingang"]["total_payable"] == "80000.00"
     con = duckdb.connect(str(out / "state.duckdb"), read_only=True)
-    assert con.execute("select version from schema_version").fetchall() == [(3,)]
+    assert con.execute("select version from schema_version").fetchall() == [(4,)]
     assert con.execute("select count(*) from lines where year = 2021 and dated_on is null").fetchall() == [(len(lines),)]
     assert con.execute("select status, digest is not null from runs where year = 2021").fetchall() == [("done", True)]
+    con.close()
+
+
+def test_a_schema_3_state_keeps_its_digests_and_its_lines_are_of_their_own_year(ledgers: Path, tmp_path: Path) -> None:
+    """Schema 4 keys lines by year_of_matter: a schema-3 file's lines become lines of their own year, and
+    the digests written before still hold (a line of its own year adds nothing to the digest's text)."""
+    out = tmp_path / "out"
+    run_year(ledgers, out, 2021, region="lingang")
+    con = duckdb.connect(str(out / "state.duckdb"))
+    before = con.execute("select year, region, digest from runs").fetchall()
+    n = con.execute("select count(*) from lines").fetchall()[0][0]
+    con.execute("create table lines_3 as select * exclude (year_of_matter) from lines")
+    con.execute("drop table lines")
+    con.execute("alter table lines_3 rename to lines")
+    con.execute("update schema_version set version = 3")
+    con.close()
+    with pytest.raises(StateError, match="older schema version 3; the next `disburse run` migrates it to 4"):
+        state.connect(out / "state.duckdb", read_only=True)
+    run_year(ledgers, out, 2022, region="lingang")  # check_recorded refuses a 2021 whose digest no longer holds
+    con = duckdb.connect(str(out / "state.duckdb"), read_only=True)
+    assert con.execute("select version from schema_version").fetchall() == [(4,)]
+    assert con.execute("select count(*) from lines where year = 2021 and year_of_matter = 2021").fetchall() == [(n,)]
+    assert con.execute("select year, region, digest from runs where year = 2021").fetchall() == before
     con.close()
 
 
@@ -189,7 +212,7 @@ def test_a_migration_that_fails_leaves_the_file_as_it_was(ledgers: Path, tmp_pat
     shutil.copytree(state.SQL, sql)
     (sql / "migrate_1_to_2.sql").write_text((sql / "migrate_1_to_2.sql").read_text() + "\nselect * from no_such_table;\n")
     monkeypatch.setattr(state, "SQL", sql)
-    with pytest.raises(StateError, match="cannot migrate the state from schema version 1 to 3 .*the file is unchanged"):
+    with pytest.raises(StateError, match="cannot migrate the state from schema version 1 to 4 .*the file is unchanged"):
         run_year(ledgers, out, 2022, region="lingang")
     con = duckdb.connect(str(out / "state.duckdb"), read_only=True)
     tables = {t for (t,) in con.execute("select table_name from information_schema.tables").fetchall()}
@@ -263,14 +286,14 @@ def test_verify_names_every_file_and_line_changed_since(ledgers: Path, tmp_path:
         "lingang/disbursements.csv: changed since the run that wrote it (sha256 differs from the manifest)",
         "lingang/payments.csv: changed since the run that wrote it (sha256 differs from the manifest)",
         "changning/notes.txt: not in the manifest",
-        f"lingang/disbursements.csv line 2 (applicant_id {L1}, clause_id lingang.4, matter_id {L1}, installment 1): "
+        f"lingang/disbursements.csv line 2 (applicant_id {L1}, clause_id lingang.4, matter_id {L1}, year_of_matter 2021, installment 1): "
         "payable differs from the state's record",
         f"lingang/payments.csv line 2 (applicant_id {L1}): total differs from the state's record",
     ]:
         assert expected in found, result.stdout
     assert any(f.startswith("state: the rows of 2021 changning changed since run") for f in found), result.stdout
     assert (f"state: line 2021 changning (applicant_id {C1}, clause_id changning.8.2, matter_id {C1}, "
-            "installment 1): payable changed since the run") in found, result.stdout
+            "year_of_matter 2021, installment 1): payable changed since the run") in found, result.stdout
     assert "380000.00" not in result.output and "280000.00" not in result.output  # ids, never amounts
     assert "problem(s)" in one_line(result)
 

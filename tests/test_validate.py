@@ -237,7 +237,7 @@ def test_one_bad_row_of_an_applicant_leaves_it_unknown():
     _, v = run(applicants=[firm(2021), firm(2023, size="huge")])
     assert v.rejected.select("row", "reason").rows() == [
         (2, "applicant_incomplete: another row of this applicant was refused (rows 3)"),
-        (3, "not_allowed: expected one of large, medium, small, micro"),
+        (3, "not_allowed: expected one of large, medium, small, micro (or their Chinese names)"),
     ]
     assert v.accepted["applicants"].is_empty()
 

@@ -19,9 +19,9 @@ import datetime as dt
 import polars as pl
 
 from disburse.compiled import FROM_HISTORY_KINDS, Clause
-from disburse.ledgers import LEDGERS, ROW
+from disburse.ledgers import LEDGERS, RECOGNITION_LEVELS_ZH, ROW, SECTORS_ZH, SIZES_ZH
 from disburse.money import PPM, fmt_fen_expr, micro, sum_fen
-from disburse.phrases import field_name
+from disburse.phrases import field_name, rows_name
 from transforms.facts import facts_for
 
 CANDIDATE_SCHEMA = {
@@ -121,9 +121,9 @@ def _investee_conditions(df: pl.DataFrame, rule: Clause, ctx: Context) -> pl.Dat
     revenue = ctx.ledgers["revenue"].select("applicant_id", "year", pl.col("main_revenue").alias("_revenue"))
     checks = []
     if b.investee_sector is not None:
-        checks.append((pl.col("_sector").is_in(b.investee_sector), pl.format("被投企业行业 {} 不符合条款", pl.col("_sector"))))
+        checks.append((pl.col("_sector").is_in(b.investee_sector), pl.format("被投企业行业 {} 不符合条款", _zh("_sector", SECTORS_ZH))))
     if b.investee_size is not None:
-        checks.append((pl.col("_size").is_in(b.investee_size), pl.format("被投企业规模 {} 不符合条款", pl.col("_size"))))
+        checks.append((pl.col("_size").is_in(b.investee_size), pl.format("被投企业规模 {} 不符合条款", _zh("_size", SIZES_ZH))))
     if b.max_main_revenue_fen is not None:
         ceiling = b.max_main_revenue_fen
         checks.append((pl.col("_revenue").is_not_null(), pl.lit("被投企业当年没有营业收入数据")))
@@ -182,8 +182,19 @@ def _finish(df: pl.DataFrame, rule: Clause, ctx_year: int, supersede_key: pl.Exp
     return df.select([pl.col(c).cast(t) for c, t in CANDIDATE_SCHEMA.items()])
 
 
+def _zh(col: str, names: dict[str, str]) -> pl.Expr:
+    """An enumeration's value in a step: its Chinese name (大型, 优势企业), the value itself where it has none."""
+    return pl.col(col).replace_strict(names, default=pl.col(col), return_dtype=pl.String)
+
+
 def _rows_text(ledger: str) -> pl.Expr:
-    return pl.format("{} 第 {} 行", pl.lit(ledger), pl.col(ROW))
+    """Where a line comes from, as a step cites it: 算力账单 第 39 行 (the ledger's Chinese name, the row)."""
+    return pl.format("{} 第 {} 行", pl.lit(rows_name(ledger)), pl.col(ROW))
+
+
+def _rows_summed(ledger: str) -> pl.Expr:
+    """The rows summed into one line (in an aggregation): 营业收入 第 3, 5 行."""
+    return pl.format("{} 第 {} 行", pl.lit(rows_name(ledger)), pl.col(ROW).sort().cast(pl.String).str.join(", "))
 
 
 def _ledger_base(rule: Clause, ctx: Context) -> pl.DataFrame:
@@ -222,7 +233,7 @@ def _ledger_base(rule: Clause, ctx: Context) -> pl.DataFrame:
             sum_fen(second.filter(pl.col("_in"))).alias("second_fen") if b.second_amount else pl.lit(None, pl.Int64).alias("second_fen"),
             sum_fen(pl.col("_amt").filter(~pl.col("_in"))).alias("excluded_fen"),
             pl.col("_in").any().alias("in_window"),
-            pl.format("{} 第 {} 行", pl.lit(b.ledger), pl.col(ROW).sort().cast(pl.String).str.join(", ")).alias("source"),
+            _rows_summed(b.ledger).alias("source"),
             # every row summed must meet the base's conditions on its applicant
             *([pl.col("condition_met").all(), pl.col("detail").sort_by("condition_met").first()]
               if "condition_met" in df.columns else []),
@@ -346,13 +357,13 @@ def _levels(rule: Clause, ctx: Context) -> pl.DataFrame:
     return (
         lines.join(best, on=matter, how="left")
         .with_columns(
-            pl.when(pl.col("top_level").is_null()).then(pl.format("等级 {}", pl.col("level")))
+            pl.when(pl.col("top_level").is_null()).then(pl.format("等级 {}", _zh("level", RECOGNITION_LEVELS_ZH)))
             .when((pl.col("top_level") != pl.col("level")) | (pl.col("top_on") != pl.col("line_date")))
-            .then(pl.format("等级 {}；至今最好的认定：{}（{}）{}", pl.col("level"), pl.col("top_level"),
+            .then(pl.format("等级 {}；至今最好的认定：{}（{}）{}", _zh("level", RECOGNITION_LEVELS_ZH), _zh("top_level", RECOGNITION_LEVELS_ZH),
                             pl.col("top_on").dt.to_string("%Y-%m-%d"),
                             pl.when(pl.col("approved_fen").is_not_null())
                             .then(pl.format("，核定 {}", fmt_fen_expr(pl.col("approved_fen")))).otherwise(pl.lit(""))))
-            .otherwise(pl.format("等级 {}", pl.col("level"))).alias("detail"),
+            .otherwise(pl.format("等级 {}", _zh("level", RECOGNITION_LEVELS_ZH))).alias("detail"),
         )
         .select(list(CANDIDATE_SCHEMA))
     )
@@ -382,8 +393,8 @@ def _ladder(rule: Clause, ctx: Context) -> pl.DataFrame:
             _rows_text(led).alias("source"),
             pl.col("target_fen").fill_null(0),
             pl.when(pl.col("_threshold").is_not_null())
-            .then(pl.format("至今最高一档：{} {} {}", pl.lit(field_name(fig)), pl.lit(word), fmt_fen_expr(pl.col("_threshold"))))
-            .otherwise(pl.format("{} 尚未达到任何一档", pl.lit(field_name(fig)))).alias("detail"),
+            .then(pl.format("至今最高一档：{} {} {}", pl.lit(field_name(led, fig)), pl.lit(word), fmt_fen_expr(pl.col("_threshold"))))
+            .otherwise(pl.format("{} 尚未达到任何一档", pl.lit(field_name(led, fig)))).alias("detail"),
         )
     )
     return _finish(out, rule, ctx.year, pl.format("{}:{}:{}", pl.lit(led), pl.lit(fig), pl.col("matter_id")))
@@ -416,7 +427,7 @@ def _first_reach(rule: Clause, ctx: Context) -> pl.DataFrame:
         pl.col(b.amount).alias("base_fen"),
         in_window.alias("in_window"),
         _rows_text(b.ledger).alias("source"),
-        pl.format("{} 于 {} 首次达到 {}", pl.lit(field_name(b.amount)), pl.col("_date").dt.to_string("%Y-%m-%d"),
+        pl.format("{} 于 {} 首次达到 {}", pl.lit(field_name(b.ledger, b.amount)), pl.col("_date").dt.to_string("%Y-%m-%d"),
                   fmt_fen_expr(pl.lit(rule.threshold_fen))).alias("detail"),
     )
     key = pl.format("{}:{}:first_reach:{}", pl.lit(b.ledger), pl.lit(b.amount), pl.col("matter_id"))
@@ -450,8 +461,8 @@ def _growth(rule: Clause, ctx: Context) -> pl.DataFrame:
         ctx.year_in_window().alias("in_window"),
         _rows_text(led).alias("source"),
         met.alias("condition_met"),
-        pl.when(met).then(pl.format("{}增加 {}", pl.lit(field_name(fig)), fmt_fen_expr(increase)))
-        .otherwise(pl.lit(f"未满足：{field_name(fig)}连续 {g.years} 年增长不低于 {g.min_growth_text}、占主营业务收入不低于 "
+        pl.when(met).then(pl.format("{}增加 {}", pl.lit(field_name(led, fig)), fmt_fen_expr(increase)))
+        .otherwise(pl.lit(f"未满足：{field_name(led, fig)}连续 {g.years} 年增长不低于 {g.min_growth_text}、占主营业务收入不低于 "
                           f"{g.min_intensity_text}、增加额不低于 {g.min_increase_text}")).alias("detail"),
     )
     return _finish(out, rule, ctx.year, pl.format("{}:{}:growth:{}", pl.lit(led), pl.lit(fig), pl.col("matter_id")))
@@ -486,7 +497,7 @@ def _matching(rule: Clause, ctx: Context) -> pl.DataFrame:
         .filter(pl.col("year") <= pl.col("_accepted_year"))
         .group_by(matter)
         .agg(sum_fen(pl.col(b.amount).fill_null(0)).alias("base_fen"),
-             pl.format("{} 第 {} 行", pl.lit(b.ledger), pl.col(ROW).sort().cast(pl.String).str.join(", ")).first().alias("source"))
+             _rows_summed(b.ledger).first().alias("source"))
     )
     out = completed.join(summed, on=matter).select(
         "applicant_id",
@@ -495,7 +506,7 @@ def _matching(rule: Clause, ctx: Context) -> pl.DataFrame:
         "base_fen",
         ctx.date_in_window(done).alias("in_window"),
         "source",
-        pl.format("{} {}", pl.col(done).dt.to_string("%Y-%m-%d"), pl.lit("验收" if done == "accepted_on" else field_name(done))).alias("detail"),
+        pl.format("{} {}", pl.col(done).dt.to_string("%Y-%m-%d"), pl.lit("验收" if done == "accepted_on" else field_name(b.ledger, done))).alias("detail"),
         # an acceptance recorded after its year is that year's matter, paid late (as a late recognition is)
         pl.col(done).dt.year().cast(pl.Int64).alias("year_of_matter"),
     )

@@ -202,12 +202,15 @@ def compute_lines(
     applicants: pl.DataFrame,
     history: pl.DataFrame,
     year: int,
+    *,
+    scheduled: bool = True,
 ) -> pl.DataFrame:
     """SPEC §5's modifiers in order, one named step each. Every step takes and returns the lines
     (one row per applicant, clause, matter and installment of the year) with its own columns added.
     COMPILED: the region's administrator parameters (``compiled.params``) and what is missing of them.
-    APPLICANTS: every row of the region's applicants, one or more per applicant (``transforms.facts``)."""
-    lines = assemble(candidates, tables, compiled.params, applicants, history, year)
+    APPLICANTS: every row of the region's applicants, one or more per applicant (``transforms.facts``).
+    SCHEDULED: False for a pass over lines paid late (the installments falling due are this year's pass's)."""
+    lines = assemble(candidates, tables, compiled.params, applicants, history, year, scheduled=scheduled)
     _require_params(lines, compiled)
     return (
         lines.pipe(approved_left, history)
@@ -233,7 +236,7 @@ LIVE = ~pl.col("scheduled")  # a line earned this year (not a later installment 
 
 
 def assemble(candidates: pl.DataFrame, tables: dict[str, pl.DataFrame], params: pl.DataFrame,
-             applicants: pl.DataFrame, history: pl.DataFrame, year: int) -> pl.DataFrame:
+             applicants: pl.DataFrame, history: pl.DataFrame, year: int, *, scheduled: bool = True) -> pl.DataFrame:
     """§5.1–5.2, §5.9–5.10: this year's candidates and the installments of earlier awards falling due,
     with their clause, parameters, applicant and size rate, and the first eligibility check a line fails
     (``blocked``). Adds ``_line``, a row number the later steps join back on."""
@@ -243,6 +246,8 @@ def assemble(candidates: pl.DataFrame, tables: dict[str, pl.DataFrame], params: 
     # 规上, sector, credit) from the row in force for the year of the line's matter.
     firms = in_force(applicants, year).drop(YEARLY_FACTS)
     sched = scheduled_installments(history, clauses, year, firms)
+    if not scheduled:  # a pass over lines paid late: the installments falling due are the year's own pass's
+        sched = sched.clear()
     new = candidates.with_columns(pl.lit(1, pl.Int64).alias("installment"), pl.lit(False).alias("scheduled"))
     first_share = tables["shares"].filter(pl.col("installment") == 1).select("clause_id", pl.col("cum_ppm").alias("_first_ppm"))
     # an award inferred from a prior payment (SPEC §3) says so, with the division it came from
@@ -407,6 +412,8 @@ def level_up_and_periods(lines: pl.DataFrame, history: pl.DataFrame, year: int) 
         .otherwise(pl.col("gross_fen")).alias("after_level_up_fen"),
         pl.when(~LIVE).then(None)
         .when(pl.col("one_off") & (_by_scope("one_off_scope", "paid_matter_fen", "paid_applicant_fen") > 0)).then(pl.lit(PERIOD_REASONS["one_off"]))
+        # 首次达到 is reached once: an award under the clause paid before (a prior payment too) was the first
+        .when((pl.col("kind") == "first_reach") & (pl.col("paid_matter_fen") > 0)).then(pl.lit(PERIOD_REASONS["one_off"]))
         .when(pl.col("first_year_only") & first_year.is_not_null()).then(pl.lit(PERIOD_REASONS["first_year_only"]))
         .when((pl.col("year_of_matter") - first_year) >= pl.col("consecutive_years")).then(pl.lit(PERIOD_REASONS["consecutive_years"]))
         .when(n_years >= pl.col("max_years")).then(pl.lit(PERIOD_REASONS["max_years"]))
@@ -523,7 +530,10 @@ def installment_shares(lines: pl.DataFrame, tables: dict[str, pl.DataFrame]) -> 
     (``payable_fen``)."""
     return (
         lines.with_columns(
-            pl.when(pl.col("scheduled")).then(pl.col("award_fen")).otherwise(pl.col("after_cumulative_fen")).alias("award_fen")
+            # an earlier award's installment: its award, never above the clause's own cap (an award inferred from
+            # a prior payment may be)
+            pl.when(pl.col("scheduled")).then(pl.min_horizontal("award_fen", "after_item_fen"))
+            .otherwise(pl.col("after_cumulative_fen")).alias("award_fen")
         )
         .join(tables["shares"], on=["clause_id", "installment"], how="left")
         .with_columns(
@@ -532,6 +542,25 @@ def installment_shares(lines: pl.DataFrame, tables: dict[str, pl.DataFrame]) -> 
             .alias("payable_fen"),
         )
     )
+
+
+def paid_in_this_run(lines: pl.DataFrame, year: int) -> pl.DataFrame:
+    """Lines of an earlier year's matter paid late in this run, as history (HISTORY_SCHEMA) for the lines
+    computed after them: this year's lines count them as paid before (keep the highest, period limits,
+    approved totals, cumulative caps), as they would have had the recognition come in time."""
+    return lines.filter((pl.col("payable_fen") > 0) | (pl.col("award_fen") > 0)).select(
+        *(pl.col(c).cast(t) if c in lines.columns else pl.lit(None, t).alias(c) for c, t in HISTORY_SCHEMA.items()
+          if c not in ("year", "dated_on")),
+        pl.lit(year, pl.Int64).alias("year"), paid_on(pl.lit(year)).alias("dated_on"),
+    ).select(list(HISTORY_SCHEMA))
+
+
+def paid_on(year: pl.Expr) -> pl.Expr:
+    """The date a line counts from (the relocation clock, gaps between payments): its ledger date, or for a
+    line paid late (its matter's year before YEAR, the year paid) the date of the recognition that made it
+    payable, when later (自享受扶持政策起: support is not enjoyed before it is recognised)."""
+    late_from = pl.when(pl.col("year_of_matter") < year).then(pl.col("recognized_on"))
+    return pl.max_horizontal(pl.col("line_date"), late_from)
 
 
 def _require_params(lines: pl.DataFrame, compiled: Region) -> None:

@@ -16,7 +16,7 @@ import polars as pl
 
 from disburse.compiled import Region
 from transforms.candidates import CANDIDATE_SCHEMA, Context, earlier_years_prefix, extract, late_recognitions
-from transforms.compute import clawbacks, compute_lines
+from transforms.compute import clawbacks, compute_lines, paid_in_this_run
 from disburse.tables import AUDIT_COLUMNS, CLAUSE_TEXT_SCHEMA, RegionResult  # noqa: F401 (re-exported)
 from transforms.budget import apply_budgets, carried_shortfall, explain_budget
 from transforms.explain import explain
@@ -59,7 +59,18 @@ def compute_region(
     across = [(r.clause_id, earlier_years_prefix(r)) for r in rules if earlier_years_prefix(r) is not None]
     prefixes = pl.DataFrame(across, schema={"clause_id": pl.String, "supersede_prefix": pl.String}, orient="row")
     region_tables = {**tables, "supersede_prefixes": prefixes}
-    lines = compute_lines(candidates, region_tables, compiled, rows, history, year)
+    # Lines paid late go first, an earlier year at a time, each as its year's run would have paid it had the
+    # recognition come in time; then this year's lines, counting what the late ones paid as paid before.
+    of_year = pl.col("year_of_matter")
+    passes, seen = [], history
+    for earlier in sorted(candidates.filter(of_year < year).get_column("year_of_matter").unique().to_list()):
+        part = compute_lines(candidates.filter(of_year == earlier), region_tables, compiled, rows, seen, year,
+                             scheduled=False)
+        passes.append(part)
+        seen = pl.concat([seen, paid_in_this_run(part, year)])
+    passes.append(compute_lines(candidates.filter(of_year >= year), region_tables, compiled, rows, seen, year))
+    lines = passes[0] if len(passes) == 1 else pl.concat(passes, how="diagonal_relaxed").sort(
+        "applicant_id", "clause_order", "matter_id", "year_of_matter", "installment")
     # the fund ceiling cuts the payable the steps above arrived at, and says so last
     carried = carried_shortfall(history, applicants, clauses, year) if compiled.carry_budget_shortfall else None
     lines, budgets = apply_budgets(explain(lines), compiled.budgets.get(year, {}), carried)
@@ -71,4 +82,5 @@ def compute_region(
     ).select(AUDIT_COLUMNS)
     claws = clawbacks(applicants, history, recovered, year, region,
                       compiled.clawback_on_relocation_years, compiled.clawback_text, compiled.fraud_text)
-    return RegionResult(region, lines, claws, compiled.texts, compiled.title, compiled.keep_highest, budgets=budgets)
+    return RegionResult(region, lines, claws, compiled.texts, compiled.title, compiled.keep_highest, budgets=budgets,
+                        region_zh=compiled.region_zh)
