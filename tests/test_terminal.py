@@ -21,7 +21,7 @@ from disburse.job import DEFAULT_RULES
 from disburse.rules import load_catalogue
 
 NARROW = {"COLUMNS": "80"}
-YEAR_COMMANDS = ["run", "approve", "explain", "simulate", "eligible"]
+YEAR_COMMANDS = ["run", "approve", "explain", "simulate", "eligible", "notices"]
 
 
 def invoke(*args: str, env: dict[str, str] | None = None):
@@ -41,7 +41,8 @@ def help_rows(*command: str) -> dict[str, str]:
 
 
 @pytest.mark.parametrize("command", [[], *([c] for c in [*YEAR_COMMANDS, "serve", "synth", "diff", "validate",
-                                                         "verify"]), ["rules", "list"], ["rules", "coverage"]])
+                                                         "verify", "template"]), ["rules", "list"], ["rules", "coverage"],
+                                     ["ledgers", "reference"]])
 def test_help_shows_no_type_beside_a_flag(command: list[str]) -> None:
     rows = help_rows(*command)
     assert "--help" in rows
