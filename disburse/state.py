@@ -33,8 +33,7 @@ import polars as pl
 
 from disburse import paths
 from disburse.money import PPM, total_fen
-from disburse.tables import CLAWBACK_SCHEMA, HISTORY_SCHEMA
-from transforms.compute import paid_on
+from disburse.tables import CLAWBACK_SCHEMA, HISTORY_SCHEMA, paid_on
 
 SQL = paths.SQL
 SCHEMA_VERSION = 4

@@ -49,6 +49,14 @@ def region_label(region: str, region_zh: str | None) -> str:
     return f"{region_zh}（{region}）" if region_zh and region_zh != region else region
 
 
+def paid_on(year: pl.Expr) -> pl.Expr:
+    """The date a line counts from (the relocation clock, gaps between payments): its ledger date, or for a
+    line paid late (its matter's year before YEAR, the year paid) the date of the recognition that made it
+    payable, when later (自享受扶持政策起: support is not enjoyed before it is recognised)."""
+    late_from = pl.when(pl.col("year_of_matter") < year).then(pl.col("recognized_on"))
+    return pl.max_horizontal(pl.col("line_date"), late_from)
+
+
 CLAUSE_TEXT_SCHEMA = {"clause_id": pl.String, "clause_title": pl.String, "article": pl.String, "text": pl.String}
 
 

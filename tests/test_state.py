@@ -86,7 +86,7 @@ def test_allow_gaps_runs_anyway_and_the_manifest_and_audit_say_so(ledgers: Path,
     assert manifest["gaps_allowed"] == {"lingang": [2021]}
     assert json.loads((out / "2022" / "manifest.json").read_text())["gaps_allowed"] == {"lingang": [2021]}
     audit = (out / "2022" / "lingang" / "audit.html").read_text(encoding="utf-8")
-    assert "本次运行使用了 --allow-gaps" in audit and "lingang 的 2021 年度从未运行" in audit
+    assert "本次运行使用了 --allow-gaps" in audit and "临港新片区（lingang） 的 2021 年度从未运行" in audit
     con = duckdb.connect(str(out / "state.duckdb"), read_only=True)
     assert con.execute("select gaps_allowed from runs where year = 2022").fetchall() == [("2021",)]
     con.close()

@@ -21,7 +21,7 @@ import polars as pl
 from disburse.compiled import RATED_KINDS, Region
 from disburse.ledgers import FACT_COLUMNS
 from disburse.money import PPM, apply_rate, fmt_fen_expr, fmt_ppm_expr, micro, round_micro, sum_fen
-from disburse.tables import CLAWBACK_SCHEMA, HISTORY_SCHEMA  # noqa: F401 (re-exported)
+from disburse.tables import CLAWBACK_SCHEMA, HISTORY_SCHEMA, paid_on  # noqa: F401 (re-exported)
 from transforms.facts import facts_for, in_force
 
 YEARLY_FACTS = [c for c in FACT_COLUMNS if c != "name"]  # the facts a line's eligibility and rate read
@@ -553,14 +553,6 @@ def paid_in_this_run(lines: pl.DataFrame, year: int) -> pl.DataFrame:
           if c not in ("year", "dated_on")),
         pl.lit(year, pl.Int64).alias("year"), paid_on(pl.lit(year)).alias("dated_on"),
     ).select(list(HISTORY_SCHEMA))
-
-
-def paid_on(year: pl.Expr) -> pl.Expr:
-    """The date a line counts from (the relocation clock, gaps between payments): its ledger date, or for a
-    line paid late (its matter's year before YEAR, the year paid) the date of the recognition that made it
-    payable, when later (自享受扶持政策起: support is not enjoyed before it is recognised)."""
-    late_from = pl.when(pl.col("year_of_matter") < year).then(pl.col("recognized_on"))
-    return pl.max_horizontal(pl.col("line_date"), late_from)
 
 
 def _require_params(lines: pl.DataFrame, compiled: Region) -> None:
