@@ -429,7 +429,7 @@ def find_sources(ledgers_dir: Path) -> dict[str, Source]:
 
 def _visible(path: Path) -> list[str]:
     try:
-        return visible_sheets(open_book(path))
+        return visible_sheets(open_book(path), path)
     except BookError as exc:
         raise InputError(f"{path}: {exc}") from None
 
@@ -625,7 +625,7 @@ def _read_spreadsheet(src: Source, ledger: Ledger) -> tuple[pl.DataFrame, str]:
         book = open_book(src.path)
         sheet = src.sheet
         if sheet is None:
-            visible = visible_sheets(book)
+            visible = visible_sheets(book, src.path)
             if not visible:
                 raise BookError("an empty workbook (no visible sheet)")
             sheet = visible[0]

@@ -37,6 +37,7 @@ import hashlib
 import re
 import zipfile
 from pathlib import Path
+from xml.etree import ElementTree
 
 import fastexcel
 import polars as pl
@@ -79,12 +80,19 @@ def open_book(path: Path) -> fastexcel.ExcelReader:
         raise BookError(f"unreadable workbook ({text})") from None
 
 
-def visible_sheets(book: fastexcel.ExcelReader) -> list[str]:
-    """The names of the workbook's visible sheets, in order (hidden and very hidden ones are ignored)."""
+def visible_sheets(book: fastexcel.ExcelReader, path: Path) -> list[str]:
+    """The names of the workbook's visible sheets, in order (hidden and very hidden ones are ignored).
+
+    For .xlsx/.xlsm each sheet's state is read from ``xl/workbook.xml`` (a few hundred bytes);
+    calamine would parse a whole sheet to tell it. A sheet that file does not name as the
+    workbook does, and every .xls/.ods sheet, is asked of calamine."""
+    states = _book_parts(path)[0] if path.suffix.lower() in (".xlsx", ".xlsm") else {}
     out = []
     for name in book.sheet_names:
-        sheet = book.load_sheet(name, n_rows=0)
-        if str(sheet.visible).lower().endswith("visible") and "hidden" not in str(sheet.visible).lower():
+        state = states.get(name)
+        if state is None:
+            state = str(book.load_sheet(name, n_rows=0).visible).lower()
+        if state.endswith("visible") and "hidden" not in state:
             out.append(name)
     return out
 
@@ -93,15 +101,10 @@ def read_sheet(book: fastexcel.ExcelReader, path: Path, sheet: str, types: dict[
                header: callable) -> pl.DataFrame:
     """SHEET as text columns named by HEADER(names) (the ledger's names), ``_row`` (the sheet's row),
     and ``_fault:<column>`` where a cell could not be read exactly. TYPES: ledger column -> its type."""
-    try:
-        first = book.load_sheet(sheet, n_rows=0)
-        names = [c.name for c in first.available_columns()]
-    except Exception as exc:  # noqa: BLE001
-        raise BookError(f"sheet {sheet}: unreadable ({_one_line(exc)})") from None
-    if not names or first.total_height == 0 and not any(n and not n.startswith("__UNNAMED__") for n in names):
+    names, height, cells = _cells(book, sheet)
+    if not names or height == 0 and not any(n and not n.startswith("__UNNAMED__") for n in names):
         raise BookError(f"sheet {sheet} is empty (no header row)")
     canonical = header([("" if n.startswith("__UNNAMED__") else n) for n in names])
-    cells = _cells(book, sheet)
     cells.columns = [f"_c{i}" for i in range(len(cells.columns))]
     cols: list[pl.Expr] = []
     for i, name in enumerate(canonical):
@@ -122,21 +125,30 @@ def read_sheet(book: fastexcel.ExcelReader, path: Path, sheet: str, types: dict[
     return df.filter(~blank)
 
 
-def _cells(book, sheet: str) -> pl.DataFrame:
-    """The cells as typed frames: one exact load when every column is of one type, else a struct per column
-    (s: text, b: TRUE/FALSE or number read as bool, d: datetime, f: float) from four loads."""
+def _cells(book, sheet: str) -> tuple[list[str], int, pl.DataFrame]:
+    """The header's names, the sheet's height and the cells as typed frames: one exact load when every
+    column is of one type, else a struct per column (s: text, b: TRUE/FALSE or number read as bool,
+    d: datetime, f: float) from four loads. The header comes from the load that reads the cells
+    (calamine parses the whole sheet for any load, even of no rows)."""
     try:
         strict = book.load_sheet(sheet, schema_sample_rows=None, dtype_coercion="strict")
+        names, height = [c.name for c in strict.available_columns()], strict.total_height
         batch, errors = strict.to_arrow_with_errors()
         df = pl.from_arrow(batch)
-        return _with_errors(df, errors)
+        return names, height, _with_errors(df, errors)
     except fastexcel.UnsupportedColumnTypeCombinationError:
         pass
     except Exception as exc:  # noqa: BLE001
         raise BookError(f"sheet {sheet}: unreadable ({_one_line(exc)})") from None
     loads = {}
     for key, dtype in (("s", "string"), ("b", "boolean"), ("d", "datetime"), ("f", "float")):
-        batch, errors = book.load_sheet(sheet, dtypes=dtype).to_arrow_with_errors()
+        try:
+            load = book.load_sheet(sheet, dtypes=dtype)
+            if key == "s":
+                names, height = [c.name for c in load.available_columns()], load.total_height
+            batch, errors = load.to_arrow_with_errors()
+        except Exception as exc:  # noqa: BLE001
+            raise BookError(f"sheet {sheet}: unreadable ({_one_line(exc)})") from None
         loads[key] = _with_errors(pl.from_arrow(batch), errors) if key == "s" else pl.from_arrow(batch)
     text = loads["s"]
     out = {}
@@ -151,7 +163,7 @@ def _cells(book, sheet: str) -> pl.DataFrame:
         out[c] = pl.select(pl.struct(kind.alias("kind"), s.alias("s"), b.alias("b"), d.alias("d"), f.alias("f"))).to_series()
     mixed = pl.DataFrame(out)
     extra = [c for c in text.columns if c.startswith(FAULT)]
-    return mixed.with_columns(text.select(extra)) if extra else mixed
+    return names, height, mixed.with_columns(text.select(extra)) if extra else mixed
 
 
 def _with_errors(df: pl.DataFrame, errors) -> pl.DataFrame:
@@ -221,22 +233,22 @@ def _column(cells: pl.DataFrame, i: int, name: str, type_: str) -> list[pl.Expr]
     return [text.alias(name), fault.cast(pl.String).alias(FAULT + name)]
 
 
-_CELL = re.compile(rb'<c r="([A-Z]+)([0-9]+)"[^>]*?(?:/>|>(.*?)</c>)', re.S)
-
-
 def _formulas_without_value(path: Path, sheet: str, header: list[str], types: dict[str, str]) -> list[tuple[str, list[int]]]:
-    """(ledger column, rows) of the .xlsx cells holding a formula but no result (calamine reads them empty)."""
+    """(ledger column, rows) of the .xlsx cells holding a formula but no result (calamine reads them empty).
+
+    The sheet's XML is streamed and searched for a formula element (``<f>``, ``<f .../>``) a chunk at a
+    time, never held whole; only a sheet holding one is read whole and its formula cells listed."""
     if path.suffix.lower() not in (".xlsx", ".xlsm"):
         return []
     try:
+        target = _book_parts(path)[1].get(sheet)
+        if target is None:
+            return []
         with zipfile.ZipFile(path) as z:
-            target = _sheet_part(z, sheet)
-            if target is None:
+            if not _has_formula(z, target):
                 return []
             data = z.read(target)
     except (KeyError, zipfile.BadZipFile, OSError):
-        return []
-    if b"<f" not in data:
         return []
     found: dict[int, list[int]] = {}
     for m in re.finditer(rb'<c r="([A-Z]+)([0-9]+)"[^>]*>(<f[^>]*/>|<f[^>]*>[^<]*</f>)(<v\s*/>|<v></v>)?</c>', data):
@@ -253,6 +265,21 @@ def _formulas_without_value(path: Path, sheet: str, header: list[str], types: di
     return out
 
 
+_FORMULA = re.compile(rb"<f[\s>/]")  # a cell's formula element (not <filterColumn>, <font>, ...)
+_CHUNK = 1 << 20
+
+
+def _has_formula(z: zipfile.ZipFile, target: str) -> bool:
+    """Whether the sheet's XML holds a formula element: inflated 1 MiB at a time, stopping at the first."""
+    with z.open(target) as f:
+        tail = b""
+        while chunk := f.read(_CHUNK):
+            if _FORMULA.search(tail + chunk[:8]) or _FORMULA.search(chunk):
+                return True
+            tail = chunk[-8:]
+    return False
+
+
 def _first_column(data: bytes) -> int:
     m = re.search(rb'<dimension ref="([A-Z]+)', data)
     col = 0
@@ -261,24 +288,39 @@ def _first_column(data: bytes) -> int:
     return col - 1
 
 
-def _sheet_part(z: zipfile.ZipFile, sheet: str) -> str | None:
-    book = z.read("xl/workbook.xml").decode("utf-8")
-    rels = z.read("xl/_rels/workbook.xml.rels").decode("utf-8")
-    for m in re.finditer(r'<sheet\b[^>]*>', book):
-        tag = m.group(0)
-        name = re.search(r'name="([^"]*)"', tag)
-        rid = re.search(r'r:id="([^"]*)"', tag)
-        if name and rid and _unescape(name.group(1)) == sheet:
-            rel = re.search(r'<Relationship\b[^>]*Id="%s"[^>]*>' % re.escape(rid.group(1)), rels)
-            target = rel and re.search(r'Target="([^"]*)"', rel.group(0))
-            if target:
-                t = target.group(1)
-                return t.lstrip("/") if t.startswith("/") else "xl/" + t
-    return None
+_MAIN = ("http://schemas.openxmlformats.org/spreadsheetml/2006/main", "http://purl.oclc.org/ooxml/spreadsheetml/main")
+_REL = ("http://schemas.openxmlformats.org/officeDocument/2006/relationships",
+        "http://purl.oclc.org/ooxml/officeDocument/relationships")
 
 
-def _unescape(s: str) -> str:
-    return s.replace("&lt;", "<").replace("&gt;", ">").replace("&quot;", '"').replace("&apos;", "'").replace("&amp;", "&")
+def _book_parts(path: Path) -> tuple[dict[str, str], dict[str, str]]:
+    """An .xlsx workbook's sheets from ``xl/workbook.xml`` and its relations: name -> state (``visible``,
+    ``hidden``, ``veryhidden``) and name -> the sheet's part in the zip. Empty when unreadable (the caller
+    then asks calamine)."""
+    try:
+        with zipfile.ZipFile(path) as z:
+            book = ElementTree.fromstring(z.read("xl/workbook.xml"))
+            try:
+                rels = ElementTree.fromstring(z.read("xl/_rels/workbook.xml.rels"))
+            except KeyError:
+                rels = None
+    except (KeyError, zipfile.BadZipFile, OSError, ElementTree.ParseError):
+        return {}, {}
+    targets = {}
+    for rel in (rels.iter() if rels is not None else ()):
+        if rel.tag.endswith("}Relationship") and rel.get("Id") and rel.get("Target"):
+            t = rel.get("Target")
+            targets[rel.get("Id")] = t.lstrip("/") if t.startswith("/") else "xl/" + t
+    states, parts = {}, {}
+    for el in book.iter():
+        if el.tag not in tuple(f"{{{ns}}}sheet" for ns in _MAIN) or el.get("name") is None:
+            continue
+        name = el.get("name")
+        states[name] = (el.get("state") or "visible").lower()
+        rid = next((el.get(f"{{{ns}}}id") for ns in _REL if el.get(f"{{{ns}}}id")), None)
+        if rid in targets:
+            parts[name] = targets[rid]
+    return states, parts
 
 
 def frame_sha256(df: pl.DataFrame) -> str:
