@@ -34,8 +34,10 @@ reads that the TRUE/FALSE load does not.
 from __future__ import annotations
 
 import hashlib
+import io
 import re
 import zipfile
+import zlib
 from pathlib import Path
 from xml.etree import ElementTree
 
@@ -132,10 +134,9 @@ def _cells(book, sheet: str) -> tuple[list[str], int, pl.DataFrame]:
     (calamine parses the whole sheet for any load, even of no rows)."""
     try:
         strict = book.load_sheet(sheet, schema_sample_rows=None, dtype_coercion="strict")
-        names, height = [c.name for c in strict.available_columns()], strict.total_height
         batch, errors = strict.to_arrow_with_errors()
         df = pl.from_arrow(batch)
-        return names, height, _with_errors(df, errors)
+        return df.columns, strict.total_height, _with_errors(df, errors)
     except fastexcel.UnsupportedColumnTypeCombinationError:
         pass
     except Exception as exc:  # noqa: BLE001
@@ -144,9 +145,9 @@ def _cells(book, sheet: str) -> tuple[list[str], int, pl.DataFrame]:
     for key, dtype in (("s", "string"), ("b", "boolean"), ("d", "datetime"), ("f", "float")):
         try:
             load = book.load_sheet(sheet, dtypes=dtype)
-            if key == "s":
-                names, height = [c.name for c in load.available_columns()], load.total_height
             batch, errors = load.to_arrow_with_errors()
+            if key == "s":
+                names, height = pl.from_arrow(batch).columns, load.total_height
         except Exception as exc:  # noqa: BLE001
             raise BookError(f"sheet {sheet}: unreadable ({_one_line(exc)})") from None
         loads[key] = _with_errors(pl.from_arrow(batch), errors) if key == "s" else pl.from_arrow(batch)
@@ -186,19 +187,18 @@ def _column(cells: pl.DataFrame, i: int, name: str, type_: str) -> list[pl.Expr]
     src = cells.columns[i]
     dtype = cells.schema[src]
     error = pl.col(FAULT + src) if FAULT + src in cells.columns else pl.lit(None, pl.String)
-    if isinstance(dtype, pl.Struct):
-        v = pl.col(src)
+    struct = isinstance(dtype, pl.Struct)
+    v = pl.col(src)
+    if struct:
         kind = v.struct.field("kind")
         parts = {"text": v.struct.field("s"), "bool": v.struct.field("b"), "date": v.struct.field("d"),
                  "number": v.struct.field("f")}
-    else:
-        kind = pl.lit({pl.String: "text", pl.Boolean: "bool", pl.Float64: "number", pl.Int64: "number"}.get(
-            dtype, "date" if dtype.is_temporal() else "text"))
-        v = pl.col(src)
+    else:  # one kind for every cell of the column: only that kind's text is built
+        kind = {pl.String: "text", pl.Boolean: "bool", pl.Float64: "number", pl.Int64: "number"}.get(
+            dtype, "date" if dtype.is_temporal() else "text")
         parts = {"text": v.cast(pl.String), "bool": v, "date": v, "number": v.cast(pl.Float64, strict=False)}
-        kind = pl.when(v.is_not_null()).then(kind)
     number, date = parts["number"], parts["date"]
-    if isinstance(dtype, pl.Struct) or dtype.is_temporal():
+    if struct or dtype.is_temporal():
         date = date.cast(pl.Datetime("ms"))
         date_text = pl.when(date.dt.time() == pl.time(0)).then(date.dt.strftime("%Y-%m-%d")).otherwise(
             date.dt.strftime("%Y-%m-%d %H:%M:%S"))
@@ -210,12 +210,20 @@ def _column(cells: pl.DataFrame, i: int, name: str, type_: str) -> list[pl.Expr]
     plain = pl.when(shortest.str.contains("e")).then(None).otherwise(shortest.str.replace(r"\.0$", ""))
     number_text = digits.otherwise(plain).fill_null(shortest)
     bool_text = pl.when(parts["bool"].cast(pl.Boolean)).then(pl.lit("true")).otherwise(pl.lit("false"))
-    text = (pl.when(kind == "text").then(parts["text"])
-            .when(kind == "bool").then(bool_text)
-            .when(kind == "date").then(date_text)
-            .when(kind == "number").then(number_text))
-    is_num = kind == "number"
-    if type_ == "money":
+    if struct:
+        text = (pl.when(kind == "text").then(parts["text"])
+                .when(kind == "bool").then(bool_text)
+                .when(kind == "date").then(date_text)
+                .when(kind == "number").then(number_text))
+        is_num = kind == "number"
+    else:
+        present = v.is_not_null()
+        text = parts["text"] if kind == "text" else pl.when(present).then(
+            {"bool": bool_text, "date": date_text, "number": number_text}[kind])
+        is_num = present if kind == "number" else None  # None: no cell of the column is a number
+    if is_num is None:
+        fault = pl.lit(None, pl.String)
+    elif type_ == "money":
         fault = pl.when(is_num & ~number_text.str.contains(r"^-?[0-9]{1,13}(\.[0-9]{1,2})?$")).then(
             pl.format("inexact_number: the number cell holds {}, not an amount to the fen", shortest))
     elif type_ == "date":
@@ -266,11 +274,35 @@ def _formulas_without_value(path: Path, sheet: str, header: list[str], types: di
 
 
 _FORMULA = re.compile(rb"<f[\s>/]")  # a cell's formula element (not <filterColumn>, <font>, ...)
-_CHUNK = 1 << 20
+_CHUNK = 1 << 18  # compressed bytes a step (about 2 MiB of XML)
 
 
 def _has_formula(z: zipfile.ZipFile, target: str) -> bool:
-    """Whether the sheet's XML holds a formula element: inflated 1 MiB at a time, stopping at the first."""
+    """Whether the sheet's XML holds a formula element: inflated a chunk at a time, stopping at the first.
+
+    A deflated part is inflated straight from its bytes in the file, without the CRC check zipfile
+    adds (a third of the cost; calamine has read the part already); any other part through zipfile."""
+    info = z.getinfo(target)
+    if info.compress_type == zipfile.ZIP_DEFLATED and not info.flag_bits & 0x1 and isinstance(z.filename, str):
+        with open(z.filename, "rb") as f:
+            f.seek(info.header_offset)
+            local = f.read(30)
+            if local[:4] == b"PK\x03\x04":
+                f.seek(info.header_offset + 30 + int.from_bytes(local[26:28], "little")
+                       + int.from_bytes(local[28:30], "little"))
+                inflate, left, tail = zlib.decompressobj(-15), info.compress_size, b""
+                while left > 0 and not inflate.eof:
+                    data = f.read(min(_CHUNK, left))
+                    if not data:
+                        break
+                    left -= len(data)
+                    while data and not inflate.eof:
+                        chunk = inflate.decompress(data, 8 * _CHUNK)  # at most 2 MiB of XML held
+                        data = inflate.unconsumed_tail
+                        if _FORMULA.search(tail + chunk[:8]) or _FORMULA.search(chunk):
+                            return True
+                        tail = chunk[-8:]
+                return False
     with z.open(target) as f:
         tail = b""
         while chunk := f.read(_CHUNK):
@@ -326,7 +358,9 @@ def _book_parts(path: Path) -> tuple[dict[str, str], dict[str, str]]:
 def frame_sha256(df: pl.DataFrame) -> str:
     """A sheet's digest: sha256 of the ledger as read (``_row`` and the columns as text, faults included),
     written as CSV (UTF-8, no BOM, header of the ledger's English names)."""
-    return hashlib.sha256(df.write_csv().encode("utf-8")).hexdigest()
+    buf = io.BytesIO()
+    df.write_csv(buf)  # the bytes polars writes (UTF-8), not decoded to text and encoded again
+    return hashlib.sha256(buf.getbuffer()).hexdigest()
 
 
 def _one_line(exc: Exception) -> str:
