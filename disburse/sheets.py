@@ -207,7 +207,7 @@ def _column(cells: pl.DataFrame, i: int, name: str, type_: str) -> list[pl.Expr]
     shortest = number.cast(pl.String)  # polars writes a double's shortest round-trip form, as Python's repr
     whole = number.is_finite() & (number == number.round(0)) & (number.abs() < EXACT_WHOLE)
     digits = pl.when(whole).then(number.cast(pl.Int64, strict=False).cast(pl.String))
-    plain = pl.when(shortest.str.contains("e")).then(None).otherwise(shortest.str.replace(r"\.0$", ""))
+    plain = pl.when(shortest.str.contains("e")).then(None).otherwise(shortest.str.strip_suffix(".0"))
     number_text = digits.otherwise(plain).fill_null(shortest)
     bool_text = pl.when(parts["bool"].cast(pl.Boolean)).then(pl.lit("true")).otherwise(pl.lit("false"))
     if struct:
