@@ -18,6 +18,7 @@ is neither encoding, a missing column.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import errno
 import io
@@ -29,7 +30,8 @@ from pathlib import Path
 
 import polars as pl
 
-from disburse.sheets import FAULT, SPREADSHEET_SUFFIXES, BookError, frame_sha256, is_spreadsheet, open_book, read_sheet, visible_sheets
+from disburse.sheets import (FAULT, SPREADSHEET_SUFFIXES, BookError, cells_returned_to_os, frame_sha256, is_spreadsheet,
+                             open_book, read_sheet, visible_sheets)
 
 ROW = "_row"
 
@@ -708,8 +710,13 @@ def read_ledgers(ledgers_dir: Path) -> Read:
     100,000 applicants reads in about two thirds of the time); a CSV or Parquet file in this thread.
     A fault stops the run as read one after another would: the first ledger's, in ledger order."""
     sources = check_ledgers_dir(ledgers_dir)
-    out = Read({}, {}, {}, {})
     sheets = {n: s for n, s in sources.items() if is_spreadsheet(s.path)}
+    with cells_returned_to_os() if sheets else contextlib.nullcontext():
+        return _read_all(sources, sheets)
+
+
+def _read_all(sources: dict[str, Source], sheets: dict[str, Source]) -> Read:
+    out = Read({}, {}, {}, {})
     pool = ThreadPoolExecutor(max_workers=SHEET_THREADS, thread_name_prefix="sheet") if len(sheets) > 1 else None
     try:
         # largest first: the pool's last sheet is a small one

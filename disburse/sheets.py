@@ -33,8 +33,11 @@ reads that the TRUE/FALSE load does not.
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import hashlib
 import io
+import platform
 import re
 import zipfile
 import zlib
@@ -80,6 +83,39 @@ def open_book(path: Path) -> fastexcel.ExcelReader:
         if "password" in text.lower() or "encrypt" in text.lower():
             raise BookError("a password-protected (encrypted) workbook; save it without a password") from None
         raise BookError(f"unreadable workbook ({text})") from None
+
+
+# glibc's mallopt parameter for the size from which an allocation is its own mapping.
+_M_MMAP_THRESHOLD = -3
+
+
+@contextlib.contextmanager
+def cells_returned_to_os():
+    """While reading sheets, calamine's cell arrays (tens of MB a sheet, allocated with the C library's
+    malloc) are each their own mapping, given back to the system when freed. Without it glibc, whose
+    threshold for that grows to 32 MiB once such an array is freed, keeps the freed arrays in its heaps
+    for the rest of the run: at 100,000 applicants about 140 MB more after reading the workbooks (the
+    run's peak 0.80 against 0.71 GiB, sheets read two at a time), for about 0.15 s more CPU. After, the
+    threshold is 32 MiB, where glibc's own would have grown to. Elsewhere than glibc: nothing."""
+    libc = _glibc()
+    if libc is not None:
+        libc.mallopt(_M_MMAP_THRESHOLD, 1 << 20)
+    try:
+        yield
+    finally:
+        if libc is not None:
+            libc.mallopt(_M_MMAP_THRESHOLD, 32 << 20)
+
+
+def _glibc():
+    if platform.system() != "Linux" or platform.libc_ver()[0] != "glibc":
+        return None
+    try:
+        libc = ctypes.CDLL(None)
+        libc.mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
+        return libc
+    except (OSError, AttributeError):
+        return None
 
 
 def visible_sheets(book: fastexcel.ExcelReader, path: Path) -> list[str]:
