@@ -19,14 +19,28 @@ from rich.table import Table
 
 from disburse import offline, phrases
 from disburse.ledgers import LEDGERS as LEDGER_TABLE
-from disburse.job import JOB_ERRORS, check, choose_regions, ingest, ledger_counts, preflight
+from disburse.job import JOB_ERRORS, check, choose_regions, ingest, ledger_counts, parse_year, preflight
 from disburse.ledgers import LEDGERS
-from disburse.money import fmt_fen, total_fen
+from disburse.money import fmt_fen, total_fen, yuan_to_fen
 from disburse.phrases import phrase
 from disburse.tables import region_label
 
 offline.apply()
 
+def _flags_take_no_value() -> None:
+    """typer (0.29) shows a value type beside every flag in --help (`--allow-gaps <bool>`, `--help <bool>`),
+    as if the flag took a value; a flag takes none, so its type column stays empty (tests/test_terminal.py)."""
+    from typer.core import TyperOption
+
+    shown = TyperOption.display_type_rich
+
+    def display_type_rich(self, ctx):  # noqa: ANN001 - typer's own signature
+        return None if self.is_flag else shown(self, ctx)
+
+    TyperOption.display_type_rich = display_type_rich
+
+
+_flags_take_no_value()
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Exact, explainable yearly subsidy payments.")
 out = Console()
 err = Console(stderr=True, soft_wrap=True)
@@ -58,9 +72,22 @@ def fail(message: str, code: int = 2) -> None:
     raise typer.Exit(code)
 
 
+def _year(text: str) -> int:
+    """--year of every command: four digits, else one line on stderr and exit 2 (not typer's usage box)."""
+    try:
+        return parse_year(text)
+    except JOB_ERRORS as exc:
+        fail(str(exc))
+
+
+def year_option(help: str) -> typer.models.OptionInfo:  # noqa: A002 - typer's word
+    return typer.Option("--year", parser=_year, help=help)
+
+
+
 @app.command()
 def run(
-    year: Annotated[str, typer.Option("--year", help="The year to pay.")],
+    year: Annotated[int, year_option("The year to pay.")],
     ledgers: LedgersOpt,
     out_dir: Annotated[Path, typer.Option("--out", help="Output directory; files go to OUT/YEAR/REGION/.")],
     region: Annotated[Optional[str], typer.Option("--region", help="Recompute only this region.")] = None,
@@ -77,7 +104,6 @@ def run(
     """Validate the ledgers, compute every clause, write finance's files and remember what was paid."""
     import atexit
 
-    from disburse.job import parse_year
     from disburse.outputs import private_files
     from disburse.server import ServerError, TiedServer, take_early
 
@@ -91,8 +117,7 @@ def run(
         server = TiedServer().start()
         atexit.register(server.stop)
     try:
-        y = parse_year(year)
-        ready = preflight(ledgers, rules, params, region, year=y, out_dir=out_dir, state_file=state_file)
+        ready = preflight(ledgers, rules, params, region, year=year, out_dir=out_dir, state_file=state_file)
     except JOB_ERRORS as exc:
         fail(str(exc))
     if dask:
@@ -126,7 +151,7 @@ def run(
             # to a second more at its end. With a server of the user's they stay as Prefect sets them.
             beats = temporary_settings(updates={"flows.heartbeat_frequency": None}) if own_server else nullcontext()
             with on_terminal(err, region), beats:  # a status line only on a terminal: in a script stderr stays one line
-                summary = flow(year=y, ledgers=ledgers, out=out_dir, region=region, rules=rules, params=params,
+                summary = flow(year=year, ledgers=ledgers, out=out_dir, region=region, rules=rules, params=params,
                                state_file=state_file, run_id=ready.run_id, allow_gaps=allow_gaps)
     except (*JOB_ERRORS, ServerError) as exc:
         exc.__traceback__ = None  # its frames hold what the run opened; drop them before exit
@@ -140,7 +165,7 @@ def run(
         fail(f"internal error, nothing was recorded: {internal(exc)} (DISBURSE_DEBUG=1 shows the traceback)", code=1)
     finally:
         ready.release()
-    print_summary(summary["manifest"], summary["seconds"], out_dir / str(y))
+    print_summary(summary["manifest"], summary["seconds"], out_dir / str(year))
 
 
 def _loopback(url: str) -> bool:
@@ -218,7 +243,7 @@ def verify(
 
 @app.command()
 def approve(
-    year: Annotated[int, typer.Option("--year", help="The year finance signs off.")],
+    year: Annotated[int, year_option("The year finance signs off.")],
     region: Annotated[str, typer.Option("--region", help="The region finance signs off.")],
     out_dir: Annotated[Path, typer.Option("--out", help="The output directory of the run.")],
     by: Annotated[Optional[str], typer.Option("--by", help="Who signs off (default: the login name).")] = None,
@@ -264,7 +289,9 @@ def diff(
                                              "recomputation in its adjustments.csv.")] = False,
 ) -> None:
     """Per applicant and clause: payable before, after and the difference (after minus before)."""
-    from disburse.diff import DiffError, adjustments, csv_frame, diff as compare
+    from rich import box
+
+    from disburse.diff import DiffError, adjustments, csv_frame, diff as compare, names
 
     try:
         d = compare(before, after, recomputed=not as_written)
@@ -277,11 +304,19 @@ def diff(
         out.print(f"{after if after is not None else before}：已审批的文件未改动，重算（运行 {rerun}）见 adjustments.csv；"
                   f"{side} = 重算的金额（{pending.height} 项调整）", markup=False, highlight=False, soft_wrap=True)
     changed = d.filter(pl.col("difference_fen") != 0)
-    t = Table(title=f"{changed.height} of {d.height} (applicant, clause) pairs differ; difference = after - before")
-    for col in ("applicant_id", "clause_id", "before (yuan)", "after (yuan)", "difference (yuan)"):
-        t.add_column(col, justify="left" if col in ("applicant_id", "clause_id") else "right")
-    for row in changed.head(limit).iter_rows(named=True):
-        t.add_row(row["applicant_id"], row["clause_id"], fmt_fen(row["before_fen"]), fmt_fen(row["after_fen"]),
+    shown = changed.head(limit).join(names(*(p for p in (before, after) if p is not None)), on="applicant_id",
+                                     how="left", maintain_order="left")
+    # The id is never cut (its column is at least as wide) and the name follows it, wrapped under it on a
+    # narrow terminal; no side borders, so an 80-column terminal holds id, clause and three amounts.
+    t = Table(title=f"{changed.height} of {d.height} (applicant, clause) pairs differ; yuan; difference = after - before",
+              box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, collapse_padding=True)
+    t.add_column("applicant", min_width=max([len(a) for a in shown["applicant_id"]], default=0), overflow="fold")
+    t.add_column("clause", no_wrap=True)
+    for col in ("before", "after", "difference"):
+        t.add_column(col, justify="right", no_wrap=True)
+    for row in shown.iter_rows(named=True):
+        t.add_row(" ".join(x for x in (row["applicant_id"], row["applicant_name"]) if x), row["clause_id"],
+                  fmt_fen(row["before_fen"]), fmt_fen(row["after_fen"]),
                   ("+" if row["difference_fen"] > 0 else "") + fmt_fen(row["difference_fen"]))
     out.print(t)
     if changed.height > limit:
@@ -299,18 +334,22 @@ def print_summary(manifest: dict, seconds: dict[str, float], year_dir: Path) -> 
     for col in ("台账（ledger）", "行数（rows）", "接收（accepted）", "拒收（rejected）"):
         t.add_column(col, justify="left" if col.startswith("台账") else "right", no_wrap=col.startswith("台账"))
     for name, d in manifest["inputs"].items():
-        t.add_row(phrases.ledger_name(name), str(d["rows"]), str(d["accepted"]), str(d["rejected"]))
+        t.add_row(phrases.ledger_name(name), f"{d['rows']:,}", f"{d['accepted']:,}", f"{d['rejected']:,}")
     out.print(t)
     r = Table(title=f"{manifest['year']} 年度")
     for col in ("区域（region）", "明细行", "应付行", "应付合计（元）", "应追回（元）"):
         r.add_column(col, justify="left" if col.startswith("区域") else "right", no_wrap=col.startswith("区域"))
     for region in manifest["regions_in_this_run"]:
         d = manifest["regions"][region]
-        r.add_row(region_label(region, d.get("name_zh")), str(d["lines"]), str(d["payable_lines"]), d["total_payable"],
-                  d["total_clawback"])
+        r.add_row(region_label(region, d.get("name_zh")), f"{d['lines']:,}", f"{d['payable_lines']:,}",
+                  fmt_fen(yuan_to_fen(d["total_payable"])), fmt_fen(yuan_to_fen(d["total_clawback"])))
     out.print(r)
     for line in adjustment_lines(manifest):
         out.print(line, markup=False, highlight=False, soft_wrap=True)
+    for region, old in manifest.get("replaced_runs", {}).items():  # a rerun: where the replaced run's files are
+        kept = year_dir / region / "runs" / old
+        out.print(f"{region}：已替换运行 {old}，" + (f"原文件保存在 {kept}" if kept.is_dir() else "原文件已不在"),
+                  markup=False, highlight=False, soft_wrap=True)
     out.print("用时（秒）：" + "，".join(f"{k} {v:.2f}" for k, v in seconds.items()))
     out.print(f"文件：{year_dir}/<region>/ 与 {year_dir}/manifest.json")
 
@@ -388,7 +427,7 @@ def validate(ledgers: LedgersOpt, rules: RulesOpt = None, params: ParamsOpt = No
 
 @app.command()
 def explain(
-    year: Annotated[int, typer.Option("--year")],
+    year: Annotated[int, year_option("The year of the run.")],
     out_dir: Annotated[Path, typer.Option("--out", help="The output directory of the run.")],
     applicant: Annotated[Optional[str], typer.Option("--applicant", help="统一社会信用代码 of the applicant.")] = None,
     name: Annotated[Optional[str], typer.Option("--name", help="Part of the applicant's name (企业名称): one match is "
@@ -471,7 +510,7 @@ def explain_adjustments(year_dir: Path, applicant: str, regions: list[str]) -> N
 
 @app.command()
 def notices(
-    year: Annotated[int, typer.Option("--year", help="The year paid.")],
+    year: Annotated[int, year_option("The year paid.")],
     region: Annotated[str, typer.Option("--region", help="The region whose firms get notices.")],
     out_dir: Annotated[Path, typer.Option("--out", help="The output directory of the run.")],
     to: Annotated[Optional[Path], typer.Option("--to", help="Where the notices go (default OUT/notices/YEAR/REGION/; "
@@ -598,7 +637,7 @@ def serve(
 
 @app.command()
 def simulate(
-    year: Annotated[int, typer.Option("--year", help="The year to simulate.")],
+    year: Annotated[int, year_option("The year to simulate.")],
     ledgers: LedgersOpt,
     out_dir: Annotated[Path, typer.Option("--out", help="Where impact.csv, impact_firms.csv and impact.html go.")],
     state_file: Annotated[Path, typer.Option("--state", help="The state of the runs (read from a copy; a missing file: nothing paid yet).")],
@@ -612,8 +651,10 @@ def simulate(
     from disburse.simulate import simulate as run_simulation
 
     try:
-        files, scenarios, results = run_simulation(ledgers, out_dir, year, rules_dir=rules, params_file=params,
-                                                   state_file=state_file, overlays=list(overlay or []), region=region)
+        files, scenarios, results = run_simulation(
+            ledgers, out_dir, year, rules_dir=rules, params_file=params, state_file=state_file,
+            overlays=list(overlay or []), region=region,
+            warn=lambda line: err.print(f"disburse: {line}", markup=False, highlight=False))
     except JOB_ERRORS as exc:
         fail(str(exc))
     labels = _region_labels(rules)
@@ -632,7 +673,7 @@ def simulate(
 
 @app.command()
 def eligible(
-    year: Annotated[int, typer.Option("--year", help="The year to look at.")],
+    year: Annotated[int, year_option("The year to look at.")],
     ledgers: LedgersOpt,
     out_dir: Annotated[Path, typer.Option("--out", help="Where eligible-YEAR-REGION.csv go.")],
     state_file: Annotated[Optional[Path], typer.Option("--state", help="The state of the runs (read from a copy; "
@@ -683,6 +724,38 @@ def _print_frame(df: pl.DataFrame, title: str) -> None:
     out.print(t)
 
 
+NARROW = "Caps, validity and recognition: a wider terminal, or --format csv"
+
+
+def _print_clauses(df: pl.DataFrame) -> None:
+    """The clauses as a table that fits the terminal: every column where there is room, else the clause id,
+    article, kind and title (ids and articles never cut, the title wrapped), saying where the rest is."""
+    caps = ("item_cap", "annual_cap", "cumulative_cap")
+    rows = [{k: "" if v is None else fmt_fen(yuan_to_fen(v)) if k in caps else str(v) for k, v in row.items()}
+            for row in df.drop("valid_to", "params").iter_rows(named=True)]
+    wraps = {"title": 16, "recognition": 16}  # the columns that wrap, and their least width
+    full = Table(title=f"Clauses ({df.height})")
+    for col in rows[0] if rows else df.drop("valid_to", "params").columns:
+        full.add_column(col, no_wrap=col not in wraps, min_width=wraps.get(col), overflow="fold",
+                        justify="right" if col in caps else "left")
+    for row in rows:
+        full.add_row(*row.values())
+    from rich.cells import cell_len
+
+    needed = sum(wraps.get(col) or max(cell_len(v) for v in [col, *(row[col] for row in rows)])
+                 for col in rows[0]) + 3 * len(rows[0]) + 1 if rows else 0  # + a border and padding per column
+    if needed <= out.width:
+        out.print(full)
+        return
+    short = Table(title=f"Clauses ({df.height})", caption=NARROW)
+    for col in ("clause_id", "article", "kind"):
+        short.add_column(col, no_wrap=True)
+    short.add_column("title", overflow="fold")
+    for row in rows:
+        short.add_row(row["clause_id"], row["article"], row["kind"], row["title"])
+    out.print(short)
+
+
 @rules_app.command("list")
 def rules_list(
     region: Annotated[Optional[str], typer.Option("--region")] = None,
@@ -701,7 +774,7 @@ def rules_list(
     if fmt == "csv":
         sys.stdout.write(df.write_csv())
     elif fmt == "table":
-        _print_frame(df.drop("valid_to", "params"), f"Clauses ({df.height})")
+        _print_clauses(df)
     else:
         fail(f"--format {fmt}: expected table or csv")
 

@@ -88,6 +88,19 @@ def diff(before_dir: Path, after_dir: Path | None = None, *, recomputed: bool = 
             .select(*KEYS, "before_fen", "after_fen", "difference_fen"))
 
 
+def names(*directories: Path) -> pl.DataFrame:
+    """applicant_id, applicant_name from the directories' disbursements.parquet (a later directory's name wins);
+    a file written without names gives none."""
+    frames = []
+    for directory in directories:
+        path = directory / "disbursements.parquet"
+        if "applicant_name" in pl.read_parquet_schema(path):
+            frames.append(pl.read_parquet(path, columns=["applicant_id", "applicant_name"]))
+    if not frames:
+        return pl.DataFrame(schema={"applicant_id": pl.String, "applicant_name": pl.String})
+    return pl.concat(frames).unique("applicant_id", keep="last", maintain_order=True)
+
+
 def signed_yuan_text(col: str) -> pl.Expr:
     """Int64 fen, either sign, to '-1234.56' text."""
     e = pl.col(col)

@@ -246,6 +246,8 @@ def publish(inputs: Inputs, checked: Validated, results: list[RegionResult], con
                             "difference": str(fen_to_decimal(int(df["difference_fen"].sum() or 0))),
                             **adjustment_totals(df), "run_id": run_id, "status": "pending"}
                         for r, df in adjusted.items()}}.items()))
+                if replaced:  # the earlier run of the year each region replaces, its files kept in REGION/runs/RUN_ID
+                    manifest["replaced_runs"] = dict(sorted(replaced.items()))
                 if gaps:
                     manifest["gaps_allowed"] = {r: years for r, years in sorted(gaps.items())}
                 if stale:
@@ -378,10 +380,18 @@ def find_gaps(con, inputs: Inputs, checked: Validated, year: int, regions: list[
 
 
 def gap_error(year: int, gaps: dict[str, list[int]]) -> state.GapError:
-    listed = "; ".join(f"{r} {', '.join(map(str, ys))}" for r, ys in sorted(gaps.items()))
-    first = min(y for ys in gaps.values() for y in ys)
     return state.GapError(f"--year {year}: earlier years were never run and the ledgers have rows for them "
-                          f"({listed}); run them first, from {first} on, or pass --allow-gaps")
+                          f"({gap_list(gaps)}); run them first, from {first_gap(gaps)} on, or pass --allow-gaps",
+                          year, gaps)
+
+
+def gap_list(gaps: dict[str, list[int]]) -> str:
+    """'jinan 2021, 2022; lingang 2023': the years never run, per region."""
+    return "; ".join(f"{r} {', '.join(map(str, ys))}" for r, ys in sorted(gaps.items()))
+
+
+def first_gap(gaps: dict[str, list[int]]) -> int:
+    return min(y for ys in gaps.values() for y in ys)
 
 
 def later_years(con, year: int, regions: list[str]) -> dict[str, list[int]]:

@@ -34,7 +34,7 @@ import shutil
 import tempfile
 from decimal import Decimal
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Callable, Literal
 
 import polars as pl
 import yaml
@@ -162,10 +162,41 @@ def _state_copy(state_file: Path | None, workdir: Path) -> Path:
     return copy
 
 
+def rows_in_year(checked: job.Validated, year: int, regions: list[str]) -> dict[str, int]:
+    """Per region, the accepted ledger rows of YEAR (applicants and prior payments aside): none in any, nothing to
+    simulate."""
+    where = checked.accepted["applicants"].select("applicant_id", "region").unique()
+    counts = dict.fromkeys(regions, 0)
+    for name, df in checked.accepted.items():
+        if name in ("applicants", "prior_payments") or "year" not in df.columns:
+            continue
+        per = (df.filter(pl.col("year") == year).select("applicant_id").join(where, on="applicant_id")
+               .group_by("region").len())
+        for region, n in per.iter_rows():
+            if region in counts:
+                counts[region] += n
+    return counts
+
+
+def notes(year: int, gaps: dict[str, list[int]], rows: dict[str, int]) -> list[str]:
+    """What the officer must know before reading the figures, one line each, in Chinese."""
+    lines = []
+    if gaps:
+        listed = "；".join(f"{r} {'、'.join(map(str, ys))}" for r, ys in sorted(gaps.items()))
+        lines.append(f"注意：以下年度从未运行，台账中却有数据（{listed}）：模拟按这些年度未付款计算，"
+                     f"累计上限和分期可能与依次运行后不同")
+    if not any(rows.values()):
+        lines.append(f"注意：台账中没有 {year} 年的数据行（{'、'.join(rows)}）：本年没有可模拟的申报，"
+                     f"结果为零或只含以前年度的分期")
+    return lines
+
+
 def run_scenarios(ledgers_dir: Path, year: int, *, rules_dir: Path | None = None, params_file: Path | None = None,
                   state_file: Path | None = None, overlays: list[Path] = (), region: str | None = None,
+                  warn: Callable[[str], None] | None = None,
                   ) -> tuple[pl.DataFrame, list[Scenario], dict[str, list[RegionResult]]]:
-    """Compute the year for the baseline and every overlay; returns the applicants, the scenarios and their results."""
+    """Compute the year for the baseline and every overlay; returns the applicants, the scenarios and their results.
+    WARN, if given, receives the lines of ``notes``: earlier years never run, regions with no rows in YEAR."""
     rules_dir = rules_dir or job.DEFAULT_RULES
     with tempfile.TemporaryDirectory(prefix="disburse-simulate-") as tmp:
         work = Path(tmp)
@@ -182,8 +213,12 @@ def run_scenarios(ledgers_dir: Path, year: int, *, rules_dir: Path | None = None
         con = state.connect(_state_copy(state_file, work))
         try:
             paid = job.paid_before(con, base, checked, year)
+            gaps = job.find_gaps(con, base, checked, year, regions)
         finally:
             con.close()
+        for line in notes(year, gaps, rows_in_year(checked, year, regions)):
+            if warn is not None:
+                warn(line)
         results = {s.name: [job.compute(s.inputs, checked, paid, year, r) for r in regions] for s in scenarios}
     # one row per applicant: its name, size and sector in the year simulated (transforms.facts)
     applicants = in_force(checked.accepted["applicants"], year).select(

@@ -45,7 +45,12 @@ class StateError(Exception):
 
 
 class GapError(StateError):
-    """Earlier years of a region were never run; one line."""
+    """Earlier years of a region were never run; one line. YEAR and GAPS (region -> years never run) let a
+    caller word it for its own options (a deployment's parameters, flows.yearly)."""
+
+    def __init__(self, message: str, year: int | None = None, gaps: dict[str, list[int]] | None = None) -> None:
+        super().__init__(message)
+        self.year, self.gaps = year, gaps or {}
 
 
 # --- who holds the state ---------------------------------------------------------------

@@ -24,8 +24,11 @@ import polars as pl
 from prefect import flow, get_run_logger
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.runtime import flow_run
+from prefect.states import Failed
 
+from disburse.job import JOB_ERRORS, first_gap, gap_list
 from disburse.money import fen_to_decimal
+from disburse.state import GapError
 from flows.annual import annual_run
 from flows.progress import listening
 
@@ -95,6 +98,8 @@ def summary_markdown(manifest: dict, seconds: dict[str, float], *, flow_run_id: 
         f"- started {manifest['started_at']}, finished {manifest['finished_at']}",
         f"- rules fingerprint `{manifest['rules_fingerprint']}`, params fingerprint `{manifest['params_fingerprint']}`",
         f"- files: `{out / str(year)}`",
+        *(f"- {region}: replaced run `{old}`, its files kept in `{out / str(year) / region / 'runs' / old}`"
+          for region, old in manifest.get("replaced_runs", {}).items()),
         "",
         "## Ledgers (all years)",
         "",
@@ -123,16 +128,34 @@ def summary_markdown(manifest: dict, seconds: dict[str, float], *, flow_run_id: 
     return "\n".join(lines) + "\n"
 
 
+def gap_line(exc: GapError, *, year_given: bool) -> str:
+    """The gap refusal in the words of a deployment run: its parameters, not ``disburse run``'s flags."""
+    which = "" if year_given else " (no year parameter: the year before the run's date)"
+    return (f"year {exc.year}{which}: earlier years were never run and the ledgers have rows for them "
+            f"({gap_list(exc.gaps)}); pay them first, from {first_gap(exc.gaps)} on (--param year={first_gap(exc.gaps)}), "
+            f"or pay {exc.year} anyway with --param allow_gaps=true")
+
+
 @flow(name=FLOW, flow_run_name=run_name, validate_parameters=True)
 def yearly(ledgers: Path, out: Path, year: int | None = None, region: str | None = None, rules: Path | None = None,
-           params: Path | None = None, state_file: Path | None = None, allow_gaps: bool = False) -> dict:
-    """Pay YEAR (default: the year before the run was scheduled) for REGION (default: every region)."""
+           params: Path | None = None, state_file: Path | None = None, allow_gaps: bool = False) -> Any:
+    """Pay YEAR (default: the year before the run was scheduled) for REGION (default: every region).
+
+    A run that cannot proceed (earlier years never run, a ledger or rule refused) fails with one line, in
+    the log and as the run's state message, not with a traceback; nothing is written, as with ``disburse run``.
+    """
     log = get_run_logger()
+    year_given = year is not None
     year = year_to_pay(year)
     log.info("paying %s for %s", year, region or "every region")
-    with listening(ClauseTotals()) as totals:
-        summary = annual_run.fn(year=year, ledgers=ledgers, out=out, region=region, rules=rules, params=params,
-                                state_file=state_file, allow_gaps=allow_gaps)
+    try:
+        with listening(ClauseTotals()) as totals:
+            summary = annual_run.fn(year=year, ledgers=ledgers, out=out, region=region, rules=rules, params=params,
+                                    state_file=state_file, allow_gaps=allow_gaps)
+    except JOB_ERRORS as exc:
+        # the run's one line: Prefect logs it as the state it finished in ("Finished in state Failed('...')")
+        return Failed(message=gap_line(exc, year_given=year_given) if isinstance(exc, GapError) and exc.gaps
+                      else str(exc))
     manifest = summary["manifest"]
     scope = deployment_name(region)
     create_markdown_artifact(
@@ -146,10 +169,21 @@ def yearly(ledgers: Path, out: Path, year: int | None = None, region: str | None
     return summary
 
 
+PAUSE_SECONDS = 10  # on shutdown, the longest `disburse serve` waits for the server to pause its schedule
+
+
 def serve(*, ledgers: Path, out: Path, region: str | None, rules: Path | None, params: Path | None,
           state_file: Path | None, cron: str | None = None, timezone: str | None = None, name: str | None = None,
           allow_gaps: bool = False) -> None:
-    """Create (or update) the deployment and run its flow runs until interrupted."""
+    """Create (or update) the deployment and run its flow runs until interrupted; then pause its schedule.
+
+    Prefect's own pause on shutdown retries for over a minute when the server has already stopped; this
+    one waits at most PAUSE_SECONDS and says in one line whether the schedule was paused.
+    """
+    import asyncio
+
+    from prefect.exceptions import TerminationSignal
+    from prefect.runner import Runner
     from prefect.schedules import Cron
     from prefect.types.entrypoint import EntrypointType
 
@@ -157,12 +191,45 @@ def serve(*, ledgers: Path, out: Path, region: str | None, rules: Path | None, p
                   "rules": str(rules.resolve()) if rules else None, "params": str(params.resolve()) if params else None,
                   "state_file": str(state_file.resolve()) if state_file else None,
                   "allow_gaps": True if allow_gaps else None}
-    yearly.serve(
-        name=name or deployment_name(region),
+    deployment = name or deployment_name(region)
+    runner = Runner(name=deployment, pause_on_shutdown=False,  # paused below, within PAUSE_SECONDS
+                    limit=1)  # one run at a time: the state file is held for the whole run anyway
+    deployment_id = runner.add_flow(
+        yearly,
+        name=deployment,
         schedules=[Cron(cron or CRON, timezone=timezone or TIMEZONE)],
         parameters={k: v for k, v in parameters.items() if v is not None},
         description=f"Every 15 January: pay the year before ({region or 'every region'}).",
         tags=["disburse"],
-        limit=1,  # one run at a time: the state file is held for the whole run anyway
         entrypoint_type=EntrypointType.MODULE_PATH,  # flows.yearly.yearly: found from any directory, wheel or checkout
     )
+    print(f"Serving {FLOW}/{deployment}: {cron or CRON} ({timezone or TIMEZONE}). A run by hand: "
+          f"prefect deployment run {FLOW}/{deployment}. Stop with Ctrl-C, before the Prefect server.", flush=True)
+    try:
+        asyncio.run(runner.start())
+    except (KeyboardInterrupt, TerminationSignal):
+        pass
+    finally:
+        print(pause_schedule(deployment_id, f"{FLOW}/{deployment}"), flush=True)
+
+
+def pause_schedule(deployment_id, label: str, seconds: float = PAUSE_SECONDS) -> str:
+    """Pause the deployment's schedule, waiting at most SECONDS for the server (no retries); what happened, in one line."""
+    import asyncio
+
+    from prefect.client.orchestration import get_client
+    from prefect.settings import PREFECT_CLIENT_MAX_RETRIES, temporary_settings
+
+    async def pause() -> None:
+        async with get_client() as client:
+            await client.pause_deployment(deployment_id)
+
+    try:
+        with temporary_settings({PREFECT_CLIENT_MAX_RETRIES: 0}):
+            asyncio.run(asyncio.wait_for(pause(), seconds))
+    except (Exception, KeyboardInterrupt) as exc:  # noqa: BLE001 - whatever stopped it, the line says so
+        why = f"no answer within {seconds:g} s" if isinstance(exc, TimeoutError) else type(exc).__name__
+        return (f"Stopped; the schedule of {label} was NOT paused ({why}: was the Prefect server stopped first?). "
+                f"It stays active: pause it in the UI (Deployments, {label}) once the server is up, "
+                f"or serve it again")
+    return f"Stopped; the schedule of {label} is paused."

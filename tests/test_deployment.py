@@ -232,6 +232,30 @@ def test_the_served_deployment_pays_the_previous_year_and_leaves_artifacts(prefe
     assert {(t.month, t.day, t.hour, t.minute) for t in shanghai} == {(1, 15, 2, 0)}
     assert all(r.parameters.get("year") is None for r in upcoming)
 
+    # A run that hits the gap check (no year: the year before today, whose earlier years were never run)
+    # fails in one line that names the deployment's parameters, not `disburse run`'s flags; no traceback.
+    refused = subprocess.run([str(BIN / "prefect"), "deployment", "run", "disburse-yearly/lingang",
+                              "--param", "allow_gaps=false"], env=env, capture_output=True, text=True,
+                             timeout=START_TIMEOUT, cwd=tmp_path)
+    assert refused.returncode == 0, refused.stdout + refused.stderr
+
+    async def refused_run(client):
+        return [r for r in await finished_runs(client) if r.id != run.id] or None
+
+    (failed,) = wait_for("refused flow run", lambda: api(env, refused_run), processes, RUN_TIMEOUT)
+    assert failed.state.is_failed(), failed.state
+    message = failed.state.message
+    assert message.startswith(f"year {year} (no year parameter: the year before the run's date): earlier years "
+                              f"were never run"), message
+    assert "--param allow_gaps=true" in message and "--param year=" in message and "--allow-gaps" not in message
+    def served_to_the_end() -> str | None:  # the serving terminal's line may land after the API has the state
+        text = (tmp_path / "serve.log").read_text(errors="replace")
+        return text if "Finished in state Failed" in text else None
+
+    served = wait_for("the refused run's line in the serving terminal", served_to_the_end, processes, START_TIMEOUT)
+    assert "Traceback" not in served and "GapError" not in served, served[-3000:]
+    assert served.count("earlier years were never run") == 1  # the run's state, logged once
+
     # INFO logs name stages, regions, ids and counts; no applicant names from the ledgers, no amounts.
     messages = [log.message for log in logs]
     assert any("compute lingang: done" in m and "lines=" in m for m in messages), messages
@@ -240,6 +264,13 @@ def test_the_served_deployment_pays_the_previous_year_and_leaves_artifacts(prefe
     text = "\n".join(messages)
     assert not [n for n in names if n and n in text]
     assert manifest["regions"]["lingang"]["total_payable"] not in text
+
+    # Stopped (Ctrl-C) before the server, as docs/it.md "Running it every year" says: it pauses its schedule.
+    serve = next(p for name, p in processes.started if name == "serve")
+    os.killpg(serve.pid, signal.SIGINT)
+    serve.wait(timeout=START_TIMEOUT)
+    assert "the schedule of disburse-yearly/lingang is paused" in (tmp_path / "serve.log").read_text()
+    assert api(env, deployment).paused  # no run is scheduled while nobody serves the deployment
 
 
 def test_the_year_paid_is_the_year_before_the_scheduled_day_in_shanghai() -> None:
@@ -250,3 +281,49 @@ def test_the_year_paid_is_the_year_before_the_scheduled_day_in_shanghai() -> Non
     assert previous_year(dt.datetime(2025, 12, 31, 16, 30, tzinfo=utc)) == 2025  # already 1 January 2026 in Shanghai
     assert previous_year(dt.datetime(2025, 12, 31, 15, 59, tzinfo=utc)) == 2024  # still 31 December 2025 there
     assert previous_year(dt.datetime(2026, 1, 15, 2, 0)) == 2025  # a naive time is UTC
+
+
+def test_the_gap_refusal_names_the_deployments_parameters() -> None:
+    from disburse.job import gap_error
+    from flows.yearly import gap_line
+
+    exc = gap_error(2025, {"lingang": [2022, 2023], "jinan": [2024]})
+    assert "--allow-gaps" in str(exc)  # disburse run's words
+    assert gap_line(exc, year_given=True) == (
+        "year 2025: earlier years were never run and the ledgers have rows for them (jinan 2024; lingang 2022, 2023); "
+        "pay them first, from 2022 on (--param year=2022), or pay 2025 anyway with --param allow_gaps=true")
+    assert gap_line(exc, year_given=False).startswith("year 2025 (no year parameter: the year before the run's date): ")
+
+
+@pytest.mark.parametrize("server", ["stopped", "hung"])
+def test_stopping_serve_waits_a_bounded_time_for_the_pause(server: str) -> None:
+    """Serve stopped after the server: no server answers (refused, or a hung one that accepts and never replies);
+    the pause on shutdown gives up within its bound and says the schedule stays active."""
+    import threading
+    import uuid
+
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    from flows.yearly import pause_schedule
+
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
+    held = []
+    if server == "hung":
+        listener.listen()
+        threading.Thread(target=lambda: held.append(listener.accept()), daemon=True).start()
+    else:
+        listener.close()  # nothing listens on the port
+    try:
+        with temporary_settings({PREFECT_API_URL: f"http://127.0.0.1:{port}/api"}):
+            started = time.monotonic()
+            line = pause_schedule(uuid.uuid4(), "disburse-yearly/all", seconds=3)
+            took = time.monotonic() - started
+    finally:
+        listener.close()
+        for connection, _ in held:
+            connection.close()
+    assert took < 20, took  # Prefect's own pause retried for over a minute
+    assert line.startswith("Stopped; the schedule of disburse-yearly/all was NOT paused (")
+    assert ("no answer within 3 s" in line) == (server == "hung"), line

@@ -72,6 +72,23 @@ def test_simulate_writes_impact_one_column_per_scenario_and_records_nothing(ledg
     assert "增加的企业" in html and "firms gaining" not in html and "Policy impact" not in html
 
 
+def test_simulate_says_when_earlier_years_were_never_run_and_when_the_year_has_no_rows(ledgers: Path,
+                                                                                       tmp_path: Path) -> None:
+    """The scenario's ledgers have rows in 2021 only. 2022 with nothing run: 2021 was never run (a gap), and 2022
+    has no rows (all zeros); each said in one line, in Chinese. 2021 after its run: neither."""
+    def notes(year: str, state: Path) -> list[str]:
+        result = cli("simulate", "--year", year, "--ledgers", str(ledgers), "--state", str(state),
+                     "--out", str(tmp_path / "what-if"))
+        assert result.exit_code == 0, result.output
+        return [line for line in result.output.splitlines() if line.startswith("disburse: ")]
+
+    gap, empty = notes("2022", tmp_path / "none.duckdb")
+    assert gap.startswith("disburse: 注意：以下年度从未运行，台账中却有数据（") and "lingang 2021" in gap, gap
+    assert empty.startswith("disburse: 注意：台账中没有 2022 年的数据行（"), empty
+    run_year(ledgers, tmp_path / "out", 2021)
+    assert notes("2021", tmp_path / "out" / "state.duckdb") == []
+
+
 def test_simulate_refuses_a_bad_overlay_in_one_line(ledgers: Path, tmp_path: Path) -> None:
     bad = overlay(tmp_path, "bad", {"clauses": {"lingang.4": {"tiers": [{"up_to": 300000, "rate": 1.5}, {"rate": 0.5}]}}})
     result = cli("simulate", "--year", "2021", "--ledgers", str(ledgers), "--state", str(tmp_path / "none.duckdb"),

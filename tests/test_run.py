@@ -48,7 +48,8 @@ def test_cli_run_prints_summary_and_writes_files(ledgers: Path, tmp_path: Path, 
     out = tmp_path / "out"
     result = cli("run", "--year", "2021", "--ledgers", str(ledgers), "--out", str(out))
     assert result.exit_code == 0, result.output
-    assert "lingang" in result.output and "280000.00" in result.output
+    assert "lingang" in result.output and "280,000.00" in result.output  # the terminal's yuan: thousands separated
+    assert "已替换运行" not in result.output
     for name in ("disbursements.csv", "disbursements.parquet", "payments.csv", "clawbacks.csv", "rejected.csv",
                  "audit.html", "audit_lines.parquet"):
         assert (out / "2021" / "lingang" / name).is_file(), name
@@ -62,6 +63,13 @@ def test_cli_run_prints_summary_and_writes_files(ledgers: Path, tmp_path: Path, 
     orphans = manifest["rejected_without_region"]
     assert orphans["sha256"] == hashlib.sha256((out / "2021" / "rejected.csv").read_bytes()).hexdigest()
     assert (out / "state.duckdb").is_file()
+    # Run again: the terminal says which run it replaced and where that run's files are kept.
+    rerun = cli("run", "--year", "2021", "--ledgers", str(ledgers), "--out", str(out))
+    assert rerun.exit_code == 0, rerun.output
+    kept = out / "2021" / "lingang" / "runs" / manifest["run_id"]
+    assert f"lingang：已替换运行 {manifest['run_id']}，原文件保存在 {kept}" in rerun.output, rerun.output
+    assert (kept / "payments.csv").is_file()
+    assert json.loads((out / "2021" / "manifest.json").read_text())["replaced_runs"]["lingang"] == manifest["run_id"]
 
 
 def test_finance_files_are_exact_yuan_with_bom(ledgers: Path, tmp_path: Path) -> None:

@@ -165,6 +165,28 @@ def test_hidden_sheets_are_ignored_and_other_sheets_too(tmp_path: Path) -> None:
     assert read.frames["rd"].height == 0 and read.files["rd"] is None
 
 
+def test_sheets_read_two_at_a_time_read_as_one_after_another(monkeypatch) -> None:
+    import disburse.ledgers as ledgers
+
+    together = read_ledgers(DEMO_XLSX)
+    monkeypatch.setattr(ledgers, "SHEET_THREADS", 1)
+    alone = read_ledgers(DEMO_XLSX)
+    assert together.sheets == alone.sheets and all(v is not None for v in together.sheets.values())
+    for name, frame in alone.frames.items():
+        assert together.frames[name].equals(frame), name
+
+
+def test_of_two_faulty_sheets_the_first_ledgers_fault_stops_the_run(tmp_path: Path) -> None:
+    d = tmp_path / "ledgers"
+    d.mkdir()
+    applicants_csv(d)
+    # rd comes before compute among the ledgers; compute's workbook, the larger, is read first
+    workbook(d / "rd.xlsx", {"Sheet1": [["统一社会信用代码", "年度"]]})
+    workbook(d / "compute.xlsx", {"Sheet1": [["账单编号"], *[[f"C{i}"] for i in range(200)]]})
+    with pytest.raises(InputError, match="missing column rd_expense in ledger rd"):
+        read_ledgers(d)
+
+
 # --- what bad input gets: one line, the run stopped ------------------------------------
 
 def bad_dir(tmp_path: Path, case: str) -> Path:
