@@ -358,37 +358,11 @@ def formula(lines: pl.DataFrame, tables: dict[str, pl.DataFrame]) -> pl.DataFram
         eff_rate.alias("eff_rate_ppm"),
         pl.when(kind == "in_kind").then(pl.min_horizontal("quantity", "in_kind_max")).alias("in_kind_quantity"),
     ).with_columns(amount.fill_null(0).cast(pl.Int64).alias("formula_fen"))  # strict: raises, never wraps
-    lines = lines.with_columns(
+    return lines.with_columns(
         pl.when(pl.col("scheduled")).then(pl.col("award_fen"))
         .when(pl.col("blocked").is_not_null()).then(0)
         .when(kind != "approved").then(_min(pl.col("formula_fen"), pl.col("approved_left_fen")))
         .otherwise(pl.col("formula_fen")).alias("gross_fen")
-    )
-    # An approved amount that is the matter's total is shared by this run's lines of the matter too (a row
-    # of an earlier year paid late beside this year's row): filled in date order, what earlier lines take
-    # is no longer left (approved_paid_fen and approved_left_fen count it).
-    matter = ["applicant_id", "clause_id", "matter_id"]
-    whole = LIVE & pl.col("approved_fen").is_not_null() & (pl.col("approved_scope") == "matter") & (kind != "approved")
-    shared = lines.filter(whole & (pl.len().over(matter) > 1))
-    if shared.is_empty():
-        return lines
-    gross = pl.col("gross_fen").cast(pl.Int128)
-    taken = (gross.cum_sum().over(matter, order_by=["line_date", "year_of_matter"]) - gross).cast(pl.Int64)
-    filled = shared.select(
-        "_line", (pl.col("approved_paid_fen") + taken).alias("_paid"),
-        (pl.col("approved_left_fen") - taken).clip(lower_bound=0).alias("_left"),
-    ).with_columns(pl.col("_paid").alias("approved_paid_fen"), pl.col("_left").alias("approved_left_fen"))
-    return (
-        lines.join(filled.select("_line", "_paid", "_left"), on="_line", how="left")
-        .with_columns(
-            pl.coalesce("_paid", "approved_paid_fen").alias("approved_paid_fen"),
-            pl.coalesce("_left", "approved_left_fen").alias("approved_left_fen"),
-        )
-        .with_columns(
-            pl.when(pl.col("_left").is_not_null()).then(_min(pl.col("gross_fen"), pl.col("_left")))
-            .otherwise(pl.col("gross_fen")).alias("gross_fen")
-        )
-        .drop("_paid", "_left")
     )
 
 
@@ -487,7 +461,7 @@ def keep_the_highest(lines: pl.DataFrame, history: pl.DataFrame, tables: dict[st
         )
         .drop("_matter_fen", "_paid_clauses", "_own_fen")
     )
-    contest = [pl.col(c) for c in (*part, "year_of_matter")]  # a matter's line of another year does not compete
+    contest = [pl.col(c) for c in part]
     rank = pl.struct(-pl.col("after_competing_fen"), pl.col("clause_order")).rank("ordinal").over(contest)
     winner = pl.col("clause_id").sort_by([-pl.col("after_competing_fen"), pl.col("clause_order")]).first().over(contest)
     in_contest = LIVE & (pl.col("after_competing_fen") > 0)
