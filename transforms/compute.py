@@ -245,9 +245,8 @@ def assemble(candidates: pl.DataFrame, tables: dict[str, pl.DataFrame], params: 
     # applicant (region, dates) and its name come from the row in force for the run's year; its facts (size,
     # 规上, sector, credit) from the row in force for the year of the line's matter.
     firms = in_force(applicants, year).drop(YEARLY_FACTS)
-    sched = scheduled_installments(history, clauses, year, firms)
-    if not scheduled:  # a pass over lines paid late: the installments falling due are the year's own pass's
-        sched = sched.clear()
+    # a pass over lines paid late schedules nothing: the installments falling due are the year's own pass's
+    sched = scheduled_installments(history if scheduled else history.clear(), clauses, year, firms)
     new = candidates.with_columns(pl.lit(1, pl.Int64).alias("installment"), pl.lit(False).alias("scheduled"))
     first_share = tables["shares"].filter(pl.col("installment") == 1).select("clause_id", pl.col("cum_ppm").alias("_first_ppm"))
     # an award inferred from a prior payment (SPEC §3) says so, with the division it came from
